@@ -1,0 +1,62 @@
+"""The one error base and its stable codes.
+
+    Refusal (code, message)        -- a request the gateway will not carry out, as plain data
+      raised by domain rules and services; the HTTP layer maps `code` to a status and renders
+      {"error": {"code": ..., "message": ...}}. Messages never carry personal data or secrets.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    # request shape
+    BODY_INVALID_JSON = "body_invalid_json"
+    BODY_TOO_LARGE = "body_too_large"
+    BODY_UNKNOWN_FIELD = "body_unknown_field"
+    BODY_INVALID = "body_invalid"
+    QUERY_INVALID = "query_invalid"
+    # who is asking
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    # invites and joining
+    INVITE_INVALID = "invite_invalid"
+    INVITE_EXPIRED = "invite_expired"
+    INVITE_REVOKED = "invite_revoked"
+    INVITE_OTHER_DEVICE = "invite_other_device"
+    PASSWORD_REQUIRED = "password_required"
+    PASSWORD_WRONG = "password_wrong"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    # registry and consent rules
+    EMAIL_DOMAIN_NOT_ALLOWED = "email_domain_not_allowed"
+    NAME_INVALID = "name_invalid"
+    DATE_OF_BIRTH_IN_FUTURE = "date_of_birth_in_future"
+    DATE_INVALID = "date_invalid"
+    NOT_A_GUARDIAN = "not_a_guardian"
+    CONSENT_GIVER_NOT_ALLOWED = "consent_giver_not_allowed"
+    EVIDENCE_NOT_ACCEPTED = "evidence_not_accepted"
+    PURPOSE_UNKNOWN = "purpose_unknown"
+    ROLE_NOT_ALLOWED = "role_not_allowed"
+    VETTING_EXPIRED = "vetting_expired"
+    SESSION_ENDED = "session_ended"
+    POLICY_INVALID = "policy_invalid"
+    # media
+    CREDENTIAL_INVALID = "credential_invalid"
+    SDP_INVALID = "sdp_invalid"
+    SDP_TOO_LARGE = "sdp_too_large"
+    # the gateway itself
+    AUDIT_UNAVAILABLE = "audit_unavailable"
+    LIVE_STATE_UNAVAILABLE = "live_state_unavailable"
+    INTERNAL = "internal"
+
+
+class Refusal(Exception):
+    """A request refused for a stated, stable reason."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
