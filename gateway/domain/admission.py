@@ -1,13 +1,74 @@
-"""The admit / hold / deny decision for a join (R1, R3, R4, R6, R16, R18)."""
+"""The admit / hold / deny decision for a join (R1, R3, R4, R5, R6, R16, R18).
+
+Checks, in order, each adding its reasons (a join is denied when any check denies):
+  1. identity: the participant is this person, on this session, of this organisation
+     ("participant_mismatch", "org_mismatch");
+  2. timing (R16): "session_ended", "session_not_started", "session_over",
+     "outside_session_hours" (see `hours.session_hours_reasons`);
+  3. role sanity: child -> a Child; host/observer -> Staff; guardian -> a Guardian; viewer ->
+     anyone, but only in a livestream ("role_mismatch", "viewer_not_in_livestream");
+  4. host/observer (R5): vetting of an accepted kind, valid today (checked_on <= today <
+     expires_on: a check has lapsed on its expiry date) -> "vetting_missing",
+     "vetting_kind_not_accepted", "vetting_not_yet_valid", "vetting_expired"; and a staff role
+     that may take the session role -> "staff_role_not_allowed". A host must be a TUTOR or the
+     DSL; an observer must be an OBSERVER, the DSL or a TUTOR. ADMIN alone does not qualify:
+     it is an office role, not a safer-recruitment one;
+  5. any Child (as child or viewer, R6): valid participation consent, else
+     "no_participation_consent" plus the consent reasons prefixed "consent:".
+Then a Child who passed is HELD ("awaiting_supervision") while fewer than
+`supervision.min_vetted_adults` vetted adults (not counting the joiner) are present (R4).
+Adults are admitted even when alone: they are the ones who must be there first.
+
+Grants are explicit: admitted host, observer, child and guardian publish and subscribe; a
+viewer only subscribes, hidden from other viewers per policy (R18); held and denied joins get
+no grants at all.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from gateway.domain.models import ConsentRecord, Decision, Participant, Person, Presence, Session
+from gateway.domain.consent import consent_state
+from gateway.domain.hours import local_date, session_hours_reasons
+from gateway.domain.models import (
+    PARTICIPATION,
+    Child,
+    ConsentRecord,
+    Decision,
+    Grants,
+    Guardian,
+    Outcome,
+    Participant,
+    Person,
+    Presence,
+    Session,
+    SessionKind,
+    SessionRole,
+    Staff,
+    StaffRole,
+    person_kind,
+)
 from gateway.domain.policy import Policy
+from gateway.domain.supervision import count_vetted_adults
+
+__all__ = [
+    "STAFF_ROLES_FOR",
+    "JoinFacts",
+    "count_vetted_adults",
+    "decide_join",
+    "grants_for",
+    "is_vetted_adult",
+    "staff_role_allowed",
+    "vetting_reasons",
+]
+
+# Which organisational roles may take each adult session role.
+STAFF_ROLES_FOR: dict[SessionRole, frozenset[StaffRole]] = {
+    SessionRole.HOST: frozenset({StaffRole.TUTOR, StaffRole.DSL}),
+    SessionRole.OBSERVER: frozenset({StaffRole.OBSERVER, StaffRole.DSL, StaffRole.TUTOR}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,5 +82,103 @@ class JoinFacts:
     present: Sequence[Presence]  # everyone the live state says is in the session now
 
 
+def vetting_reasons(staff: Staff, policy: Policy, today: date) -> tuple[str, ...]:
+    """Why this member of staff's vetting does not count today; empty when it does."""
+    vetting = staff.vetting
+    if vetting is None:
+        return ("vetting_missing",)
+    if vetting.kind not in policy.staff.accepted_vetting_kinds:
+        return ("vetting_kind_not_accepted",)
+    if today < vetting.checked_on:
+        return ("vetting_not_yet_valid",)
+    if today >= vetting.expires_on:
+        return ("vetting_expired",)
+    return ()
+
+
+def staff_role_allowed(staff: Staff, role: SessionRole) -> bool:
+    """Whether the staff member's organisational roles allow this session role."""
+    return bool(staff.roles & STAFF_ROLES_FOR.get(role, frozenset()))
+
+
+def is_vetted_adult(staff: Staff, role: SessionRole, policy: Policy, today: date) -> bool:
+    """Whether this member of staff, in this session role, counts towards supervision (R4)."""
+    return (
+        role.value in policy.supervision.counting_roles
+        and staff_role_allowed(staff, role)
+        and not vetting_reasons(staff, policy, today)
+    )
+
+
+def grants_for(role: SessionRole, policy: Policy) -> Grants:
+    """The media grants of an admitted participant in this role."""
+    if role is SessionRole.VIEWER:
+        # R18: audiences never broadcast, whatever else the policy says.
+        return Grants(
+            can_publish=False,
+            can_subscribe=True,
+            hidden=policy.livestream.viewers_hidden_from_each_other,
+        )
+    return Grants(can_publish=True, can_subscribe=True)
+
+
+def _role_reasons(role: SessionRole, person: Person, session: Session) -> tuple[str, ...]:
+    if role is SessionRole.CHILD and not isinstance(person, Child):
+        return ("role_mismatch",)
+    if role in (SessionRole.HOST, SessionRole.OBSERVER) and not isinstance(person, Staff):
+        return ("role_mismatch",)
+    if role is SessionRole.GUARDIAN and not isinstance(person, Guardian):
+        return ("role_mismatch",)
+    if role is SessionRole.VIEWER and session.kind is not SessionKind.LIVESTREAM:
+        return ("viewer_not_in_livestream",)
+    return ()
+
+
 def decide_join(facts: JoinFacts) -> Decision:
-    raise NotImplementedError
+    """Admit, hold or deny this join, with reasons and explicit grants."""
+    policy, session, participant, person = (
+        facts.policy,
+        facts.session,
+        facts.participant,
+        facts.person,
+    )
+    role = participant.role
+    today = local_date(facts.now, policy)
+    deny: list[str] = []
+
+    if (
+        participant.person_id != person.id
+        or participant.person_kind is not person_kind(person)
+        or participant.session_id != session.id
+    ):
+        deny.append("participant_mismatch")
+    if person.org_id != session.org_id:
+        deny.append("org_mismatch")
+
+    deny.extend(session_hours_reasons(session, policy, facts.now))
+
+    role_reasons = _role_reasons(role, person, session)
+    deny.extend(role_reasons)
+
+    if not role_reasons and isinstance(person, Staff) and role in STAFF_ROLES_FOR:
+        deny.extend(vetting_reasons(person, policy, today))
+        if not staff_role_allowed(person, role):
+            deny.append("staff_role_not_allowed")
+
+    if isinstance(person, Child) and not role_reasons:
+        consent = consent_state(person, facts.consents, PARTICIPATION, policy, today)
+        if not consent.valid:
+            deny.append("no_participation_consent")
+            deny.extend(f"consent:{reason}" for reason in consent.reasons)
+
+    if deny:
+        return Decision(Outcome.DENY, tuple(dict.fromkeys(deny)), Grants.none(), policy.label)
+
+    if isinstance(person, Child):
+        adults = count_vetted_adults(facts.present, policy, participant.id)
+        if adults < policy.supervision.min_vetted_adults:
+            return Decision(Outcome.HOLD, ("awaiting_supervision",), Grants.none(), policy.label)
+        return Decision(
+            Outcome.ADMIT, ("admitted", "supervised"), grants_for(role, policy), policy.label
+        )
+    return Decision(Outcome.ADMIT, ("admitted",), grants_for(role, policy), policy.label)
