@@ -1,0 +1,18 @@
+"""Alembic environment: migrations run on a connection handed over by gateway.adapters.sql.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from gateway.adapters.sql.schema import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `gateway migrate` (gateway.adapters.sql.migrate)")
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

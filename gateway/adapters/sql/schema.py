@@ -1,0 +1,189 @@
+"""Tables. Durable truth lives here; the schema itself is created by migrations only.
+
+Timestamps are UTC microseconds since the epoch (BigInteger): identical on SQLite and
+PostgreSQL, cheap to compare and to hash into the audit chain.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID = 32  # uuid4 hex
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("policy_path", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("roles", String(100), nullable=False),  # comma-separated StaffRole values
+    Column("vetting_kind", String(64), nullable=True),
+    Column("vetting_checked_on", Date, nullable=True),
+    Column("vetting_expires_on", Date, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("org_id", "email", name="uq_staff_org_email"),
+)
+
+children = Table(
+    "children",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("date_of_birth", Date, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+guardians = Table(
+    "guardians",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("contact", String(320), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+child_guardians = Table(
+    "child_guardians",
+    metadata,
+    Column("child_id", String(ID), ForeignKey("children.id"), primary_key=True),
+    Column("guardian_id", String(ID), ForeignKey("guardians.id"), primary_key=True),
+)
+
+consent_records = Table(
+    "consent_records",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("subject_kind", String(16), nullable=False),
+    Column("subject_id", String(ID), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("given_by_kind", String(16), nullable=False),
+    Column("given_by_id", String(ID), nullable=False),
+    Column("evidence_method", String(32), nullable=True),
+    Column("evidence_reference", String(200), nullable=True),
+    Column("evidence_date", Date, nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
+    Index("ix_consent_subject", "org_id", "subject_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("host_staff_id", String(ID), ForeignKey("staff.id"), nullable=False),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("recording_purpose", String(64), nullable=True),
+    Column("password_hash", Text, nullable=True),
+    Column("out_of_hours_approved_by", String(ID), nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("session_id", String(ID), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("person_kind", String(16), nullable=False),
+    Column("person_id", String(ID), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("masked_identity", String(64), nullable=False, unique=True),
+    Column("display_name", String(120), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("session_id", "person_kind", "person_id", name="uq_participant_person"),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", String(ID), primary_key=True),  # the token's jti
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("session_id", String(ID), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("participant_id", String(ID), ForeignKey("participants.id"), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("device_hash", String(64), nullable=True),
+    Column("redeemed_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The audit log: append-only. `entry` holds the canonical bytes the MAC chain covers (see
+# gateway.domain.audit); the other columns are an index for filtering, and what the API shows is
+# always decoded from `entry`.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("org_id", String(ID), nullable=True),
+    Column("kind", String(64), nullable=False),
+    Column("session_id", String(ID), nullable=True),
+    Column("person_id", String(ID), nullable=True),
+    Column("entry", LargeBinary, nullable=False),
+    Column("mac", LargeBinary(32), nullable=False),
+    Index("ix_audit_org_at", "org_id", "at"),
+    Index("ix_audit_session", "session_id"),
+    Index("ix_audit_person", "person_id"),
+)
+
+# Seals over whole segments of entries, for bulk verification.
+audit_seals = Table(
+    "audit_seals",
+    metadata,
+    Column("segment", BigInteger, primary_key=True, autoincrement=False),
+    Column("mac", LargeBinary(32), nullable=False),
+)
+
+# One row: the newest entry's seq and MAC, updated in the same transaction as the entries.
+# Writers lock it to serialise the chain across gateway processes; verify uses it to detect
+# a cut tail.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("mac", LargeBinary(32), nullable=False),
+)
