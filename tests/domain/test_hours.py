@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from gateway.domain.hours import local_date, schedule_reasons, session_hours_reasons
+from gateway.domain.policy import Policy
 
 from .factories import DEFAULT_POLICY, NOW, make_policy, session
 
@@ -83,11 +84,11 @@ def test_policy_hours(now: datetime, inside: bool) -> None:
     ],
 )
 def test_out_of_hours_approval(
-    policy: object, approved_by: str | None, reasons: tuple[str, ...]
+    policy: Policy, approved_by: str | None, reasons: tuple[str, ...]
 ) -> None:
     sunday = utc(2026, 11, 29, 10, 0)
     s = session(starts_at=sunday, out_of_hours_approved_by=approved_by)
-    assert session_hours_reasons(s, policy, sunday) == reasons  # type: ignore[arg-type]
+    assert session_hours_reasons(s, policy, sunday) == reasons
 
 
 def test_reasons_accumulate() -> None:
@@ -191,9 +192,9 @@ def test_reasons_accumulate() -> None:
     ],
 )
 def test_schedule_reasons(
-    start: datetime, end: datetime, policy: object, approved: bool, reasons: tuple[str, ...]
+    start: datetime, end: datetime, policy: Policy, approved: bool, reasons: tuple[str, ...]
 ) -> None:
-    assert schedule_reasons(start, end, policy, approved) == reasons  # type: ignore[arg-type]
+    assert schedule_reasons(start, end, policy, approved) == reasons
 
 
 @pytest.mark.parametrize(
