@@ -13,7 +13,8 @@ Offer layout (the slot protocol, see ``docs`` in the module :data:`SLOT_PROTOCOL
   m-line and the i-th recvonly video m-line (in offer order) form slot ``i``; a slot carries one
   publisher's audio and video. At most ``slots_per_peer`` slots are used; extra m-lines are
   answered ``inactive``.
-* only audio and video (no data channel); VP8 video and Opus audio (answer restricted to them).
+* only audio and video (no data channel); VP8 video and Opus audio (answer restricted to them);
+  every m-line in one BUNDLE group (all browsers do this by default).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -167,6 +169,10 @@ def _plan_offer(offer_sdp: str, max_bytes: int, slots_per_peer: int) -> list[_Me
         raise SdpInvalid("unparsable SDP") from exc
     if not description.media:
         raise SdpInvalid("offer has no media")
+    bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
+    mids = [m.rtp.muxId for m in description.media]
+    if bundle is None or sorted(bundle.items) != sorted(mids) or len(set(mids)) != len(mids):
+        raise SdpUnsupported("offer must BUNDLE all its media sections")
     plans: list[_MediaPlan] = []
     publishers = dict.fromkeys(KINDS, 0)
     slots = dict.fromkeys(KINDS, 0)
@@ -250,9 +256,7 @@ class EmbeddedRelay:
         room_obj = self._rooms.pop(room, None)
         if room_obj is None:
             return
-        await asyncio.gather(
-            *(self._drop(p, "room_closed") for p in list(room_obj.peers.values()))
-        )
+        await asyncio.gather(*(self._drop(p, "room_closed") for p in list(room_obj.peers.values())))
 
     # ----------------------------------------------------------- participants
 
@@ -265,7 +269,13 @@ class EmbeddedRelay:
         room_obj = self._room(room)
         plans = _plan_offer(offer_sdp, self.max_sdp_bytes, self.slots_per_peer)
 
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self._ice_servers)))
+        # max-bundle: one ICE/DTLS transport from the start (with the default "balanced" policy
+        # aiortc 1.16 leaves pre-created same-kind transceivers on a discarded transport).
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            )
+        )
         peer = _Peer(room, identity, grants, pc, next(self._seq))
         try:
             self._build_transceivers(peer, plans)
@@ -500,9 +510,7 @@ class EmbeddedRelay:
         )
         publishers = [p for p in connected if p.grants.can_publish and p.publications]
         for sub in connected:
-            visible = (
-                [p for p in publishers if p is not sub] if sub.grants.can_subscribe else []
-            )
+            visible = [p for p in publishers if p is not sub] if sub.grants.can_subscribe else []
             changed = False
             for slot in sub.slots:
                 if slot.source is not None and not any(slot.source is p for p in visible):

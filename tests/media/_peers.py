@@ -11,6 +11,7 @@ from typing import Any
 import av
 from aiortc import (
     AudioStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpTransceiver,
@@ -70,7 +71,10 @@ class Client:
         loopback: bool | None = None,
     ) -> None:
         self.name = name
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # aiortc 1.16 needs max-bundle when several transceivers of one kind are pre-created.
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         self.loopback = loopback
         self.publish_transceivers: list[RTCRtpTransceiver] = []
         if publish:
