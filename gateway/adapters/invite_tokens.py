@@ -1,0 +1,274 @@
+"""Invite tokens, media credentials and device cookies (R1, R2), signed with PyJWT.
+
+One algorithm only: HS256. A token's header must say HS256 and (for invites) carry a `kid` that
+names a key in the KeyRing; the kid is looked up among known keys *before* anything is verified,
+and no other key is ever tried. PyJWT checks the signature, the audience, the issuer and that
+the required claims are present; the claims themselves, expiry and start time included, are
+judged by `gateway.domain.invite_token` against the caller's `now` (PyJWT has no injectable
+clock, so its own time checks are off).
+
+Tokens are secrets: no message, exception or log line produced here contains one, or any value
+read from one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import jwt
+
+from gateway.adapters.keys import KeyRing
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.invite_token import (
+    ALGORITHM,
+    INVITE_AUDIENCE,
+    INVITE_TYP,
+    MAX_MEDIA_TTL_SECONDS,
+    MAX_TOKEN_CHARS,
+    MEDIA_AUDIENCE,
+    MEDIA_TYP,
+    InviteClaims,
+    MediaClaims,
+    invite_claims_from,
+    media_claims_from,
+)
+
+__all__ = [
+    "DEVICE_TOKEN_BYTES",
+    "InviteTokens",
+    "MediaCredentials",
+    "device_hash",
+    "device_token",
+]
+
+DEVICE_TOKEN_BYTES = 32
+
+# PyJWT's checks that need no clock; time is judged in the domain against `now`.
+_REQUIRE_INVITE = ["exp", "iat", "nbf", "jti", "aud", "iss"]
+_REQUIRE_MEDIA = ["exp", "iat", "nbf", "jti", "aud", "iss", "sub"]
+
+
+class InviteTokens:
+    """Mints and verifies personal invite tokens. Only opaque ids go in: no personal data."""
+
+    def __init__(self, keyring: KeyRing, issuer: str) -> None:
+        if not issuer:
+            raise ValueError("an issuer is required")
+        self._keyring = keyring
+        self._issuer = issuer
+
+    def __repr__(self) -> str:
+        return f"InviteTokens(issuer={self._issuer!r})"
+
+    def mint(
+        self,
+        invite_id: str,
+        session_id: str,
+        org_id: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> str:
+        """A signed invite token (jti = invite_id) valid from `now` until `expires_at`."""
+        iat = _whole_seconds(now)
+        exp = _whole_seconds(expires_at)
+        if exp <= iat:
+            raise ValueError("an invite must expire after it is issued")
+        claims = {
+            "typ": INVITE_TYP,
+            "iss": self._issuer,
+            "aud": INVITE_AUDIENCE,
+            "jti": invite_id,
+            "sid": session_id,
+            "org": org_id,
+            "iat": iat,
+            "nbf": iat,
+            "exp": exp,
+        }
+        _self_check(lambda: invite_claims_from(claims, issuer=self._issuer, now=now))
+        kid, secret = self._keyring.signing_key()
+        return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
+
+    def verify(self, token: str, now: datetime) -> InviteClaims:
+        """The claims of a genuine, current invite token, else Refusal.
+
+        INVITE_EXPIRED once `exp` has passed; INVITE_INVALID for everything else (too long,
+        malformed, another algorithm or none, missing or unknown kid, forged signature, wrong
+        audience/issuer/type, missing claims, not valid yet).
+        """
+
+        def invalid(message: str) -> Refusal:
+            return Refusal(ErrorCode.INVITE_INVALID, message)
+
+        def key_for(header: Mapping[str, Any]) -> bytes:
+            kid = header.get("kid")
+            if kid is None:
+                raise invalid("invite token names no signing key")
+            if not isinstance(kid, str):
+                raise invalid("invite token's key id is malformed")
+            secret = self._keyring.verification_key(kid)
+            if secret is None:
+                raise invalid("invite token was signed with an unknown key")
+            return secret
+
+        payload = _decode(
+            token,
+            what="invite token",
+            key_for=key_for,
+            audience=INVITE_AUDIENCE,
+            issuer=self._issuer,
+            require=_REQUIRE_INVITE,
+            invalid=invalid,
+        )
+        return invite_claims_from(payload, issuer=self._issuer, now=now)
+
+
+class MediaCredentials:
+    """Short-lived credentials for media signalling, signed with the ring's media key.
+
+    Single use is the caller's job: after `verify`, store the credential's `credential_id`
+    (jti) until its `expires_at` and refuse any credential whose jti is already stored.
+    """
+
+    def __init__(self, keyring: KeyRing, issuer: str) -> None:
+        if not issuer:
+            raise ValueError("an issuer is required")
+        self._keyring = keyring
+        self._issuer = issuer
+
+    def __repr__(self) -> str:
+        return f"MediaCredentials(issuer={self._issuer!r})"
+
+    def mint(
+        self,
+        session_id: str,
+        identity: str,
+        grants: Mapping[str, object],
+        now: datetime,
+        ttl_seconds: int = 60,
+    ) -> str:
+        """A credential for `identity` in `session_id` with explicit `grants` (JSON values)."""
+        if not 1 <= ttl_seconds <= MAX_MEDIA_TTL_SECONDS:
+            raise ValueError(f"ttl_seconds must be 1..{MAX_MEDIA_TTL_SECONDS}")
+        iat = _whole_seconds(now)
+        claims = {
+            "typ": MEDIA_TYP,
+            "iss": self._issuer,
+            "aud": MEDIA_AUDIENCE,
+            "jti": secrets.token_hex(16),
+            "sid": session_id,
+            "sub": identity,
+            "grants": dict(grants),
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + ttl_seconds,
+        }
+        _self_check(lambda: media_claims_from(claims, issuer=self._issuer, now=now))
+        return jwt.encode(claims, self._keyring.media_key(), algorithm=ALGORITHM)
+
+    def verify(self, token: str, now: datetime) -> MediaClaims:
+        """The claims of a genuine, current media credential, else Refusal CREDENTIAL_INVALID."""
+
+        def invalid(message: str) -> Refusal:
+            return Refusal(ErrorCode.CREDENTIAL_INVALID, message)
+
+        payload = _decode(
+            token,
+            what="media credential",
+            key_for=lambda _header: self._keyring.media_key(),
+            audience=MEDIA_AUDIENCE,
+            issuer=self._issuer,
+            require=_REQUIRE_MEDIA,
+            invalid=invalid,
+        )
+        return media_claims_from(payload, issuer=self._issuer, now=now)
+
+
+def device_token() -> str:
+    """A fresh random value for the device cookie (32 bytes, URL-safe base64)."""
+    return secrets.token_urlsafe(DEVICE_TOKEN_BYTES)
+
+
+def device_hash(value: str) -> str:
+    """What is stored for a device cookie: its SHA-256, hex. The cookie itself is never stored."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# --- shared verification ---------------------------------------------------------------------
+
+
+def _decode(
+    token: str,
+    *,
+    what: str,
+    key_for: Callable[[Mapping[str, Any]], bytes],
+    audience: str,
+    issuer: str,
+    require: list[str],
+    invalid: Callable[[str], Refusal],
+) -> dict[str, Any]:
+    if not isinstance(token, str) or not token:
+        raise invalid(f"{what} is missing")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise invalid(f"{what} is too long")
+    if not token.isascii() or token.count(".") != 2:
+        raise invalid(f"{what} is malformed")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise invalid(f"{what} is malformed") from None
+    if header.get("alg") != ALGORITHM:
+        raise invalid(f"{what} uses an algorithm that is not accepted")
+    secret = key_for(header)
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            leeway=0,
+            options={
+                "verify_signature": True,
+                "require": require,
+                "verify_aud": True,
+                "strict_aud": True,
+                "verify_iss": True,
+                # time is judged in the domain against the caller's `now`
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise invalid(f"{what} signature does not verify") from None
+    except jwt.MissingRequiredClaimError as error:
+        # error.claim is one of our own names from `require`, never token content
+        claim = error.claim if error.claim in require else "?"
+        raise invalid(f"required claim '{claim}' is missing") from None
+    except jwt.InvalidAudienceError:
+        raise invalid(f"{what} is for another audience") from None
+    except jwt.InvalidIssuerError:
+        raise invalid(f"{what} has the wrong issuer") from None
+    except jwt.PyJWTError:
+        raise invalid(f"{what} is malformed") from None
+    if not isinstance(payload, dict):
+        raise invalid(f"{what} is malformed")
+    return payload
+
+
+def _self_check(check: Callable[[], object]) -> None:
+    """Mint only what verify would accept (opaque ids, consistent times)."""
+    try:
+        check()
+    except Refusal as refusal:
+        raise ValueError(f"refusing to mint: {refusal.message}") from None
+
+
+def _whole_seconds(at: datetime) -> int:
+    if at.tzinfo is None:
+        raise ValueError("naive datetimes are not accepted; attach a time zone")
+    return int(at.timestamp())
