@@ -1,8 +1,8 @@
 """The one error base and its stable codes.
 
-    Refusal (code, message)        -- a request the gateway will not carry out, as plain data
-      raised by domain rules and services; the HTTP layer maps `code` to a status and renders
-      {"error": {"code": ..., "message": ...}}. Messages never carry personal data or secrets.
+Refusal (code, message)        -- a request the gateway will not carry out, as plain data
+  raised by domain rules and services; the HTTP layer maps `code` to a status and renders
+  {"error": {"code": ..., "message": ...}}. Messages never carry personal data or secrets.
 """
 
 from __future__ import annotations

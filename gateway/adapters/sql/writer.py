@@ -9,6 +9,7 @@ and the refusal itself recorded instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -73,14 +74,11 @@ class AuditedWriter:
 
     async def stop(self) -> None:
         # Finish what was accepted before stopping: nothing acknowledged is lost.
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
         if self._task is not None:
+            await self._queue.join()
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def write(self, job: Job[T], on_refusal: RefusalEvent | None = None) -> T:
@@ -105,13 +103,16 @@ class AuditedWriter:
                 group.append(self._queue.get_nowait())
             try:
                 await self._commit(group)
-            except Exception:
+            except Exception:  # the whole group is refused: fail closed
                 log.exception("audit group commit failed")
                 for pending in group:
                     if not pending.future.done():
                         pending.future.set_exception(
                             Refusal(ErrorCode.AUDIT_UNAVAILABLE, "The audit log is not available.")
                         )
+            finally:
+                for _ in group:
+                    self._queue.task_done()
 
     async def _commit(self, group: list[_Pending[Any]]) -> None:
         at = to_us(self._clock.now())
@@ -188,5 +189,7 @@ class AuditedWriter:
                 )
             ).scalar_one_or_none() or bytes(32)
             await conn.execute(
-                insert(audit_seals).values(segment=segment, mac=seal_mac(self._key, previous, entries))
+                insert(audit_seals).values(
+                    segment=segment, mac=seal_mac(self._key, previous, entries)
+                )
             )

@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on a connection handed over by gateway.adapters.sql.migrate."""
+"""Alembic environment: migrations run on a connection handed over by `migrate()`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,672 @@
+"""The `Store` port on SQL (SQLite or PostgreSQL): durable truth, every change audited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.adapters.sql import schema as t
+from gateway.adapters.sql.writer import AuditedWriter, WriteTx
+from gateway.clock import Clock, from_us, to_us
+from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.models import (
+    Child,
+    ConsentAction,
+    ConsentRecord,
+    Evidence,
+    EvidenceMethod,
+    Guardian,
+    Invite,
+    Participant,
+    Person,
+    PersonKind,
+    Session,
+    SessionKind,
+    SessionRole,
+    Staff,
+    StaffRole,
+    Vetting,
+)
+from gateway.services.ports import AuditQuery, JoinRecord, Organisation
+
+
+class SqlStore:
+    def __init__(
+        self, writer_engine: AsyncEngine, reader_engine: AsyncEngine, audit_key: bytes, clock: Clock
+    ) -> None:
+        self._reader = reader_engine
+        self._writer_engine = writer_engine
+        self._audit_key = audit_key
+        self._clock = clock
+        self.writer = AuditedWriter(writer_engine, audit_key, clock)
+
+    async def start(self) -> None:
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.connect() as conn:
+            yield conn
+
+    async def _change(self, events: Sequence[AuditEvent], statements: Sequence[Any]) -> None:
+        async def job(tx: WriteTx) -> None:
+            for statement in statements:
+                await tx.conn.execute(statement)
+            for event in events:
+                tx.audit(event)
+
+        try:
+            await self.writer.write(job)
+        except IntegrityError as exc:  # pragma: no cover - surfaced as INTERNAL by the writer
+            raise Refusal(ErrorCode.CONFLICT, "That conflicts with an existing record.") from exc
+
+    # organisations ------------------------------------------------------------------------
+    async def add_organisation(
+        self, org: Organisation, key_id: str, key_hash: str, events: Sequence[AuditEvent]
+    ) -> None:
+        now = to_us(self._clock.now())
+        await self._change(
+            events,
+            [
+                insert(t.organisations).values(
+                    id=org.id, name=org.name, policy_path=org.policy_path, created_at=now
+                ),
+                insert(t.api_keys).values(
+                    id=key_id, org_id=org.id, key_hash=key_hash, created_at=now
+                ),
+            ],
+        )
+
+    async def organisation_for_key(self, key_hash: str) -> Organisation | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.organisations)
+                    .join(t.api_keys, t.api_keys.c.org_id == t.organisations.c.id)
+                    .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
+                )
+            ).first()
+        return _org(row) if row else None
+
+    async def organisation(self, org_id: str) -> Organisation | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(select(t.organisations).where(t.organisations.c.id == org_id))
+            ).first()
+        return _org(row) if row else None
+
+    async def organisations(self) -> Sequence[Organisation]:
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(select(t.organisations).order_by(t.organisations.c.created_at))
+            ).all()
+        return [_org(row) for row in rows]
+
+    async def add_api_key(
+        self, org_id: str, key_id: str, key_hash: str, events: Sequence[AuditEvent]
+    ) -> None:
+        now = to_us(self._clock.now())
+        await self._change(
+            events,
+            [
+                insert(t.api_keys).values(
+                    id=key_id, org_id=org_id, key_hash=key_hash, created_at=now
+                )
+            ],
+        )
+
+    async def revoke_api_keys(
+        self, org_id: str, except_key_id: str | None, events: Sequence[AuditEvent]
+    ) -> int:
+        async def job(tx: WriteTx) -> int:
+            condition = and_(t.api_keys.c.org_id == org_id, t.api_keys.c.revoked_at.is_(None))
+            if except_key_id is not None:
+                condition = and_(condition, t.api_keys.c.id != except_key_id)
+            result = await tx.conn.execute(
+                update(t.api_keys).where(condition).values(revoked_at=tx.at)
+            )
+            for event in events:
+                tx.audit(event)
+            return int(result.rowcount)
+
+        return await self.writer.write(job)
+
+    # registry -------------------------------------------------------------------------------
+    async def add_person(self, person: Person, events: Sequence[AuditEvent]) -> None:
+        async def job(tx: WriteTx) -> None:
+            if isinstance(person, Staff):
+                taken = await tx.conn.scalar(
+                    select(func.count())
+                    .select_from(t.staff)
+                    .where(t.staff.c.org_id == person.org_id, t.staff.c.email == person.email)
+                )
+                if taken:
+                    raise Refusal(ErrorCode.CONFLICT, "A member of staff with that email exists.")
+                vetting = person.vetting
+                await tx.conn.execute(
+                    insert(t.staff).values(
+                        id=person.id,
+                        org_id=person.org_id,
+                        name=person.name,
+                        email=person.email,
+                        roles=",".join(sorted(role.value for role in person.roles)),
+                        vetting_kind=vetting.kind if vetting else None,
+                        vetting_checked_on=vetting.checked_on if vetting else None,
+                        vetting_expires_on=vetting.expires_on if vetting else None,
+                        created_at=tx.at,
+                    )
+                )
+            elif isinstance(person, Child):
+                await tx.conn.execute(
+                    insert(t.children).values(
+                        id=person.id,
+                        org_id=person.org_id,
+                        name=person.name,
+                        date_of_birth=person.date_of_birth,
+                        created_at=tx.at,
+                    )
+                )
+                for guardian_id in sorted(person.guardian_ids):
+                    await tx.conn.execute(
+                        insert(t.child_guardians).values(
+                            child_id=person.id, guardian_id=guardian_id
+                        )
+                    )
+            else:
+                await tx.conn.execute(
+                    insert(t.guardians).values(
+                        id=person.id,
+                        org_id=person.org_id,
+                        name=person.name,
+                        contact=person.contact,
+                        created_at=tx.at,
+                    )
+                )
+            for event in events:
+                tx.audit(event)
+
+        await self.writer.write(job)
+
+    async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None:
+        async with self._read() as conn:
+            return await _load_person(conn, org_id, kind, person_id)
+
+    async def staff_by_email(self, org_id: str, email: str) -> Staff | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.staff).where(t.staff.c.org_id == org_id, t.staff.c.email == email)
+                )
+            ).first()
+        return _staff(row) if row else None
+
+    async def people(self, org_id: str, kind: PersonKind) -> Sequence[Person]:
+        async with self._read() as conn:
+            if kind is PersonKind.STAFF:
+                rows = (
+                    await conn.execute(
+                        select(t.staff)
+                        .where(t.staff.c.org_id == org_id)
+                        .order_by(t.staff.c.created_at, t.staff.c.id)
+                    )
+                ).all()
+                return [_staff(row) for row in rows]
+            if kind is PersonKind.GUARDIAN:
+                rows = (
+                    await conn.execute(
+                        select(t.guardians)
+                        .where(t.guardians.c.org_id == org_id)
+                        .order_by(t.guardians.c.created_at, t.guardians.c.id)
+                    )
+                ).all()
+                return [_guardian(row) for row in rows]
+            rows = (
+                await conn.execute(
+                    select(t.children)
+                    .where(t.children.c.org_id == org_id)
+                    .order_by(t.children.c.created_at, t.children.c.id)
+                )
+            ).all()
+            links = await _guardian_links(conn, [row.id for row in rows])
+            return [_child(row, links.get(row.id, frozenset())) for row in rows]
+
+    async def link_guardian(
+        self, child: Child, guardian: Guardian, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [insert(t.child_guardians).values(child_id=child.id, guardian_id=guardian.id)],
+        )
+
+    # consent -------------------------------------------------------------------------------
+    async def add_consent(self, record: ConsentRecord, events: Sequence[AuditEvent]) -> None:
+        evidence = record.evidence
+        await self._change(
+            events,
+            [
+                insert(t.consent_records).values(
+                    id=record.id,
+                    org_id=record.org_id,
+                    subject_kind=record.subject_kind.value,
+                    subject_id=record.subject_id,
+                    purpose=record.purpose,
+                    action=record.action.value,
+                    given_by_kind=record.given_by_kind.value,
+                    given_by_id=record.given_by_id,
+                    evidence_method=evidence.method.value if evidence else None,
+                    evidence_reference=evidence.reference if evidence else None,
+                    evidence_date=evidence.dated if evidence else None,
+                    recorded_at=to_us(record.recorded_at),
+                )
+            ],
+        )
+
+    async def consents(self, org_id: str, subject_id: str) -> Sequence[ConsentRecord]:
+        async with self._read() as conn:
+            return await _consents(conn, org_id, subject_id)
+
+    # sessions ------------------------------------------------------------------------------
+    async def add_session(
+        self, session: Session, title: str, password_hash: str | None, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [
+                insert(t.sessions).values(
+                    id=session.id,
+                    org_id=session.org_id,
+                    kind=session.kind.value,
+                    title=title,
+                    host_staff_id=session.host_staff_id,
+                    starts_at=to_us(session.starts_at),
+                    ends_at=to_us(session.ends_at),
+                    recording_purpose=session.recording_purpose,
+                    password_hash=password_hash,
+                    out_of_hours_approved_by=session.out_of_hours_approved_by,
+                    created_at=to_us(session.starts_at),
+                )
+            ],
+        )
+
+    async def session(self, org_id: str, session_id: str) -> Session | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.sessions).where(
+                        t.sessions.c.org_id == org_id, t.sessions.c.id == session_id
+                    )
+                )
+            ).first()
+        return _session(row) if row else None
+
+    async def session_title(self, org_id: str, session_id: str) -> str | None:
+        async with self._read() as conn:
+            title = await conn.scalar(
+                select(t.sessions.c.title).where(
+                    t.sessions.c.org_id == org_id, t.sessions.c.id == session_id
+                )
+            )
+        return str(title) if title is not None else None
+
+    async def end_session(
+        self, org_id: str, session_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [
+                update(t.sessions)
+                .where(
+                    t.sessions.c.org_id == org_id,
+                    t.sessions.c.id == session_id,
+                    t.sessions.c.ended_at.is_(None),
+                )
+                .values(ended_at=to_us(at))
+            ],
+        )
+
+    async def add_participant(
+        self, org_id: str, participant: Participant, events: Sequence[AuditEvent]
+    ) -> None:
+        async def job(tx: WriteTx) -> None:
+            taken = await tx.conn.scalar(
+                select(func.count())
+                .select_from(t.participants)
+                .where(
+                    t.participants.c.session_id == participant.session_id,
+                    t.participants.c.person_kind == participant.person_kind.value,
+                    t.participants.c.person_id == participant.person_id,
+                )
+            )
+            if taken:
+                raise Refusal(
+                    ErrorCode.CONFLICT, "That person is already on this session's roster."
+                )
+            await tx.conn.execute(
+                insert(t.participants).values(
+                    id=participant.id,
+                    org_id=org_id,
+                    session_id=participant.session_id,
+                    person_kind=participant.person_kind.value,
+                    person_id=participant.person_id,
+                    role=participant.role.value,
+                    masked_identity=participant.masked_identity,
+                    display_name=participant.display_name,
+                    created_at=tx.at,
+                )
+            )
+            for event in events:
+                tx.audit(event)
+
+        await self.writer.write(job)
+
+    async def participants(self, org_id: str, session_id: str) -> Sequence[Participant]:
+        async with self._read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.participants)
+                    .where(
+                        t.participants.c.org_id == org_id,
+                        t.participants.c.session_id == session_id,
+                    )
+                    .order_by(t.participants.c.created_at, t.participants.c.id)
+                )
+            ).all()
+        return [_participant(row) for row in rows]
+
+    async def participant(self, org_id: str, participant_id: str) -> Participant | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.participants).where(
+                        t.participants.c.org_id == org_id, t.participants.c.id == participant_id
+                    )
+                )
+            ).first()
+        return _participant(row) if row else None
+
+    async def add_invite(self, invite: Invite, events: Sequence[AuditEvent]) -> None:
+        await self._change(
+            events,
+            [
+                insert(t.invites).values(
+                    id=invite.id,
+                    org_id=invite.org_id,
+                    session_id=invite.session_id,
+                    participant_id=invite.participant_id,
+                    expires_at=to_us(invite.expires_at),
+                    created_at=to_us(invite.created_at),
+                )
+            ],
+        )
+
+    async def invite(self, org_id: str, invite_id: str) -> Invite | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.invites).where(
+                        t.invites.c.org_id == org_id, t.invites.c.id == invite_id
+                    )
+                )
+            ).first()
+        return _invite(row) if row else None
+
+    async def revoke_invite(
+        self, org_id: str, invite_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> bool:
+        async def job(tx: WriteTx) -> bool:
+            result = await tx.conn.execute(
+                update(t.invites)
+                .where(
+                    t.invites.c.org_id == org_id,
+                    t.invites.c.id == invite_id,
+                    t.invites.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=to_us(at))
+            )
+            for event in events:
+                tx.audit(event)
+            return bool(result.rowcount)
+
+        return await self.writer.write(job)
+
+    async def join_record(self, invite_id: str) -> JoinRecord | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        t.invites,
+                        *[c.label(f"p_{c.name}") for c in t.participants.c],
+                        *[c.label(f"s_{c.name}") for c in t.sessions.c],
+                    )
+                    .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
+                    .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
+                    .where(t.invites.c.id == invite_id)
+                )
+            ).first()
+            if row is None:
+                return None
+            mapping = row._mapping
+            participant = _participant_from(mapping, "p_")
+            session = _session_from(mapping, "s_")
+            person = await _load_person(
+                conn, mapping["org_id"], participant.person_kind, participant.person_id
+            )
+            if person is None:
+                return None
+            consents = await _consents(conn, mapping["org_id"], participant.person_id)
+        return JoinRecord(
+            invite=_invite(row),
+            participant=participant,
+            session=session,
+            session_password_hash=mapping["s_password_hash"],
+            person=person,
+            consents=consents,
+        )
+
+    async def bind_device(
+        self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> str:
+        """Bind the invite to this device unless it is bound already; return the bound hash."""
+
+        async def job(tx: WriteTx) -> str:
+            await tx.conn.execute(
+                update(t.invites)
+                .where(t.invites.c.id == invite_id, t.invites.c.device_hash.is_(None))
+                .values(device_hash=device_hash, redeemed_at=to_us(at))
+            )
+            bound = await tx.conn.scalar(
+                select(t.invites.c.device_hash).where(t.invites.c.id == invite_id)
+            )
+            if bound == device_hash:
+                for event in events:
+                    tx.audit(event)
+            return str(bound)
+
+        return await self.writer.write(job)
+
+    # audit ---------------------------------------------------------------------------------
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        await self._change(events, [])
+
+    async def audit_entries(self, query: AuditQuery) -> Sequence[AuditEntry]:
+        from gateway.adapters.sql.audit_reader import list_entries
+
+        async with self._read() as conn:
+            return await list_entries(
+                conn,
+                org_id=query.org_id,
+                session_id=query.session_id,
+                person_id=query.person_id,
+                kind=query.kind,
+                since_us=query.since_us,
+                until_us=query.until_us,
+                after_seq=query.after_seq,
+                limit=query.limit,
+            )
+
+    async def verify_audit(self) -> ChainReport:
+        from gateway.adapters.sql.audit_reader import verify_chain
+
+        return await verify_chain(self._reader, self._audit_key)
+
+
+# row -> domain ----------------------------------------------------------------------------
+def _org(row: Row[Any]) -> Organisation:
+    return Organisation(id=row.id, name=row.name, policy_path=row.policy_path)
+
+
+def _staff(row: Row[Any]) -> Staff:
+    vetting = None
+    if row.vetting_kind is not None:
+        vetting = Vetting(row.vetting_kind, row.vetting_checked_on, row.vetting_expires_on)
+    return Staff(
+        id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        email=row.email,
+        roles=frozenset(StaffRole(role) for role in row.roles.split(",") if role),
+        vetting=vetting,
+    )
+
+
+def _guardian(row: Row[Any]) -> Guardian:
+    return Guardian(id=row.id, org_id=row.org_id, name=row.name, contact=row.contact)
+
+
+def _child(row: Row[Any], guardian_ids: frozenset[str]) -> Child:
+    return Child(
+        id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        date_of_birth=row.date_of_birth,
+        guardian_ids=guardian_ids,
+    )
+
+
+async def _guardian_links(conn: AsyncConnection, child_ids: list[str]) -> dict[str, frozenset[str]]:
+    if not child_ids:
+        return {}
+    rows = (
+        await conn.execute(
+            select(t.child_guardians).where(t.child_guardians.c.child_id.in_(child_ids))
+        )
+    ).all()
+    links: dict[str, set[str]] = {}
+    for row in rows:
+        links.setdefault(row.child_id, set()).add(row.guardian_id)
+    return {child: frozenset(ids) for child, ids in links.items()}
+
+
+async def _load_person(
+    conn: AsyncConnection, org_id: str, kind: PersonKind, person_id: str
+) -> Person | None:
+    table = {
+        PersonKind.STAFF: t.staff,
+        PersonKind.CHILD: t.children,
+        PersonKind.GUARDIAN: t.guardians,
+    }[kind]
+    row = (
+        await conn.execute(select(table).where(table.c.org_id == org_id, table.c.id == person_id))
+    ).first()
+    if row is None:
+        return None
+    if kind is PersonKind.STAFF:
+        return _staff(row)
+    if kind is PersonKind.GUARDIAN:
+        return _guardian(row)
+    links = await _guardian_links(conn, [person_id])
+    return _child(row, links.get(person_id, frozenset()))
+
+
+async def _consents(conn: AsyncConnection, org_id: str, subject_id: str) -> list[ConsentRecord]:
+    rows = (
+        await conn.execute(
+            select(t.consent_records)
+            .where(
+                t.consent_records.c.org_id == org_id,
+                t.consent_records.c.subject_id == subject_id,
+            )
+            .order_by(t.consent_records.c.recorded_at, t.consent_records.c.id)
+        )
+    ).all()
+    return [
+        ConsentRecord(
+            id=row.id,
+            org_id=row.org_id,
+            subject_kind=PersonKind(row.subject_kind),
+            subject_id=row.subject_id,
+            purpose=row.purpose,
+            action=ConsentAction(row.action),
+            given_by_kind=PersonKind(row.given_by_kind),
+            given_by_id=row.given_by_id,
+            evidence=(
+                Evidence(
+                    EvidenceMethod(row.evidence_method), row.evidence_reference, row.evidence_date
+                )
+                if row.evidence_method
+                else None
+            ),
+            recorded_at=from_us(row.recorded_at),
+        )
+        for row in rows
+    ]
+
+
+def _session(row: Row[Any]) -> Session:
+    return _session_from(row._mapping, "")
+
+
+def _session_from(m: Any, prefix: str) -> Session:
+    return Session(
+        id=m[f"{prefix}id"],
+        org_id=m[f"{prefix}org_id"],
+        kind=SessionKind(m[f"{prefix}kind"]),
+        host_staff_id=m[f"{prefix}host_staff_id"],
+        starts_at=from_us(m[f"{prefix}starts_at"]),
+        ends_at=from_us(m[f"{prefix}ends_at"]),
+        recording_purpose=m[f"{prefix}recording_purpose"],
+        password_required=m[f"{prefix}password_hash"] is not None,
+        ended_at=from_us(m[f"{prefix}ended_at"]) if m[f"{prefix}ended_at"] is not None else None,
+        out_of_hours_approved_by=m[f"{prefix}out_of_hours_approved_by"],
+    )
+
+
+def _participant(row: Row[Any]) -> Participant:
+    return _participant_from(row._mapping, "")
+
+
+def _participant_from(m: Any, prefix: str) -> Participant:
+    return Participant(
+        id=m[f"{prefix}id"],
+        session_id=m[f"{prefix}session_id"],
+        person_kind=PersonKind(m[f"{prefix}person_kind"]),
+        person_id=m[f"{prefix}person_id"],
+        role=SessionRole(m[f"{prefix}role"]),
+        masked_identity=m[f"{prefix}masked_identity"],
+        display_name=m[f"{prefix}display_name"],
+    )
+
+
+def _invite(row: Row[Any]) -> Invite:
+    m = row._mapping
+    return Invite(
+        id=m["id"],
+        org_id=m["org_id"],
+        session_id=m["session_id"],
+        participant_id=m["participant_id"],
+        expires_at=from_us(m["expires_at"]),
+        revoked_at=from_us(m["revoked_at"]) if m["revoked_at"] is not None else None,
+        device_hash=m["device_hash"],
+        created_at=from_us(m["created_at"]),
+    )

@@ -1,0 +1,152 @@
+"""The composition root: settings -> adapters -> services -> routes. Nothing else wires."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gateway.adapters.alerts_memory import InProcessAlerts
+from gateway.adapters.invite_tokens import InviteTokens
+from gateway.adapters.keys import KeyRing
+from gateway.adapters.live_memory import InProcessLiveState
+from gateway.adapters.passwords import PasswordHasher
+from gateway.adapters.rate_limit import InProcessAttemptLimiter
+from gateway.adapters.sql.engine import make_engines
+from gateway.adapters.sql.migrate import migrate
+from gateway.adapters.sql.store import SqlStore
+from gateway.clock import Clock, SystemClock
+from gateway.http.api import ROUTES
+from gateway.http.keys import METRICS, SERVICES, SETTINGS
+from gateway.http.middleware import authentication, metrics_middleware, refusals
+from gateway.http.openapi import openapi_document
+from gateway.services.admission import AdmissionService
+from gateway.services.bundle import Services
+from gateway.services.consent import ConsentService
+from gateway.services.organisations import OrganisationService
+from gateway.services.policies import PolicyBook, load_policy_file
+from gateway.services.registry import RegistryService
+from gateway.services.sessions import SessionService
+from gateway.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Everything with a lifetime, so it can be closed in one place."""
+
+    services: Services
+    store: SqlStore
+    keyring: KeyRing
+    hasher: PasswordHasher
+    alerts: InProcessAlerts
+
+    async def close(self) -> None:
+        await self.store.stop()
+        self.hasher.close()
+
+
+async def build_runtime(
+    settings: Settings, clock: Clock | None = None, *, hasher: PasswordHasher | None = None
+) -> Runtime:
+    clock = clock or SystemClock()
+    policies = PolicyBook(load_policy_file(settings.policy_path))
+    keyring = KeyRing.load_or_create(settings.keys_dir)
+    writer_engine, reader_engine = make_engines(settings.database_url)
+    await migrate(writer_engine)
+    store = SqlStore(writer_engine, reader_engine, keyring.audit_key(), clock)
+    await store.start()
+    hasher = hasher or PasswordHasher()
+    tokens = InviteTokens(keyring, settings.issuer)
+    alerts = InProcessAlerts(clock)
+    registry = RegistryService(store, policies, clock)
+    services = Services(
+        clock=clock,
+        policies=policies,
+        store=store,
+        organisations=OrganisationService(store, policies),
+        registry=registry,
+        consent=ConsentService(store, registry, policies, clock),
+        sessions=SessionService(store, registry, policies, clock, hasher, tokens),
+        admission=AdmissionService(
+            store,
+            InProcessLiveState(),
+            policies,
+            tokens,
+            hasher,
+            InProcessAttemptLimiter(),
+            alerts,
+            clock,
+        ),
+    )
+    return Runtime(services, store, keyring, hasher, alerts)
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    registry = CollectorRegistry()
+    app = web.Application(
+        middlewares=[metrics_middleware(registry), refusals, authentication],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = registry
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, clock)
+        app[SERVICES] = runtime.services
+        yield
+        await runtime.close()
+
+    app.cleanup_ctx.append(lifetime)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_get("/v1/openapi.json", _openapi)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _health)
+    return app
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line. Only fields we put in `extra` appear: no bodies, no tokens."""
+
+    SAFE = ("method", "route", "status", "code")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "at": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in self.SAFE:
+            if key in record.__dict__:
+                entry[key] = record.__dict__[key]
+        if record.exc_info:
+            entry["error"] = repr(record.exc_info[1].__class__.__name__)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiohttp's access log prints raw paths and headers; ours logs route templates instead.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,121 @@
+"""The written policy in plain English, for staff and parents (R11)."""
+
+from __future__ import annotations
+
+from gateway.domain.policy import Policy
+
+DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+STYLE_WORDS = {
+    "first_name_initial": 'first name and the initial of their last name (like "Sam R.")',
+    "first_name": 'first name only (like "Sam")',
+    "role_number": 'role and a number (like "Student 3")',
+}
+
+
+def _days(days: tuple[str, ...]) -> str:
+    names = [DAY_NAMES[d] for d in days]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def render_policy(policy: Policy) -> str:
+    p = policy
+    lines = [
+        f"Our policy for live online sessions with children (version {p.version})",
+        "",
+        "Who can join",
+        f"- Only people we have registered can join, each with their own invite link. A link "
+        f"works for {p.invites.ttl_hours} hours and only on the first device it is opened on.",
+    ]
+    if p.invites.password_required:
+        lines.append(
+            f"- Every session also has a password. After {p.invites.password_max_attempts} wrong "
+            f"tries the link is locked for {p.invites.attempt_window_minutes} minutes."
+        )
+    lines += [
+        f"- Staff use their work email addresses ({', '.join(p.staff.allowed_email_domains)}) "
+        "and have an up-to-date safer-recruitment check "
+        f"({', '.join(k.replace('_', ' ') for k in p.staff.accepted_vetting_kinds)}).",
+        "",
+        "Keeping children safe in the session",
+        f"- A child waits in a waiting room until at least {p.supervision.min_vetted_adults} "
+        "checked adults are in the session. While waiting they cannot see, hear or be seen by "
+        "anyone.",
+        f"- If an adult leaves and fewer than {p.supervision.min_vetted_adults} remain, "
+        + (
+            f"children are moved back to the waiting room after {p.supervision.grace_seconds} "
+            "seconds"
+            if p.supervision.action == "hold_children"
+            else f"the session ends after {p.supervision.grace_seconds} seconds"
+        )
+        + ", and our safeguarding lead is told.",
+        f"- Sessions happen {_days(p.hours.days)}, between {p.hours.start} and {p.hours.end} "
+        f"({p.hours.time_zone} time)"
+        + (
+            "."
+            if p.hours.out_of_hours == "refuse"
+            else "; other times only with our safeguarding lead's approval."
+        ),
+        f"- Adults are shown by their {STYLE_WORDS[p.display_names.adults]}; children by their "
+        f"{STYLE_WORDS[p.display_names.children]}. Nobody can change the name they are shown by.",
+        f"- Livestream viewers are shown by their {STYLE_WORDS[p.display_names.viewers]}, "
+        "can only watch and listen, and "
+        + (
+            "cannot see who else is watching."
+            if p.livestream.viewers_hidden_from_each_other
+            else "can see who else is watching."
+        ),
+        "",
+        "Consent",
+        "- A child takes part only with written consent from a parent or carer"
+        + f"; from age {p.consent.child_assent_age} the child's own written agreement is "
+        "needed too.",
+        "- Written consent means: "
+        + ", ".join(e.replace("_", " ") for e in p.consent.accepted_evidence)
+        + ".",
+        "- Anyone can withdraw consent at any time; it takes effect straight away.",
+        "",
+        "Recordings",
+    ]
+    if not p.recording.purposes:
+        lines.append("- We do not record sessions.")
+    else:
+        lines.append(
+            "- A session is recorded only when everyone who would be recorded has given written "
+            "consent for that purpose"
+            + ("; staff too." if p.consent.staff_consent_required else ".")
+        )
+        for name, purpose in sorted(p.recording.purposes.items()):
+            kind = "sound only" if purpose.audio_only else "sound and video"
+            lines.append(
+                f"- {name.replace('_', ' ').capitalize()}: {purpose.description} We keep it "
+                f"({kind}) for {purpose.retention_days} days, then destroy it."
+            )
+        lines.append(
+            "- A child who does not want to be recorded on the day "
+            + (
+                "is left out of the recording."
+                if p.recording.child_declines == "exclude"
+                else "stops the recording."
+            )
+        )
+        lines.append(f"- Storage: {p.recording.storage}")
+        lines.append(f"- Who can watch recordings: {p.recording.access}")
+        lines.append(
+            "- If consent is withdrawn, every recording with that person in it is destroyed, "
+            "unless our safeguarding lead must keep it as evidence of a concern."
+        )
+    lines += [
+        "",
+        "If something is wrong",
+        "- Every session page has a 'report a concern' button. You can also contact "
+        f"{p.contact.safeguarding_contact}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,427 @@
+"""The JSON API under /v1: each handler parses, calls one service, renders."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway.clock import to_us
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.hours import local_date
+from gateway.domain.models import (
+    ConsentAction,
+    Evidence,
+    EvidenceMethod,
+    PersonKind,
+    SessionKind,
+    SessionRole,
+    StaffRole,
+    Vetting,
+)
+from gateway.http.bodies import (
+    ChildBody,
+    ConsentBody,
+    EmptyBody,
+    GuardianBody,
+    JoinBody,
+    LeaveBody,
+    ParticipantBody,
+    SessionBody,
+    StaffBody,
+    parse_body,
+)
+from gateway.http.keys import SERVICES, SETTINGS
+from gateway.http.middleware import ORG
+from gateway.http.views import (
+    consent_record_view,
+    consent_state_view,
+    invite_view,
+    participant_view,
+    person_view,
+    session_view,
+)
+from gateway.services.bundle import Services
+from gateway.services.ports import AuditQuery, Organisation
+
+DEVICE_COOKIE = "sgw_device_"
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    body: type[BaseModel] | None = None
+    query: tuple[str, ...] = ()
+    public: bool = False
+    statuses: tuple[int, ...] = (200,)
+
+
+def _services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def _org(request: web.Request) -> Organisation:
+    org: Organisation = request[ORG]
+    return org
+
+
+def _actor(request: web.Request) -> str:
+    return f"api:{_org(request).id}"
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    return await parse_body(request, model, request.app[SETTINGS].max_body_bytes)
+
+
+def _today(request: web.Request) -> date:
+    services = _services(request)
+    return local_date(services.clock.now(), services.policies.for_path(_org(request).policy_path))
+
+
+# registry ----------------------------------------------------------------------------------
+async def add_staff(request: web.Request) -> web.Response:
+    body = await _body(request, StaffBody)
+    vetting = (
+        Vetting(body.vetting.kind, body.vetting.checked_on, body.vetting.expires_on)
+        if body.vetting
+        else None
+    )
+    staff = await _services(request).registry.add_staff(
+        _org(request),
+        _actor(request),
+        body.name,
+        body.email,
+        [StaffRole(r) for r in body.roles],
+        vetting,
+    )
+    return web.json_response(person_view(staff, _today(request)), status=201)
+
+
+async def add_guardian(request: web.Request) -> web.Response:
+    body = await _body(request, GuardianBody)
+    guardian = await _services(request).registry.add_guardian(
+        _org(request), _actor(request), body.name, body.contact
+    )
+    return web.json_response(person_view(guardian), status=201)
+
+
+async def add_child(request: web.Request) -> web.Response:
+    body = await _body(request, ChildBody)
+    child = await _services(request).registry.add_child(
+        _org(request), _actor(request), body.name, body.date_of_birth, body.guardian_ids
+    )
+    return web.json_response(person_view(child), status=201)
+
+
+def _kind_of(request: web.Request) -> PersonKind:
+    return {
+        "staff": PersonKind.STAFF,
+        "children": PersonKind.CHILD,
+        "guardians": PersonKind.GUARDIAN,
+    }[request.path.split("/")[2]]
+
+
+async def list_people(request: web.Request) -> web.Response:
+    people = await _services(request).registry.list(_org(request), _kind_of(request))
+    today = _today(request)
+    return web.json_response({"items": [person_view(p, today) for p in people]})
+
+
+async def get_person(request: web.Request) -> web.Response:
+    person = await _services(request).registry.get(
+        _org(request), _kind_of(request), request.match_info["id"]
+    )
+    return web.json_response(person_view(person, _today(request)))
+
+
+# consent -----------------------------------------------------------------------------------
+async def record_consent(request: web.Request) -> web.Response:
+    body = await _body(request, ConsentBody)
+    evidence = (
+        Evidence(EvidenceMethod(body.evidence.method), body.evidence.reference, body.evidence.dated)
+        if body.evidence
+        else None
+    )
+    record = await _services(request).consent.record(
+        _org(request),
+        _actor(request),
+        PersonKind(body.subject_kind),
+        body.subject_id,
+        body.purpose,
+        ConsentAction(body.action),
+        PersonKind(body.given_by_kind),
+        body.given_by_id,
+        evidence,
+    )
+    return web.json_response(consent_record_view(record), status=201)
+
+
+async def consent_state(request: web.Request) -> web.Response:
+    kind = {
+        "staff": PersonKind.STAFF,
+        "children": PersonKind.CHILD,
+        "guardians": PersonKind.GUARDIAN,
+    }[request.path.split("/")[2]]
+    _, states, history = await _services(request).consent.state(
+        _org(request), kind, request.match_info["id"]
+    )
+    return web.json_response(consent_state_view(states, history))
+
+
+# sessions ----------------------------------------------------------------------------------
+async def create_session(request: web.Request) -> web.Response:
+    body = await _body(request, SessionBody)
+    for instant in (body.starts_at, body.ends_at):
+        if instant.tzinfo is None:
+            raise Refusal(
+                ErrorCode.BODY_INVALID, "Times need a UTC offset, e.g. 2026-01-05T10:00Z."
+            )
+    created = await _services(request).sessions.create(
+        _org(request),
+        _actor(request),
+        SessionKind(body.kind),
+        body.title,
+        body.host_staff_id,
+        body.starts_at,
+        body.ends_at,
+        body.recording_purpose,
+        body.password,
+        body.out_of_hours_approved_by,
+    )
+    view = session_view(created.session, created.title)
+    if created.password is not None:
+        view["password"] = created.password  # shown once; stored hashed
+    return web.json_response(view, status=201)
+
+
+async def get_session(request: web.Request) -> web.Response:
+    services = _services(request)
+    session = await services.sessions.get(_org(request), request.match_info["id"])
+    title = await services.store.session_title(_org(request).id, session.id)
+    return web.json_response(session_view(session, title))
+
+
+async def end_session(request: web.Request) -> web.Response:
+    await _body(request, EmptyBody)
+    session = await _services(request).sessions.end(
+        _org(request), _actor(request), request.match_info["id"]
+    )
+    return web.json_response(session_view(session))
+
+
+async def add_participant(request: web.Request) -> web.Response:
+    body = await _body(request, ParticipantBody)
+    participant = await _services(request).sessions.add_participant(
+        _org(request),
+        _actor(request),
+        request.match_info["id"],
+        PersonKind(body.person_kind),
+        body.person_id,
+        SessionRole(body.role),
+    )
+    return web.json_response(participant_view(participant), status=201)
+
+
+async def roster(request: web.Request) -> web.Response:
+    participants = await _services(request).sessions.roster(_org(request), request.match_info["id"])
+    return web.json_response({"items": [participant_view(p) for p in participants]})
+
+
+async def issue_invite(request: web.Request) -> web.Response:
+    await _body(request, EmptyBody)
+    issued = await _services(request).sessions.issue_invite(
+        _org(request), _actor(request), request.match_info["id"], request.match_info["participant"]
+    )
+    view = invite_view(issued.invite)
+    view["token"] = issued.token
+    # The token travels in the fragment: browsers never send it to a server, so it stays out
+    # of access logs and Referer headers.
+    view["link"] = f"{request.app[SETTINGS].public_url}/join#{issued.token}"
+    return web.json_response(view, status=201)
+
+
+async def revoke_invite(request: web.Request) -> web.Response:
+    await _body(request, EmptyBody)
+    invite = await _services(request).sessions.revoke_invite(
+        _org(request), _actor(request), request.match_info["id"]
+    )
+    return web.json_response(invite_view(invite))
+
+
+# joining -----------------------------------------------------------------------------------
+def _device_cookie(invite_id: str) -> str:
+    return DEVICE_COOKIE + invite_id[:16]
+
+
+async def join(request: web.Request) -> web.Response:
+    body = await _body(request, JoinBody)
+    services = _services(request)
+    claims_cookie = None
+    # The cookie name needs the invite id; it comes from the token's claims once verified.
+    claims = services.admission.peek(body.token)
+    if claims is not None:
+        claims_cookie = request.cookies.get(_device_cookie(claims.invite_id))
+    result = await services.admission.join(
+        body.token, body.password, claims_cookie, request.remote or "unknown"
+    )
+    decision = result.decision
+    response = web.json_response(
+        {
+            "outcome": decision.outcome.value,
+            "reasons": list(decision.reasons),
+            "grants": decision.as_dict()["grants"],
+            "policy_version": decision.policy_version,
+            "session": {"id": result.session.id, "kind": result.session.kind.value},
+            "participant": {
+                "identity": result.participant.masked_identity,
+                "display_name": result.participant.display_name,
+                "role": result.participant.role.value,
+            },
+        }
+    )
+    if result.device_secret is not None and claims is not None:
+        response.set_cookie(
+            _device_cookie(claims.invite_id),
+            result.device_secret,
+            httponly=True,
+            samesite="Strict",
+            secure=request.app[SETTINGS].public_url.startswith("https://"),
+            max_age=int((claims.expires_at - services.clock.now()).total_seconds()) + 60,
+            path="/",
+        )
+    return response
+
+
+async def leave(request: web.Request) -> web.Response:
+    body = await _body(request, LeaveBody)
+    services = _services(request)
+    claims = services.admission.peek(body.token)
+    cookie = request.cookies.get(_device_cookie(claims.invite_id)) if claims else None
+    await services.admission.leave(body.token, cookie)
+    return web.json_response({"left": True})
+
+
+# audit and policy --------------------------------------------------------------------------
+def _query_time(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise Refusal(ErrorCode.QUERY_INVALID, f"{name} must be an ISO 8601 time.") from exc
+    if instant.tzinfo is None:
+        raise Refusal(ErrorCode.QUERY_INVALID, f"{name} needs a UTC offset.")
+    return to_us(instant)
+
+
+def _query_int(request: web.Request, name: str, default: int | None, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= high:
+        raise Refusal(ErrorCode.QUERY_INVALID, f"{name} must be a whole number up to {high}.")
+    return int(raw)
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    unknown = set(request.query) - {
+        "session_id",
+        "person_id",
+        "kind",
+        "since",
+        "until",
+        "after",
+        "limit",
+    }
+    if unknown:
+        raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {sorted(unknown)[0]}.")
+    limit = _query_int(request, "limit", 100, 500) or 100
+    query = AuditQuery(
+        org_id=_org(request).id,
+        session_id=request.query.get("session_id"),
+        person_id=request.query.get("person_id"),
+        kind=request.query.get("kind"),
+        since_us=_query_time(request, "since"),
+        until_us=_query_time(request, "until"),
+        after_seq=_query_int(request, "after", None, 2**62),
+        limit=limit,
+    )
+    entries = await _services(request).store.audit_entries(query)
+    items = [entry.as_dict() for entry in entries]
+    next_after = entries[-1].seq if len(entries) == limit else None
+    return web.json_response({"items": items, "next_after": next_after})
+
+
+async def policy(request: web.Request) -> web.Response:
+    from gateway.domain.policy_text import render_policy
+
+    current = _services(request).policies.for_path(_org(request).policy_path)
+    return web.json_response(
+        {"version": current.version, "label": current.label, "text": render_policy(current)}
+    )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/staff", add_staff, "Register a member of staff", StaffBody, statuses=(201,)),
+    Route("GET", "/v1/staff", list_people, "List staff"),
+    Route("GET", "/v1/staff/{id}", get_person, "One member of staff"),
+    Route("GET", "/v1/staff/{id}/consent", consent_state, "A staff member's consent state"),
+    Route(
+        "POST", "/v1/guardians", add_guardian, "Register a guardian", GuardianBody, statuses=(201,)
+    ),
+    Route("GET", "/v1/guardians", list_people, "List guardians"),
+    Route("GET", "/v1/guardians/{id}", get_person, "One guardian"),
+    Route("GET", "/v1/guardians/{id}/consent", consent_state, "A guardian's consent state"),
+    Route("POST", "/v1/children", add_child, "Register a child", ChildBody, statuses=(201,)),
+    Route("GET", "/v1/children", list_people, "List children"),
+    Route("GET", "/v1/children/{id}", get_person, "One child"),
+    Route("GET", "/v1/children/{id}/consent", consent_state, "A child's consent state and why"),
+    Route(
+        "POST",
+        "/v1/consents",
+        record_consent,
+        "Give or withdraw consent",
+        ConsentBody,
+        statuses=(201,),
+    ),
+    Route("POST", "/v1/sessions", create_session, "Create a session", SessionBody, statuses=(201,)),
+    Route("GET", "/v1/sessions/{id}", get_session, "One session"),
+    Route("POST", "/v1/sessions/{id}/end", end_session, "End a session", EmptyBody),
+    Route(
+        "POST",
+        "/v1/sessions/{id}/participants",
+        add_participant,
+        "Register a participant",
+        ParticipantBody,
+        statuses=(201,),
+    ),
+    Route("GET", "/v1/sessions/{id}/participants", roster, "The session's roster"),
+    Route(
+        "POST",
+        "/v1/sessions/{id}/participants/{participant}/invite",
+        issue_invite,
+        "Issue a personal invite",
+        EmptyBody,
+        statuses=(201,),
+    ),
+    Route("POST", "/v1/invites/{id}/revoke", revoke_invite, "Revoke an invite", EmptyBody),
+    Route("POST", "/v1/join", join, "Redeem an invite: admit, hold or deny", JoinBody, public=True),
+    Route("POST", "/v1/leave", leave, "Leave a session", LeaveBody, public=True),
+    Route(
+        "GET",
+        "/v1/audit",
+        audit_log,
+        "Page through the audit log",
+        query=("session_id", "person_id", "kind", "since", "until", "after", "limit"),
+    ),
+    Route("GET", "/v1/policy", policy, "The written policy that applies, in plain English"),
+)

@@ -1,0 +1,52 @@
+"""How refusals become HTTP answers: one mapping, one renderer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.domain.errors import ErrorCode, Refusal
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BODY_INVALID_JSON: 400,
+    ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.BODY_UNKNOWN_FIELD: 400,
+    ErrorCode.BODY_INVALID: 400,
+    ErrorCode.QUERY_INVALID: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.INVITE_INVALID: 403,
+    ErrorCode.INVITE_EXPIRED: 403,
+    ErrorCode.INVITE_REVOKED: 403,
+    ErrorCode.INVITE_OTHER_DEVICE: 403,
+    ErrorCode.PASSWORD_REQUIRED: 401,
+    ErrorCode.PASSWORD_WRONG: 401,
+    ErrorCode.TOO_MANY_ATTEMPTS: 429,
+    ErrorCode.EMAIL_DOMAIN_NOT_ALLOWED: 422,
+    ErrorCode.NAME_INVALID: 422,
+    ErrorCode.DATE_OF_BIRTH_IN_FUTURE: 422,
+    ErrorCode.DATE_INVALID: 422,
+    ErrorCode.NOT_A_GUARDIAN: 422,
+    ErrorCode.CONSENT_GIVER_NOT_ALLOWED: 422,
+    ErrorCode.EVIDENCE_NOT_ACCEPTED: 422,
+    ErrorCode.PURPOSE_UNKNOWN: 422,
+    ErrorCode.ROLE_NOT_ALLOWED: 422,
+    ErrorCode.VETTING_EXPIRED: 422,
+    ErrorCode.SESSION_ENDED: 409,
+    ErrorCode.POLICY_INVALID: 422,
+    ErrorCode.CREDENTIAL_INVALID: 403,
+    ErrorCode.SDP_INVALID: 400,
+    ErrorCode.SDP_TOO_LARGE: 413,
+    ErrorCode.AUDIT_UNAVAILABLE: 503,
+    ErrorCode.LIVE_STATE_UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+def error_response(refusal: Refusal, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": refusal.code.value, "message": refusal.message}},
+        status=STATUS.get(refusal.code, 400),
+        headers=headers,
+    )

@@ -1,0 +1,235 @@
+"""Redeeming an invite: verify it, bind it to a device, check the password, decide, audit.
+
+The decision itself is `domain.admission.decide_join`; this service only gathers its facts and
+carries out what it says (R1, R2, R3, R4, R6, R16, R18).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.clock import Clock
+from gateway.domain.admission import JoinFacts, decide_join, is_vetted_adult
+from gateway.domain.audit import AuditEvent
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.hours import local_date
+from gateway.domain.invite_token import InviteClaims
+from gateway.domain.models import Decision, Outcome, Participant, Person, Presence, Session, Staff
+from gateway.domain.policy import Policy
+from gateway.services.policies import PolicyBook
+from gateway.services.ports import (
+    Alerts,
+    AttemptLimiter,
+    InviteTokenCodec,
+    JoinRecord,
+    LiveState,
+    PasswordHasher,
+    Store,
+)
+
+
+def device_hash(device_secret: str) -> str:
+    return hashlib.sha256(device_secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    decision: Decision
+    session: Session
+    participant: Participant
+    device_secret: str | None  # set when this join bound the invite to a new device
+
+
+class AdmissionService:
+    def __init__(
+        self,
+        store: Store,
+        live: LiveState,
+        policies: PolicyBook,
+        tokens: InviteTokenCodec,
+        hasher: PasswordHasher,
+        limiter: AttemptLimiter,
+        alerts: Alerts,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._live = live
+        self._policies = policies
+        self._tokens = tokens
+        self._hasher = hasher
+        self._limiter = limiter
+        self._alerts = alerts
+        self._clock = clock
+
+    def peek(self, token: str) -> InviteClaims | None:
+        """The verified claims of a token, or None: lets the caller find the device cookie."""
+        try:
+            return self._tokens.verify(token, self._clock.now())
+        except Refusal:
+            return None
+
+    async def join(
+        self, token: str, password: str | None, device_secret: str | None, source: str
+    ) -> JoinResult:
+        now = self._clock.now()
+        claims = self._tokens.verify(token, now)
+        record = await self._store.join_record(claims.invite_id)
+        if (
+            record is None
+            or record.invite.org_id != claims.org_id
+            or record.invite.session_id != claims.session_id
+        ):
+            raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
+        invite = record.invite
+        org = await self._store.organisation(invite.org_id)
+        assert org is not None
+        policy = self._policies.for_path(org.policy_path)
+        if invite.revoked_at is not None:
+            raise Refusal(ErrorCode.INVITE_REVOKED, "This invite has been withdrawn.")
+        if invite.expires_at <= now:
+            raise Refusal(ErrorCode.INVITE_EXPIRED, "This invite has expired.")
+        if invite.device_hash is not None and (
+            device_secret is None
+            or not secrets.compare_digest(device_hash(device_secret), invite.device_hash)
+        ):
+            await self._other_device(record)
+        await self._check_password(record, policy, password, source)
+
+        present = [
+            p
+            for p in await self._live.present(invite.session_id)
+            if p.participant_id != invite.participant_id
+        ]
+        decision = decide_join(
+            JoinFacts(
+                now=now,
+                policy=policy,
+                session=record.session,
+                participant=record.participant,
+                person=record.person,
+                consents=record.consents,
+                present=present,
+            )
+        )
+        event = AuditEvent(
+            "join.decision",
+            actor=record.participant.masked_identity,
+            org_id=invite.org_id,
+            session_id=invite.session_id,
+            person_id=record.participant.person_id,
+            data={"invite": invite.id, "participant": record.participant.id, **decision.as_dict()},
+        )
+        new_secret = None
+        if decision.outcome is not Outcome.DENY and invite.device_hash is None:
+            new_secret = secrets.token_urlsafe(32)
+            bound = await self._store.bind_device(invite.id, device_hash(new_secret), now, [event])
+            if bound != device_hash(new_secret):  # another device won the race
+                await self._other_device(record)
+        else:
+            await self._store.record([event])
+        if decision.outcome is not Outcome.DENY:
+            await self._live.enter(
+                invite.session_id,
+                presence_of(
+                    record.participant, record.person, policy, local_date(now, policy), decision
+                ),
+            )
+        return JoinResult(decision, record.session, record.participant, new_secret)
+
+    async def leave(self, token: str, device_secret: str | None) -> None:
+        """Leaving always works for the device the invite is bound to."""
+        claims = self._tokens.verify(token, self._clock.now())
+        record = await self._store.join_record(claims.invite_id)
+        if record is None or record.invite.device_hash is None or device_secret is None:
+            raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
+        if not secrets.compare_digest(device_hash(device_secret), record.invite.device_hash):
+            raise Refusal(ErrorCode.INVITE_OTHER_DEVICE, "This invite belongs to another device.")
+        await self._live.leave(record.invite.session_id, record.participant.id)
+        await self._store.record(
+            [
+                AuditEvent(
+                    "participant.left",
+                    record.participant.masked_identity,
+                    record.invite.org_id,
+                    session_id=record.invite.session_id,
+                    person_id=record.participant.person_id,
+                )
+            ]
+        )
+
+    async def _other_device(self, record: JoinRecord) -> None:
+        invite = record.invite
+        await self._store.record(
+            [
+                AuditEvent(
+                    "invite.other_device",
+                    record.participant.masked_identity,
+                    invite.org_id,
+                    session_id=invite.session_id,
+                    person_id=record.participant.person_id,
+                    data={"invite": invite.id},
+                )
+            ]
+        )
+        await self._alerts.publish(
+            invite.org_id,
+            invite.session_id,
+            {
+                "kind": "invite_other_device",
+                "participant": record.participant.masked_identity,
+                "display_name": record.participant.display_name,
+            },
+        )
+        raise Refusal(
+            ErrorCode.INVITE_OTHER_DEVICE, "This invite is already in use on another device."
+        )
+
+    async def _check_password(
+        self, record: JoinRecord, policy: Policy, password: str | None, source: str
+    ) -> None:
+        if record.session_password_hash is None:
+            return
+        now = self._clock.now()
+        window = policy.invites.attempt_window_minutes * 60
+        by_invite = f"password:invite:{record.invite.id}"
+        by_source = f"password:source:{source}"
+        for key, limit in (
+            (by_invite, policy.invites.password_max_attempts),
+            (by_source, policy.invites.source_max_attempts),
+        ):
+            wait = await self._limiter.check(key, limit, window, now)
+            if wait is not None:
+                raise TooManyAttempts(wait)
+        if not password:
+            raise Refusal(ErrorCode.PASSWORD_REQUIRED, "This session needs its password.")
+        # Count the attempt before checking it: concurrent guesses cannot all slip past the
+        # limit while the (slow, off-loop) hash check runs. A right password clears the count.
+        await self._limiter.fail(by_invite, window, now)
+        if len(password) > 128 or not await self._hasher.verify(
+            record.session_password_hash, password
+        ):
+            await self._limiter.fail(by_source, window, now)
+            raise Refusal(ErrorCode.PASSWORD_WRONG, "That password is not right.")
+        await self._limiter.reset(by_invite)
+
+
+class TooManyAttempts(Refusal):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(ErrorCode.TOO_MANY_ATTEMPTS, "Too many attempts; wait and try again.")
+        self.retry_after = retry_after
+
+
+def presence_of(
+    participant: Participant, person: Person, policy: Policy, today: date, decision: Decision
+) -> Presence:
+    return Presence(
+        participant_id=participant.id,
+        role=participant.role,
+        person_kind=participant.person_kind,
+        vetted_adult=isinstance(person, Staff)
+        and is_vetted_adult(person, participant.role, policy, today),
+        held=decision.outcome is Outcome.HOLD,
+    )

@@ -1,0 +1,91 @@
+"""Recording and withdrawing written consent (R6, R7, R9); history is append-only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from gateway.clock import Clock
+from gateway.domain.audit import AuditEvent
+from gateway.domain.consent import (
+    ConsentState,
+    check_consent_giver,
+    check_evidence,
+    check_purpose,
+    current_consents,
+)
+from gateway.domain.hours import local_date
+from gateway.domain.models import ConsentAction, ConsentRecord, Evidence, Person, PersonKind
+from gateway.services.organisations import new_id
+from gateway.services.policies import PolicyBook
+from gateway.services.ports import Organisation, Store
+from gateway.services.registry import RegistryService
+
+
+class ConsentService:
+    def __init__(
+        self, store: Store, registry: RegistryService, policies: PolicyBook, clock: Clock
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._policies = policies
+        self._clock = clock
+
+    async def record(
+        self,
+        org: Organisation,
+        actor: str,
+        subject_kind: PersonKind,
+        subject_id: str,
+        purpose: str,
+        action: ConsentAction,
+        given_by_kind: PersonKind,
+        given_by_id: str,
+        evidence: Evidence | None,
+    ) -> ConsentRecord:
+        policy = self._policies.for_path(org.policy_path)
+        now = self._clock.now()
+        subject = await self._registry.get(org, subject_kind, subject_id)
+        check_consent_giver(subject, given_by_kind, given_by_id)
+        if action is ConsentAction.GIVE:
+            check_purpose(purpose, policy)
+            check_evidence(evidence, policy, local_date(now, policy))
+        # A withdrawal is accepted for any purpose and without evidence: never block it (R9).
+        record = ConsentRecord(
+            id=new_id(),
+            org_id=org.id,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            purpose=purpose[:64],
+            action=action,
+            given_by_kind=given_by_kind,
+            given_by_id=given_by_id,
+            evidence=evidence,
+            recorded_at=now,
+        )
+        await self._store.add_consent(
+            record,
+            [
+                AuditEvent(
+                    f"consent.{'given' if action is ConsentAction.GIVE else 'withdrawn'}",
+                    actor,
+                    org.id,
+                    person_id=subject_id,
+                    data={
+                        "record": record.id,
+                        "purpose": record.purpose,
+                        "given_by": {"kind": given_by_kind.value, "id": given_by_id},
+                        "evidence": evidence.method.value if evidence else None,
+                    },
+                )
+            ],
+        )
+        return record
+
+    async def state(
+        self, org: Organisation, subject_kind: PersonKind, subject_id: str
+    ) -> tuple[Person, Mapping[str, ConsentState], Sequence[ConsentRecord]]:
+        policy = self._policies.for_path(org.policy_path)
+        person = await self._registry.get(org, subject_kind, subject_id)
+        records = await self._store.consents(org.id, subject_id)
+        today = local_date(self._clock.now(), policy)
+        return person, current_consents(person, records, policy, today), records

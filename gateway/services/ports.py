@@ -1,0 +1,155 @@
+"""The interfaces services orchestrate through. Adapters implement them; app.py wires them.
+
+Every `Store` method that changes something takes the audit events that describe the change and
+commits both together, or raises: no audit, no action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
+from gateway.domain.invite_token import InviteClaims
+from gateway.domain.models import (
+    Child,
+    ConsentRecord,
+    Guardian,
+    Invite,
+    Participant,
+    Person,
+    PersonKind,
+    Presence,
+    Session,
+    Staff,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    id: str
+    name: str
+    policy_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRecord:
+    """Everything durable a join decision needs, loaded together."""
+
+    invite: Invite
+    participant: Participant
+    session: Session
+    session_password_hash: str | None
+    person: Person
+    consents: Sequence[ConsentRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    org_id: str
+    session_id: str | None = None
+    person_id: str | None = None
+    kind: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    after_seq: int | None = None
+    limit: int = 100
+
+
+class Store(Protocol):
+    # organisations and their API keys
+    async def add_organisation(
+        self, org: Organisation, key_id: str, key_hash: str, events: Sequence[AuditEvent]
+    ) -> None: ...
+    async def organisation_for_key(self, key_hash: str) -> Organisation | None: ...
+    async def organisation(self, org_id: str) -> Organisation | None: ...
+    async def organisations(self) -> Sequence[Organisation]: ...
+    async def add_api_key(
+        self, org_id: str, key_id: str, key_hash: str, events: Sequence[AuditEvent]
+    ) -> None: ...
+    async def revoke_api_keys(
+        self, org_id: str, except_key_id: str | None, events: Sequence[AuditEvent]
+    ) -> int: ...
+
+    # registry
+    async def add_person(self, person: Person, events: Sequence[AuditEvent]) -> None: ...
+    async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
+    async def staff_by_email(self, org_id: str, email: str) -> Staff | None: ...
+    async def people(self, org_id: str, kind: PersonKind) -> Sequence[Person]: ...
+    async def link_guardian(
+        self, child: Child, guardian: Guardian, events: Sequence[AuditEvent]
+    ) -> None: ...
+
+    # consent (append-only)
+    async def add_consent(self, record: ConsentRecord, events: Sequence[AuditEvent]) -> None: ...
+    async def consents(self, org_id: str, subject_id: str) -> Sequence[ConsentRecord]: ...
+
+    # sessions, rosters, invites
+    async def add_session(
+        self, session: Session, title: str, password_hash: str | None, events: Sequence[AuditEvent]
+    ) -> None: ...
+    async def session(self, org_id: str, session_id: str) -> Session | None: ...
+    async def session_title(self, org_id: str, session_id: str) -> str | None: ...
+    async def end_session(
+        self, org_id: str, session_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> None: ...
+    async def add_participant(
+        self, org_id: str, participant: Participant, events: Sequence[AuditEvent]
+    ) -> None: ...
+    async def participants(self, org_id: str, session_id: str) -> Sequence[Participant]: ...
+    async def participant(self, org_id: str, participant_id: str) -> Participant | None: ...
+    async def add_invite(self, invite: Invite, events: Sequence[AuditEvent]) -> None: ...
+    async def invite(self, org_id: str, invite_id: str) -> Invite | None: ...
+    async def revoke_invite(
+        self, org_id: str, invite_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> bool: ...
+    async def join_record(self, invite_id: str) -> JoinRecord | None: ...
+    async def bind_device(
+        self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> str: ...
+
+    # audit
+    async def record(self, events: Sequence[AuditEvent]) -> None: ...
+    async def audit_entries(self, query: AuditQuery) -> Sequence[AuditEntry]: ...
+    async def verify_audit(self) -> ChainReport: ...
+
+
+class LiveState(Protocol):
+    """Who is in which session right now. Rebuildable; never the durable truth."""
+
+    async def present(self, session_id: str) -> Sequence[Presence]: ...
+    async def enter(self, session_id: str, presence: Presence) -> None: ...
+    async def leave(self, session_id: str, participant_id: str) -> None: ...
+
+
+class AttemptLimiter(Protocol):
+    """Counts failures (e.g. wrong passwords) per key within a window."""
+
+    async def check(self, key: str, limit: int, window_seconds: int, now: datetime) -> float | None:
+        """None when allowed, else the seconds to wait (Retry-After)."""
+        ...
+
+    async def fail(self, key: str, window_seconds: int, now: datetime) -> None: ...
+    async def reset(self, key: str) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, stored_hash: str, password: str) -> bool: ...
+
+
+class InviteTokenCodec(Protocol):
+    """Signs and checks invite tokens; keys stay in the adapter."""
+
+    def mint(
+        self, invite_id: str, session_id: str, org_id: str, expires_at: datetime, now: datetime
+    ) -> str: ...
+    def verify(self, token: str, now: datetime) -> InviteClaims: ...
+
+
+class Alerts(Protocol):
+    """Tells the people looking after a session (host, DSL) that something needs them."""
+
+    async def publish(self, org_id: str, session_id: str, alert: Mapping[str, object]) -> None: ...

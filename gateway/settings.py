@@ -1,0 +1,49 @@
+"""Typed, frozen settings: the only place that reads the environment.
+
+| variable                 | default                                   |
+|--------------------------|-------------------------------------------|
+| GATEWAY_DATABASE_URL     | sqlite+aiosqlite:///var/gateway.db        |
+| GATEWAY_REDIS_URL        | unset: live state kept in this process    |
+| GATEWAY_POLICY           | policies/default.toml                     |
+| GATEWAY_KEYS_DIR         | var/keys (signing and audit keys, 0700)   |
+| GATEWAY_PUBLIC_URL       | http://127.0.0.1:8080 (used in invite links) |
+| GATEWAY_MAX_BODY_BYTES   | 65536                                     |
+| GATEWAY_LOG_LEVEL        | INFO                                      |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///var/gateway.db"
+    redis_url: str | None = None
+    policy_path: Path = Path("policies/default.toml")
+    keys_dir: Path = Path("var/keys")
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 65536
+    log_level: str = "INFO"
+    issuer: str = "safeguarding-gateway"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=env.get("GATEWAY_DATABASE_URL", defaults.database_url),
+            redis_url=env.get("GATEWAY_REDIS_URL") or None,
+            policy_path=Path(env.get("GATEWAY_POLICY", str(defaults.policy_path))),
+            keys_dir=Path(env.get("GATEWAY_KEYS_DIR", str(defaults.keys_dir))),
+            public_url=env.get("GATEWAY_PUBLIC_URL", defaults.public_url).rstrip("/"),
+            max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            log_level=env.get("GATEWAY_LOG_LEVEL", defaults.log_level),
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
