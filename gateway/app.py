@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -11,22 +13,28 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.adapters.alerts_memory import InProcessAlerts
-from gateway.adapters.invite_tokens import InviteTokens
+from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
 from gateway.adapters.live_memory import InProcessLiveState
 from gateway.adapters.passwords import PasswordHasher
+from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.sql.engine import make_engines
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
-from gateway.http.api import ROUTES
-from gateway.http.keys import METRICS, SERVICES, SETTINGS
+from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
+from gateway.http.live_api import LIVE
 from gateway.http.middleware import authentication, metrics_middleware, refusals
 from gateway.http.openapi import openapi_document
+from gateway.http.pages import PAGE_ROUTES
+from gateway.http.routes import ALL_ROUTES
+from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
+from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
 from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
+from gateway.services.live import LiveSessionService
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
 from gateway.services.registry import RegistryService
@@ -43,8 +51,11 @@ class Runtime:
     keyring: KeyRing
     hasher: PasswordHasher
     alerts: InProcessAlerts
+    platform: RelayPlatform
+    live: LiveSessionService
 
     async def close(self) -> None:
+        await self.platform.close()
         await self.store.stop()
         self.hasher.close()
 
@@ -63,6 +74,30 @@ async def build_runtime(
     tokens = InviteTokens(keyring, settings.issuer)
     alerts = InProcessAlerts(clock)
     registry = RegistryService(store, policies, clock)
+    live_state = InProcessLiveState()
+    admission = AdmissionService(
+        store,
+        live_state,
+        policies,
+        tokens,
+        hasher,
+        InProcessAttemptLimiter(),
+        alerts,
+        clock,
+    )
+    platform = RelayPlatform(
+        ice_servers=_ice_servers(settings.ice_servers_json),
+        disconnect_timeout=settings.media_disconnect_seconds,
+    )
+    live = LiveSessionService(
+        store,
+        live_state,
+        platform,
+        MediaCredentials(keyring, settings.issuer),
+        admission,
+        alerts,
+        clock,
+    )
     services = Services(
         clock=clock,
         policies=policies,
@@ -71,18 +106,21 @@ async def build_runtime(
         registry=registry,
         consent=ConsentService(store, registry, policies, clock),
         sessions=SessionService(store, registry, policies, clock, hasher, tokens),
-        admission=AdmissionService(
-            store,
-            InProcessLiveState(),
-            policies,
-            tokens,
-            hasher,
-            InProcessAttemptLimiter(),
-            alerts,
-            clock,
-        ),
+        admission=admission,
     )
-    return Runtime(services, store, keyring, hasher, alerts)
+    return Runtime(services, store, keyring, hasher, alerts, platform, live)
+
+
+def _ice_servers(raw: str) -> list[IceServerConfig]:
+    entries = json.loads(raw)
+    return [
+        IceServerConfig(
+            urls=[e["urls"]] if isinstance(e["urls"], str) else list(e["urls"]),
+            username=e.get("username"),
+            credential=e.get("credential"),
+        )
+        for e in entries
+    ]
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -98,6 +136,16 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _reconcile(live: LiveSessionService, every: float) -> None:
+    """Supervision's safety net: lost events and elapsed grace periods are caught here."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await live.reconcile()
+        except Exception:
+            logging.getLogger(__name__).exception("reconciliation failed; retrying")
+
+
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
@@ -110,12 +158,20 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, clock)
         app[SERVICES] = runtime.services
+        app[LIVE] = runtime.live
+        reconciling = asyncio.create_task(_reconcile(runtime.live, settings.reconcile_seconds))
         yield
+        reconciling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconciling
         await runtime.close()
 
     app.cleanup_ctx.append(lifetime)
-    for route in ROUTES:
+    app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
+    for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
+    for method, path, handler in PAGE_ROUTES:
+        app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _health)

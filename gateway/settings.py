@@ -9,6 +9,8 @@
 | GATEWAY_PUBLIC_URL       | http://127.0.0.1:8080 (used in invite links) |
 | GATEWAY_MAX_BODY_BYTES   | 65536                                     |
 | GATEWAY_LOG_LEVEL        | INFO                                      |
+| GATEWAY_RECONCILE_SECONDS| 3 (supervision re-checked against the relay) |
+| GATEWAY_ICE_SERVERS      | [] (JSON list of {urls, username, credential}; no public STUN) |
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Settings:
     max_body_bytes: int = 65536
     log_level: str = "INFO"
     issuer: str = "safeguarding-gateway"
+    reconcile_seconds: float = 3.0
+    ice_servers_json: str = "[]"
+    media_disconnect_seconds: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -43,6 +48,10 @@ class Settings:
             public_url=env.get("GATEWAY_PUBLIC_URL", defaults.public_url).rstrip("/"),
             max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES", defaults.max_body_bytes)),
             log_level=env.get("GATEWAY_LOG_LEVEL", defaults.log_level),
+            reconcile_seconds=float(
+                env.get("GATEWAY_RECONCILE_SECONDS", defaults.reconcile_seconds)
+            ),
+            ice_servers_json=env.get("GATEWAY_ICE_SERVERS", defaults.ice_servers_json),
         )
 
     def with_changes(self, **changes: object) -> Settings:

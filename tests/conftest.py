@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.plugins.servers"]
+pytest_plugins = ["tests.plugins.servers", "tests.plugins.gateway_server"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -28,8 +26,6 @@ from gateway.http.bodies import (
     ConsentBody,
     EmptyBody,
     GuardianBody,
-    JoinBody,
-    LeaveBody,
     ParticipantBody,
     SessionBody,
     StaffBody,
@@ -37,6 +33,7 @@ from gateway.http.bodies import (
 )
 from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.middleware import ORG
+from gateway.http.routing import Route
 from gateway.http.views import (
     consent_record_view,
     consent_state_view,
@@ -48,20 +45,7 @@ from gateway.http.views import (
 from gateway.services.bundle import Services
 from gateway.services.ports import AuditQuery, Organisation
 
-DEVICE_COOKIE = "sgw_device_"
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    summary: str
-    body: type[BaseModel] | None = None
-    query: tuple[str, ...] = ()
-    public: bool = False
-    statuses: tuple[int, ...] = (200,)
 
 
 def _services(request: web.Request) -> Services:
@@ -69,8 +53,7 @@ def _services(request: web.Request) -> Services:
 
 
 def _org(request: web.Request) -> Organisation:
-    org: Organisation = request[ORG]
-    return org
+    return request[ORG]
 
 
 def _actor(request: web.Request) -> str:
@@ -257,56 +240,6 @@ async def revoke_invite(request: web.Request) -> web.Response:
 
 
 # joining -----------------------------------------------------------------------------------
-def _device_cookie(invite_id: str) -> str:
-    return DEVICE_COOKIE + invite_id[:16]
-
-
-async def join(request: web.Request) -> web.Response:
-    body = await _body(request, JoinBody)
-    services = _services(request)
-    claims_cookie = None
-    # The cookie name needs the invite id; it comes from the token's claims once verified.
-    claims = services.admission.peek(body.token)
-    if claims is not None:
-        claims_cookie = request.cookies.get(_device_cookie(claims.invite_id))
-    result = await services.admission.join(
-        body.token, body.password, claims_cookie, request.remote or "unknown"
-    )
-    decision = result.decision
-    response = web.json_response(
-        {
-            "outcome": decision.outcome.value,
-            "reasons": list(decision.reasons),
-            "grants": decision.as_dict()["grants"],
-            "policy_version": decision.policy_version,
-            "session": {"id": result.session.id, "kind": result.session.kind.value},
-            "participant": {
-                "identity": result.participant.masked_identity,
-                "display_name": result.participant.display_name,
-                "role": result.participant.role.value,
-            },
-        }
-    )
-    if result.device_secret is not None and claims is not None:
-        response.set_cookie(
-            _device_cookie(claims.invite_id),
-            result.device_secret,
-            httponly=True,
-            samesite="Strict",
-            secure=request.app[SETTINGS].public_url.startswith("https://"),
-            max_age=int((claims.expires_at - services.clock.now()).total_seconds()) + 60,
-            path="/",
-        )
-    return response
-
-
-async def leave(request: web.Request) -> web.Response:
-    body = await _body(request, LeaveBody)
-    services = _services(request)
-    claims = services.admission.peek(body.token)
-    cookie = request.cookies.get(_device_cookie(claims.invite_id)) if claims else None
-    await services.admission.leave(body.token, cookie)
-    return web.json_response({"left": True})
 
 
 # audit and policy --------------------------------------------------------------------------
@@ -414,8 +347,6 @@ ROUTES: tuple[Route, ...] = (
         statuses=(201,),
     ),
     Route("POST", "/v1/invites/{id}/revoke", revoke_invite, "Revoke an invite", EmptyBody),
-    Route("POST", "/v1/join", join, "Redeem an invite: admit, hold or deny", JoinBody, public=True),
-    Route("POST", "/v1/leave", leave, "Leave a session", LeaveBody, public=True),
     Route(
         "GET",
         "/v1/audit",
@@ -425,3 +356,5 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/v1/policy", policy, "The written policy that applies, in plain English"),
 )
+
+__all__ = ["ROUTES", "Route"]

@@ -123,3 +123,18 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
             raise Refusal(ErrorCode.BODY_TOO_LARGE, f"The body is over {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class OfferBody(Body):
+    credential: Annotated[str, Field(min_length=1, max_length=4096)]
+    sdp: Annotated[str, Field(min_length=1, max_length=200_000)]
+
+
+class ConcernBody(Body):
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class RemoveBody(Body):
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+    identity: Annotated[str, Field(min_length=1, max_length=64)]

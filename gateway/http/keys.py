@@ -11,3 +11,4 @@ from gateway.settings import Settings
 SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", CollectorRegistry)
+PUBLIC_PATHS = web.AppKey("public_paths", frozenset)

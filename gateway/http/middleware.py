@@ -13,14 +13,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.http.errors import error_response
-from gateway.http.keys import SERVICES
+from gateway.http.keys import PUBLIC_PATHS, SERVICES
 from gateway.services.admission import TooManyAttempts
 from gateway.services.ports import Organisation
 
 log = logging.getLogger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ORG = "org"
-PUBLIC = ("/v1/join", "/v1/leave", "/v1/openapi.json")
+ORG = web.RequestKey("org", Organisation)
 
 
 def route_name(request: web.Request) -> str:
@@ -72,7 +71,7 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
 @web.middleware
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
-    if path.startswith("/v1/") and path not in PUBLIC:
+    if path.startswith("/v1/") and path not in request.app[PUBLIC_PATHS]:
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         org = None

@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.domain.errors import ErrorCode
-from gateway.http.api import ROUTES, Route
+from gateway.http.routes import ALL_ROUTES
+from gateway.http.routing import Route
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -73,7 +74,7 @@ def _path_params(path: str) -> list[str]:
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in ALL_ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
     return {
         "openapi": "3.1.0",

@@ -41,6 +41,8 @@ class JoinResult:
     session: Session
     participant: Participant
     device_secret: str | None  # set when this join bound the invite to a new device
+    record: JoinRecord
+    policy: Policy
 
 
 class AdmissionService:
@@ -137,16 +139,21 @@ class AdmissionService:
                     record.participant, record.person, policy, local_date(now, policy), decision
                 ),
             )
-        return JoinResult(decision, record.session, record.participant, new_secret)
+        return JoinResult(decision, record.session, record.participant, new_secret, record, policy)
 
-    async def leave(self, token: str, device_secret: str | None) -> None:
-        """Leaving always works for the device the invite is bound to."""
+    async def participant(self, token: str, device_secret: str | None) -> JoinRecord:
+        """Who is calling, from a redeemed invite and the device it is bound to."""
         claims = self._tokens.verify(token, self._clock.now())
         record = await self._store.join_record(claims.invite_id)
         if record is None or record.invite.device_hash is None or device_secret is None:
             raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
         if not secrets.compare_digest(device_hash(device_secret), record.invite.device_hash):
             raise Refusal(ErrorCode.INVITE_OTHER_DEVICE, "This invite belongs to another device.")
+        return record
+
+    async def leave(self, token: str, device_secret: str | None) -> JoinRecord:
+        """Leaving always works for the device the invite is bound to."""
+        record = await self.participant(token, device_secret)
         await self._live.leave(record.invite.session_id, record.participant.id)
         await self._store.record(
             [
@@ -159,6 +166,7 @@ class AdmissionService:
                 )
             ]
         )
+        return record
 
     async def _other_device(self, record: JoinRecord) -> None:
         invite = record.invite

@@ -44,6 +44,7 @@ class JoinRecord:
     session_password_hash: str | None
     person: Person
     consents: Sequence[ConsentRecord]
+    session_title: str = ""
 
 
 @dataclass(frozen=True, slots=True)

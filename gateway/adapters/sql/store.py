@@ -252,9 +252,18 @@ class SqlStore:
     # consent -------------------------------------------------------------------------------
     async def add_consent(self, record: ConsentRecord, events: Sequence[AuditEvent]) -> None:
         evidence = record.evidence
-        await self._change(
-            events,
-            [
+
+        async def job(tx: WriteTx) -> None:
+            # History is ordered by recorded_at: keep it strictly increasing per person, so a
+            # withdrawal recorded in the same microsecond as a consent still comes after it.
+            latest = await tx.conn.scalar(
+                select(func.max(t.consent_records.c.recorded_at)).where(
+                    t.consent_records.c.org_id == record.org_id,
+                    t.consent_records.c.subject_id == record.subject_id,
+                )
+            )
+            recorded_at = max(to_us(record.recorded_at), (latest or 0) + 1)
+            await tx.conn.execute(
                 insert(t.consent_records).values(
                     id=record.id,
                     org_id=record.org_id,
@@ -267,10 +276,13 @@ class SqlStore:
                     evidence_method=evidence.method.value if evidence else None,
                     evidence_reference=evidence.reference if evidence else None,
                     evidence_date=evidence.dated if evidence else None,
-                    recorded_at=to_us(record.recorded_at),
+                    recorded_at=recorded_at,
                 )
-            ],
-        )
+            )
+            for event in events:
+                tx.audit(event)
+
+        await self.writer.write(job)
 
     async def consents(self, org_id: str, subject_id: str) -> Sequence[ConsentRecord]:
         async with self._read() as conn:
@@ -472,6 +484,7 @@ class SqlStore:
             session_password_hash=mapping["s_password_hash"],
             person=person,
             consents=consents,
+            session_title=mapping["s_title"],
         )
 
     async def bind_device(

@@ -1,0 +1,113 @@
+"""The MediaPlatform port on the embedded relay (aiortc, in this process)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.models import Grants
+from gateway.media.errors import RelayError, SdpTooLarge
+from gateway.media.events import ParticipantJoined, ParticipantLeft, RelayEvent, SlotsChanged
+from gateway.media.grants import IceServerConfig, MediaGrants
+from gateway.media.relay import EmbeddedRelay
+from gateway.services.live_ports import PlatformEvent, PlatformParticipant
+
+
+class RelayPlatform:
+    def __init__(
+        self,
+        *,
+        ice_servers: Sequence[IceServerConfig] = (),
+        slots_per_peer: int = 8,
+        disconnect_timeout: float = 10.0,
+    ) -> None:
+        self._ice = list(ice_servers)
+        self._handler: Callable[[PlatformEvent], Awaitable[None]] | None = None
+        self.relay = EmbeddedRelay(
+            ice_servers=ice_servers,
+            slots_per_peer=slots_per_peer,
+            on_event=self._dispatch,
+            disconnect_timeout=disconnect_timeout,
+        )
+        self._rooms: set[str] = set()
+
+    def on_event(self, handler: Callable[[PlatformEvent], Awaitable[None]]) -> None:
+        self._handler = handler
+
+    async def _dispatch(self, event: RelayEvent) -> None:
+        if self._handler is None:
+            return
+        if isinstance(event, ParticipantJoined):
+            await self._handler(PlatformEvent("joined", event.room, event.identity))
+        elif isinstance(event, ParticipantLeft):
+            await self._handler(PlatformEvent("left", event.room, event.identity))
+        elif isinstance(event, SlotsChanged):
+            await self._handler(
+                PlatformEvent("slots", event.room, event.identity, dict(event.slots))
+            )
+
+    async def open_room(self, room: str) -> None:
+        if room not in self._rooms:
+            await self.relay.open_room(room)
+            self._rooms.add(room)
+
+    async def close_room(self, room: str) -> None:
+        if room in self._rooms:
+            self._rooms.discard(room)
+            await self.relay.close_room(room)
+
+    async def connect(self, room: str, identity: str, grants: Grants, offer_sdp: str) -> str:
+        await self.open_room(room)
+        try:
+            return await self.relay.connect(room, identity, _media(grants), offer_sdp)
+        except SdpTooLarge as exc:
+            raise Refusal(ErrorCode.SDP_TOO_LARGE, "The offer is too large.") from exc
+        except RelayError as exc:
+            raise Refusal(ErrorCode.SDP_INVALID, f"The offer was refused ({exc.code}).") from exc
+
+    async def set_grants(self, room: str, identity: str, grants: Grants) -> None:
+        if room in self._rooms and any(
+            p.identity == identity for p in self.relay.participants(room)
+        ):
+            await self.relay.set_grants(room, identity, _media(grants))
+
+    async def remove(self, room: str, identity: str) -> None:
+        if room in self._rooms and any(
+            p.identity == identity for p in self.relay.participants(room)
+        ):
+            await self.relay.remove(room, identity)
+
+    def participants(self, room: str) -> Sequence[PlatformParticipant]:
+        if room not in self._rooms:
+            return []
+        return [
+            PlatformParticipant(
+                p.identity, p.connected, Grants(p.grants.can_publish, p.grants.can_subscribe)
+            )
+            for p in self.relay.participants(room)
+        ]
+
+    def slot_map(self, room: str, identity: str) -> Mapping[int, str]:
+        if room not in self._rooms:
+            return {}
+        try:
+            return self.relay.slot_map(room, identity)
+        except RelayError:
+            return {}
+
+    def ice_servers(self) -> list[dict[str, object]]:
+        return [
+            {
+                "urls": list(s.urls),
+                **({"username": s.username} if s.username else {}),
+                **({"credential": s.credential} if s.credential else {}),
+            }
+            for s in self._ice
+        ]
+
+    async def close(self) -> None:
+        await self.relay.close()
+
+
+def _media(grants: Grants) -> MediaGrants:
+    return MediaGrants(can_publish=grants.can_publish, can_subscribe=grants.can_subscribe)

@@ -1,0 +1,181 @@
+"""Participants' side of a session: joining, media signalling, live events, concerns, leaving.
+
+A participant proves who they are with their invite token plus the HttpOnly cookie of the
+device the invite is bound to; media signalling needs the single-use credential from the join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.http.bodies import (
+    ConcernBody,
+    JoinBody,
+    LeaveBody,
+    OfferBody,
+    RemoveBody,
+    parse_body,
+)
+from gateway.http.keys import SERVICES, SETTINGS
+from gateway.http.routing import Route
+from gateway.services.live import LiveSessionService, join_view
+
+DEVICE_COOKIE = "sgw_device_"
+LIVE = web.AppKey("live", LiveSessionService)
+M = TypeVar("M", bound=BaseModel)
+HEARTBEAT_SECONDS = 15
+
+
+def device_cookie_name(invite_id: str) -> str:
+    return DEVICE_COOKIE + invite_id[:16]
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    return await parse_body(request, model, request.app[SETTINGS].max_body_bytes)
+
+
+def _device(request: web.Request, token: str) -> str | None:
+    claims = request.app[SERVICES].admission.peek(token)
+    return request.cookies.get(device_cookie_name(claims.invite_id)) if claims else None
+
+
+async def join(request: web.Request) -> web.Response:
+    body = await _body(request, JoinBody)
+    live = request.app[LIVE]
+    claims = request.app[SERVICES].admission.peek(body.token)
+    device = _device(request, body.token)
+    result, media = await live.join(body.token, body.password, device, request.remote or "unknown")
+    response = web.json_response(join_view(result, media))
+    if result.device_secret is not None and claims is not None:
+        now = request.app[SERVICES].clock.now()
+        response.set_cookie(
+            device_cookie_name(claims.invite_id),
+            result.device_secret,
+            httponly=True,
+            samesite="Strict",
+            secure=request.app[SETTINGS].public_url.startswith("https://"),
+            max_age=int((claims.expires_at - now).total_seconds()) + 60,
+            path="/",
+        )
+    return response
+
+
+async def leave(request: web.Request) -> web.Response:
+    body = await _body(request, LeaveBody)
+    await request.app[LIVE].leave(body.token, _device(request, body.token))
+    return web.json_response({"left": True})
+
+
+async def offer(request: web.Request) -> web.Response:
+    body = await _body(request, OfferBody)
+    answer = await request.app[LIVE].offer(body.credential, body.sdp)
+    return web.json_response({"type": "answer", "sdp": answer})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    body = await _body(request, LeaveBody)
+    live = request.app[LIVE]
+    record = await live.caller(body.token, _device(request, body.token))
+    identity = record.participant.masked_identity
+    queue = live.subscribe(identity)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    try:
+        for event in await live.snapshot(record):
+            await response.write(_sse(event))
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                await response.write(b": heartbeat\n\n")
+                continue
+            await response.write(_sse(event))
+            if event.get("type") in ("removed", "ended"):
+                break
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        live.unsubscribe(identity, queue)
+    return response
+
+
+def _sse(event: dict[str, object]) -> bytes:
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+async def concern(request: web.Request) -> web.Response:
+    body = await _body(request, ConcernBody)
+    report = request.app.get(REPORT_CONCERN)
+    if report is None:
+        raise Refusal(ErrorCode.INTERNAL, "Concerns cannot be recorded right now.")
+    incident_id = await report(body.token, _device(request, body.token), body.note)
+    return web.json_response(
+        {
+            "incident_id": incident_id,
+            "message": "Thank you for telling us. The safeguarding lead and the session's host "
+            "have been told and will look after it.",
+        },
+        status=201,
+    )
+
+
+async def remove(request: web.Request) -> web.Response:
+    body = await _body(request, RemoveBody)
+    await request.app[LIVE].remove(body.token, _device(request, body.token), body.identity)
+    return web.json_response({"removed": True})
+
+
+async def end(request: web.Request) -> web.Response:
+    body = await _body(request, LeaveBody)
+    await request.app[LIVE].end(body.token, _device(request, body.token))
+    return web.json_response({"ended": True})
+
+
+class ConcernReporter:
+    """Turns a participant's 'report a concern' into an incident (wired in app.py)."""
+
+    async def __call__(self, token: str, device: str | None, note: str | None) -> str:
+        raise NotImplementedError
+
+
+REPORT_CONCERN = web.AppKey("report_concern", ConcernReporter)
+
+LIVE_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/join", join, "Redeem an invite: admit, hold or deny", JoinBody, public=True),
+    Route("POST", "/v1/leave", leave, "Leave a session (always allowed)", LeaveBody, public=True),
+    Route(
+        "POST",
+        "/v1/media/offer",
+        offer,
+        "WebRTC offer with a media credential",
+        OfferBody,
+        public=True,
+    ),
+    Route(
+        "POST",
+        "/v1/live/events",
+        events,
+        "The participant's live event stream (SSE)",
+        LeaveBody,
+        public=True,
+    ),
+    Route(
+        "POST",
+        "/v1/live/concern",
+        concern,
+        "Report a concern",
+        ConcernBody,
+        public=True,
+        statuses=(201,),
+    ),
+    Route("POST", "/v1/live/remove", remove, "Host: remove a participant", RemoveBody, public=True),
+    Route("POST", "/v1/live/end", end, "Host: end the session", LeaveBody, public=True),
+)
