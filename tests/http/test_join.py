@@ -57,7 +57,9 @@ async def test_child_without_participation_consent_is_denied(gateway: Gateway) -
     await world.consent("Ned North", "participation", "Nia North", "guardian")
     device = await gateway.client()
     assert (await world.join("Ned North", device)).body["outcome"] == "admit"
-    withdrawn = await world.consent("Ned North", "participation", "Nia North", "guardian", "withdraw")
+    withdrawn = await world.consent(
+        "Ned North", "participation", "Nia North", "guardian", "withdraw"
+    )
     assert withdrawn.status == 201
     assert (await world.join("Ned North", device)).body["outcome"] == "deny"
 

@@ -22,7 +22,9 @@ class World:
     participants: dict[str, str] = field(default_factory=dict)  # name -> participant id
     invites: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> invite answer
 
-    async def staff(self, name: str, roles: list[str], vetting: dict[str, str] | None = VETTING) -> str:
+    async def staff(
+        self, name: str, roles: list[str], vetting: dict[str, str] | None = VETTING
+    ) -> str:
         email = name.lower().replace(" ", ".") + "@example.org"
         answer = await self.admin.post(
             "/v1/staff", {"name": name, "email": email, "roles": roles, "vetting": vetting}
@@ -49,7 +51,12 @@ class World:
         return str(answer.body["id"])
 
     async def consent(
-        self, subject: str, purpose: str, by: str, by_kind: str, action: str = "give",
+        self,
+        subject: str,
+        purpose: str,
+        by: str,
+        by_kind: str,
+        action: str = "give",
         subject_kind: str = "child",
     ) -> Any:
         answer = await self.admin.post(
@@ -67,7 +74,10 @@ class World:
         return answer
 
     async def new_session(
-        self, host: str, kind: str = "group", password: str | None = "open-sesame",
+        self,
+        host: str,
+        kind: str = "group",
+        password: str | None = "open-sesame",
         hours: int = 2,
     ) -> str:
         start = self.gateway.clock.now() - timedelta(minutes=5)
@@ -104,7 +114,9 @@ class World:
         self.invites[name] = answer.body
         return dict(answer.body)
 
-    async def join(self, name: str, device: Client | None = None, password: str | None = "open-sesame") -> Any:
+    async def join(
+        self, name: str, device: Client | None = None, password: str | None = "open-sesame"
+    ) -> Any:
         device = device or await self.gateway.client()
         body: dict[str, Any] = {"token": self.invites[name]["token"]}
         if password is not None:

@@ -47,8 +47,14 @@ class Client:
     key: str | None = None
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-        key: str | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         sent = dict(headers or {})
         token = key if key is not None else self.key
@@ -104,6 +110,8 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         keys_dir=tmp_path / "keys",
         public_url=f"http://127.0.0.1:{port}",
         max_body_bytes=65536,
+        reconcile_seconds=0.3,
+        media_disconnect_seconds=3.0,
     )
     app = build_app(settings, clock)
     runner = web.AppRunner(app, access_log=None)
