@@ -1,0 +1,107 @@
+"""The join page and its static files: one page for every participant (R8, R17, R19).
+
+The invite token travels in the URL fragment (``/join#<token>``): browsers never send a
+fragment to a server, so the token stays out of access logs, proxies and Referer headers. The
+page's script reads it, removes it from the address bar and talks to the JSON API.
+
+Everything served here is fixed at start-up (no user data is ever rendered into HTML), and
+every answer carries a strict Content-Security-Policy: scripts, styles and connections only
+from this origin, media only from this origin or local streams, nothing framed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from aiohttp import web
+
+__all__ = ["PAGE_ROUTES", "SECURITY_HEADERS", "join_page", "static_file"]
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+SECURITY_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), payment=()",
+    }
+)
+
+_CONTENT_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".svg": "image/svg+xml",
+        ".png": "image/png",
+        ".ico": "image/x-icon",
+    }
+)
+
+
+def _load_static() -> Mapping[str, tuple[bytes, str]]:
+    """Every servable static file, read once: the allow-list is what exists at start-up."""
+    files: dict[str, tuple[bytes, str]] = {}
+    if STATIC.is_dir():
+        for path in sorted(STATIC.iterdir()):
+            content_type = _CONTENT_TYPES.get(path.suffix)
+            if path.is_file() and content_type is not None:
+                files[path.name] = (path.read_bytes(), content_type)
+    return MappingProxyType(files)
+
+
+_STATIC_FILES = _load_static()
+_JOIN_HTML = (TEMPLATES / "join.html").read_bytes()
+
+
+def _headers(cache: str) -> dict[str, str]:
+    return {**SECURITY_HEADERS, "Cache-Control": cache}
+
+
+async def join_page(request: web.Request) -> web.Response:
+    """``GET /join``: the same page for everyone; the invite is read from the fragment."""
+    return web.Response(
+        body=_JOIN_HTML,
+        content_type="text/html",
+        charset="utf-8",
+        headers=_headers("no-store"),
+    )
+
+
+async def static_file(request: web.Request) -> web.Response:
+    """``GET /static/{name}``: only the files shipped in ``http/static`` (no paths, no dots)."""
+    found = _STATIC_FILES.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    body, content_type = found
+    # "no-cache": the browser revalidates, so a new release is picked up at once.
+    return web.Response(body=body, headers={**_headers("no-cache"), "Content-Type": content_type})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PAGE_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/join", join_page),
+    ("GET", "/static/{name}", static_file),
+)
