@@ -1,0 +1,365 @@
+"""The incident log over real HTTP on SQLite and PostgreSQL (R14, R17)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.incidents import Incident
+from gateway.http.incidents_api import INCIDENTS
+from gateway.services.incidents import IncidentService
+from tests.http.world import World, build_world
+from tests.incidents.conftest import alerts_hub
+from tests.plugins.gateway_server import Gateway
+
+NOTE = "He asked me for my home address"
+
+
+@dataclass
+class Case:
+    world: World
+    roster: dict[str, dict[str, Any]]  # name -> roster entry (participant view)
+
+    @property
+    def service(self) -> IncidentService:
+        return self.world.gateway.app[INCIDENTS]
+
+    async def report(self, name: str = "Sam Green", note: str | None = NOTE) -> Incident:
+        entry = self.roster[name]
+        return await self.service.report_concern(
+            self.world.org_id,
+            self.world.session["id"],
+            entry["id"],
+            entry["masked_identity"],
+            entry["display_name"],
+            note,
+        )
+
+
+async def build_case(gateway: Gateway) -> Case:
+    world = await build_world(gateway)
+    await world.staff("Dee Lead", ["dsl"])
+    await world.staff("Adam Admin", ["admin"])
+    answer = await world.admin.get(f"/v1/sessions/{world.session['id']}/participants")
+    by_id = {item["id"]: item for item in answer.body["items"]}
+    roster = {name: by_id[pid] for name, pid in world.participants.items()}
+    return Case(world, roster)
+
+
+async def test_reported_concern_is_listed_alerted_and_audited(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    world = case.world
+    session_id = world.session["id"]
+    hub = alerts_hub(gateway.app)
+    queue = hub.subscribe(session_id)
+    try:
+        incident = await case.report()
+        alert = await asyncio.wait_for(queue.get(), timeout=2)
+    finally:
+        hub.unsubscribe(session_id, queue)
+    assert alert["kind"] == "concern"
+    assert alert["incident_id"] == incident.id
+    assert alert["display_name"] == "Sam G."
+    assert alert["session_id"] == session_id
+    assert NOTE not in str(alert)
+
+    listed = await world.admin.get("/v1/incidents")
+    assert listed.status == 200
+    [item] = listed.body["items"]
+    assert item["id"] == incident.id
+    assert item["kind"] == "concern" and item["status"] == "open"
+    assert item["session_id"] == session_id
+    assert item["summary"] == NOTE
+    assert item["what_gateway_did"] == ["alerted_dsl", "alerted_host"]
+    assert item["reported_by"] == {
+        "kind": "participant",
+        "identity": case.roster["Sam Green"]["masked_identity"],
+    }
+
+    # Filters.
+    assert len((await world.admin.get("/v1/incidents?status=open")).body["items"]) == 1
+    assert (await world.admin.get("/v1/incidents?status=closed")).body["items"] == []
+    by_session = await world.admin.get(f"/v1/incidents?session_id={session_id}")
+    assert [i["id"] for i in by_session.body["items"]] == [incident.id]
+    assert (await world.admin.get("/v1/incidents?session_id=elsewhere")).body["items"] == []
+
+    audit = await world.admin.get("/v1/audit?kind=incident.opened")
+    [entry] = audit.body["items"]
+    assert entry["session_id"] == session_id
+    assert entry["data"]["incident"] == incident.id
+    assert entry["data"]["participant"] == case.roster["Sam Green"]["id"]
+    for secret in (NOTE, "Sam", "Green", world.ids["Sam Green"]):
+        assert secret not in str(entry)
+    assert (await gateway.services.store.verify_audit()).intact
+
+
+async def test_reporter_is_revealed_to_the_dsl_only(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    world = case.world
+    incident = await case.report()
+    participant_id = case.roster["Sam Green"]["id"]
+
+    for who in ("Tina Tutor", "Oscar Observer", "Adam Admin"):
+        listed = await world.admin.get(f"/v1/incidents?as_staff={world.ids[who]}")
+        assert "participant_id" not in listed.body["items"][0]["reported_by"], who
+        assert participant_id not in str(listed.body), who
+        one = await world.admin.get(f"/v1/incidents/{incident.id}?as_staff={world.ids[who]}")
+        assert one.status == 200 and "participant_id" not in one.body["reported_by"], who
+    anonymous = await world.admin.get(f"/v1/incidents/{incident.id}")
+    assert participant_id not in str(anonymous.body)
+    assert "notes" not in anonymous.body
+
+    dsl = world.ids["Dee Lead"]
+    listed = await world.admin.get(f"/v1/incidents?as_staff={dsl}")
+    assert listed.body["items"][0]["reported_by"]["participant_id"] == participant_id
+    one = await world.admin.get(f"/v1/incidents/{incident.id}?as_staff={dsl}")
+    assert one.body["reported_by"]["participant_id"] == participant_id
+    assert one.body["notes"] == []
+
+    unknown = await world.admin.get("/v1/incidents?as_staff=nobody")
+    assert unknown.status == 404 and unknown.code == "not_found"
+    child = await world.admin.get(f"/v1/incidents?as_staff={world.ids['Sam Green']}")
+    assert child.status == 404
+
+
+async def test_dsl_adds_notes_and_closes_once(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    world = case.world
+    incident = await case.report()
+    dsl = world.ids["Dee Lead"]
+    path = f"/v1/incidents/{incident.id}"
+
+    first = await world.admin.post(
+        path + "/notes", {"staff_id": dsl, "text": "Spoke to Sam's guardian."}
+    )
+    assert first.status == 201, first.body
+    assert first.body["author_staff_id"] == dsl
+    assert first.body["incident_id"] == incident.id
+    second = await world.admin.post(
+        path + "/notes", {"staff_id": world.ids["Adam Admin"], "text": "Host suspended."}
+    )
+    assert second.status == 201
+
+    closed = await world.admin.post(path + "/close", {"staff_id": dsl})
+    assert closed.status == 200, closed.body
+    assert closed.body["status"] == "closed"
+    assert closed.body["closed_by"] == dsl and closed.body["closed_at"] is not None
+    assert [n["text"] for n in closed.body["notes"]] == [
+        "Spoke to Sam's guardian.",
+        "Host suspended.",
+    ]
+    assert closed.body["reported_by"]["participant_id"] == case.roster["Sam Green"]["id"]
+
+    again = await world.admin.post(path + "/close", {"staff_id": world.ids["Adam Admin"]})
+    assert again.status == 409 and again.code == "conflict"
+
+    # Later information is still recorded against a closed incident.
+    late = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "Police informed."})
+    assert late.status == 201
+
+    assert (await world.admin.get("/v1/incidents?status=open")).body["items"] == []
+    assert len((await world.admin.get("/v1/incidents?status=closed")).body["items"]) == 1
+    # Notes are for those who handle incidents: the admin sees them, a tutor does not.
+    admin_view = await world.admin.get(f"{path}?as_staff={world.ids['Adam Admin']}")
+    assert len(admin_view.body["notes"]) == 3
+    assert "participant_id" not in admin_view.body["reported_by"]
+    tutor_view = await world.admin.get(f"{path}?as_staff={world.ids['Tina Tutor']}")
+    assert "notes" not in tutor_view.body
+
+    notes = await world.admin.get("/v1/audit?kind=incident.note_added")
+    assert len(notes.body["items"]) == 3
+    assert {e["person_id"] for e in notes.body["items"]} == {dsl, world.ids["Adam Admin"]}
+    closes = await world.admin.get("/v1/audit?kind=incident.closed")
+    [close_entry] = closes.body["items"]
+    assert close_entry["person_id"] == dsl and close_entry["data"] == {"incident": incident.id}
+    everything = str((await world.admin.get("/v1/audit?limit=500")).body)
+    for secret in ("Spoke to", "Host suspended", "Police", NOTE):
+        assert secret not in everything
+    assert (await gateway.services.store.verify_audit()).intact
+
+
+async def test_only_the_dsl_or_an_admin_handles_incidents(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    world = case.world
+    incident = await case.report()
+    path = f"/v1/incidents/{incident.id}"
+    for who in ("Tina Tutor", "Oscar Observer"):
+        close = await world.admin.post(path + "/close", {"staff_id": world.ids[who]})
+        assert close.status == 403 and close.code == "forbidden", who
+        note = await world.admin.post(path + "/notes", {"staff_id": world.ids[who], "text": "x"})
+        assert note.status == 403 and note.code == "forbidden", who
+    stranger = await world.admin.post(path + "/close", {"staff_id": "nobody"})
+    assert stranger.status == 404
+    still = await world.admin.get(path)
+    assert still.body["status"] == "open"
+    refused = await world.admin.get("/v1/audit?kind=request.refused")
+    assert {e["data"]["code"] for e in refused.body["items"]} >= {"forbidden"}
+
+
+async def test_another_organisations_incident_is_not_found(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    incident = await case.report()
+    _, other_key = await gateway.organisation("Other Club")
+    other = await gateway.client(other_key)
+    other_world = World(gateway, other, "")
+    dsl = await other_world.staff("Olga Lead", ["dsl"])
+    path = f"/v1/incidents/{incident.id}"
+    assert (await other.get(path)).status == 404
+    assert (await other.get(f"{path}?as_staff={dsl}")).code == "not_found"
+    note = await other.post(path + "/notes", {"staff_id": dsl, "text": "mine now"})
+    assert note.status == 404 and note.code == "not_found"
+    close = await other.post(path + "/close", {"staff_id": dsl})
+    assert close.status == 404
+    assert (await other.get("/v1/incidents")).body["items"] == []
+    # The other organisation's DSL cannot be named in this organisation's views either.
+    assert (await case.world.admin.get(f"/v1/incidents?as_staff={dsl}")).status == 404
+    assert (await case.world.admin.get(path)).body["status"] == "open"
+    unknown = await case.world.admin.get("/v1/incidents/0123456789abcdef")
+    assert unknown.status == 404
+
+
+async def test_bad_requests_are_refused(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    world = case.world
+    incident = await case.report()
+    dsl = world.ids["Dee Lead"]
+    path = f"/v1/incidents/{incident.id}"
+
+    extra = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "ok", "by": "me"})
+    assert extra.status == 400 and extra.code == "body_unknown_field"
+    extra = await world.admin.post(path + "/close", {"staff_id": dsl, "reason": "done"})
+    assert extra.status == 400 and extra.code == "body_unknown_field"
+    too_long = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "x" * 4001})
+    assert too_long.status == 400 and too_long.code == "body_invalid"
+    assert "xxxx" not in str(too_long.body)
+    at_limit = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "y" * 4000})
+    assert at_limit.status == 201
+    for bad_text in ("   ", "", "evil \u202e txet", "bell \x07"):
+        bad = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": bad_text})
+        assert bad.status == 400 and bad.code == "body_invalid", repr(bad_text)
+    missing = await world.admin.post(path + "/notes", {"text": "who?"})
+    assert missing.status == 400 and missing.code == "body_invalid"
+    not_json = await world.admin.post(path + "/close", raw=b"{staff_id")
+    assert not_json.status == 400 and not_json.code == "body_invalid_json"
+
+    for query in ("status=pending", "colour=red", "limit=0", "limit=501", "status=open&status=x"):
+        answer = await world.admin.get(f"/v1/incidents?{query}")
+        assert answer.status == 400 and answer.code == "query_invalid", query
+    assert (await world.admin.get(f"{path}?status=open")).code == "query_invalid"
+    unauthenticated = await world.admin.get("/v1/incidents", key="sgw_wrong")
+    assert unauthenticated.status == 401
+    # Nothing was closed or changed by any of this.
+    detail = await world.admin.get(f"{path}?as_staff={dsl}")
+    assert detail.body["status"] == "open" and len(detail.body["notes"]) == 1
+
+
+async def test_system_incidents_are_listed_with_what_the_gateway_did(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    world = case.world
+    service = case.service
+    concern = await case.report(note=None)
+    gateway.clock.advance(timedelta(seconds=1))
+    breach = await service.record_system_incident(
+        world.org_id,
+        world.session["id"],
+        "supervision_breach",
+        "Only one vetted adult present; children held.",
+        ["held_children", "alerted_host", "alerted_dsl"],
+    )
+    listed = await world.admin.get("/v1/incidents")
+    ids = [item["id"] for item in listed.body["items"]]
+    assert ids == [breach.id, concern.id]  # newest first
+    by_id = {item["id"]: item for item in listed.body["items"]}
+    assert by_id[concern.id]["summary"] == "A participant reported a concern."
+    system = by_id[breach.id]
+    assert system["reported_by"] == {"kind": "system", "identity": "gateway"}
+    assert system["what_gateway_did"] == ["held_children", "alerted_host", "alerted_dsl"]
+    assert system["kind"] == "supervision_breach"
+    limited = await world.admin.get("/v1/incidents?limit=1")
+    assert len(limited.body["items"]) == 1
+    opened = await world.admin.get("/v1/audit?kind=incident.opened")
+    assert {e["actor"] for e in opened.body["items"]} == {
+        "gateway",
+        case.roster["Sam Green"]["masked_identity"],
+    }
+
+
+async def test_a_concern_needs_a_participant_of_that_session(gateway: Gateway) -> None:
+    case = await build_case(gateway)
+    entry = case.roster["Sam Green"]
+    with pytest.raises(Refusal) as refused:
+        await case.service.report_concern(
+            case.world.org_id, "another-session", entry["id"], entry["masked_identity"], "x", None
+        )
+    assert refused.value.code is ErrorCode.NOT_FOUND
+    with pytest.raises(Refusal):
+        await case.service.report_concern(
+            case.world.org_id, case.world.session["id"], entry["id"], "p_forged", "x", None
+        )
+    assert (await case.world.admin.get("/v1/incidents")).body["items"] == []
+
+
+async def test_the_database_keeps_incidents_and_notes(gateway: Gateway) -> None:
+    """Append-only notes and close-only incidents are enforced below the application (R14)."""
+    case = await build_case(gateway)
+    world = case.world
+    incident = await case.report()
+    dsl = world.ids["Dee Lead"]
+    await world.admin.post(f"/v1/incidents/{incident.id}/notes", {"staff_id": dsl, "text": "n"})
+    engine: Any = gateway.services.store._writer_engine
+    forbidden = (
+        "UPDATE incident_notes SET text = 'rewritten'",
+        "DELETE FROM incident_notes",
+        "DELETE FROM incidents",
+        "UPDATE incidents SET summary = 'rewritten'",
+        "UPDATE incidents SET status = 'closed'",  # closing needs closed_at and closed_by
+    )
+    for statement in forbidden:
+        with pytest.raises(Exception, match=r"append-only|kept|only be closed"):
+            async with engine.begin() as conn:
+                await conn.execute(text(statement))
+    closed = await world.admin.post(f"/v1/incidents/{incident.id}/close", {"staff_id": dsl})
+    assert closed.status == 200
+    with pytest.raises(Exception, match="only be closed"):
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE incidents SET status = 'open', closed_at = NULL"))
+    detail = await world.admin.get(f"/v1/incidents/{incident.id}?as_staff={dsl}")
+    assert detail.body["summary"] == NOTE and detail.body["notes"][0]["text"] == "n"
+    assert detail.body["status"] == "closed"
+
+
+async def test_participant_reports_a_concern_from_the_session(gateway: Gateway) -> None:
+    """POST /v1/live/concern: invite token plus the device the invite is bound to (R17)."""
+    case = await build_case(gateway)
+    world = case.world
+    session_id = world.session["id"]
+    device = await gateway.client()
+    joined = await world.join("Sam Green", device)
+    assert joined.body["outcome"] == "hold"  # no adults yet: a child waiting alone can report
+    token = world.invites["Sam Green"]["token"]
+    hub = alerts_hub(gateway.app)
+    queue = hub.subscribe(session_id)
+    try:
+        answer = await device.post("/v1/live/concern", {"token": token, "note": NOTE})
+        assert answer.status == 201, answer.body
+        alert = await asyncio.wait_for(queue.get(), timeout=2)
+    finally:
+        hub.unsubscribe(session_id, queue)
+    incident_id = answer.body["incident_id"]
+    assert alert["kind"] == "concern" and alert["incident_id"] == incident_id
+    listed = await world.admin.get(f"/v1/incidents?session_id={session_id}")
+    [item] = listed.body["items"]
+    assert item["id"] == incident_id and item["summary"] == NOTE
+    assert item["reported_by"]["identity"] == case.roster["Sam Green"]["masked_identity"]
+
+    # Another device holding the same token cannot report as Sam.
+    stranger = await gateway.client()
+    refused = await stranger.post("/v1/live/concern", {"token": token, "note": "fake"})
+    assert refused.status == 403
+    assert len((await world.admin.get("/v1/incidents")).body["items"]) == 1
