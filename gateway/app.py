@@ -20,11 +20,13 @@ from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.sql.engine import make_engines
+from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
+from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
-from gateway.http.live_api import LIVE
+from gateway.http.live_api import LIVE, REPORT_CONCERN
 from gateway.http.middleware import authentication, metrics_middleware, refusals
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
@@ -34,6 +36,7 @@ from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
 from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
+from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
@@ -53,6 +56,7 @@ class Runtime:
     alerts: InProcessAlerts
     platform: RelayPlatform
     live: LiveSessionService
+    incidents: IncidentService
 
     async def close(self) -> None:
         await self.platform.close()
@@ -108,7 +112,9 @@ async def build_runtime(
         sessions=SessionService(store, registry, policies, clock, hasher, tokens),
         admission=admission,
     )
-    return Runtime(services, store, keyring, hasher, alerts, platform, live)
+    incidents = IncidentService(SqlIncidentStore(store.writer, reader_engine), store, alerts, clock)
+    live.record_incident = incidents.record_system_incident
+    return Runtime(services, store, keyring, hasher, alerts, platform, live, incidents)
 
 
 def _ice_servers(raw: str) -> list[IceServerConfig]:
@@ -159,6 +165,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         runtime = await build_runtime(settings, clock)
         app[SERVICES] = runtime.services
         app[LIVE] = runtime.live
+        app[INCIDENTS] = runtime.incidents
+        app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
         reconciling = asyncio.create_task(_reconcile(runtime.live, settings.reconcile_seconds))
         yield
         reconciling.cancel()

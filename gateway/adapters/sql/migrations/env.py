@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import gateway.adapters.sql.incident_schema  # noqa: F401  (registers the incident tables)
 from gateway.adapters.sql.schema import metadata
 
 connection = context.config.attributes.get("connection")
