@@ -38,6 +38,7 @@ import hmac
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
@@ -82,6 +83,19 @@ _SEGMENT_SQL = {
     """,
 }
 
+# SQLite, faster: audit_log.seq is not SQLite's rowid (only INTEGER PRIMARY KEY is), so the query
+# above looks every row up through the seq index. But the writer appends in seq order, so rowid
+# equals seq; this reads the rowid range straight from the table (~20% less work) and counts the
+# rows where that does not hold. Only if all 1024 rows are there and none is off is it used: then
+# rowid order is seq order. Otherwise the worker asks again with the query above.
+_SQLITE_ROWID_SQL = """
+    SELECT count(*), min(seq), max(seq), CAST(group_concat(entry, x'1e') AS BLOB),
+           (SELECT mac FROM audit_seals WHERE segment = :previous),
+           (SELECT mac FROM audit_seals WHERE segment = :segment),
+           total(seq <> rowid)
+    FROM audit_log WHERE rowid BETWEEN :first AND :last
+"""
+
 # The stored seals of a segment and of the one before it.
 _SEALS_SQL = """
     SELECT (SELECT mac FROM audit_seals WHERE segment = :previous),
@@ -125,11 +139,13 @@ def _segment_intact(key: bytes, segment: int, row: Sequence[Any]) -> bool:
 def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | None:
     """Worker thread: the first failing segment of `segments`, or None. Own read-only
     connection; sqlite3 releases the GIL while SQLite runs, hmac.digest while it hashes."""
-    uri = f"file:{database}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    db = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=ro", uri=True)
     try:
         for segment in segments:
-            row = db.execute(_SEGMENT_SQL["sqlite"], _segment_params(segment)).fetchone()
+            params = _segment_params(segment)
+            *row, misplaced = db.execute(_SQLITE_ROWID_SQL, params).fetchone()
+            if row[0] != SEGMENT or misplaced:
+                row = db.execute(_SEGMENT_SQL["sqlite"], params).fetchone()
             if not _segment_intact(key, segment, row):
                 return segment
         return None
@@ -265,8 +281,9 @@ async def verify_chain(
         if progress is not None:
             progress(checked, end)
 
-    def result(problem: ChainProblem | None) -> ChainReport:
-        checked = end if problem is None else problem.seq - 1
+    def result(problem: ChainProblem | None, checked: int | None = None) -> ChainReport:
+        if checked is None:  # all entries before the first bad one were good
+            checked = end if problem is None else problem.seq - 1
         report(checked)
         return ChainReport(checked=checked, problem=problem, head_seq=head_seq, head_mac=head_mac)
 
@@ -291,11 +308,11 @@ async def verify_chain(
     if problem is not None:
         return result(problem)
 
-    # The head must name the last entry and its MAC.
+    # Every entry is good; the head must name the last one and its MAC.
     if not has_head:
-        return result(ChainProblem(end, "head_missing"))
+        return result(ChainProblem(end, "head_missing"), end)
     if head_seq != end or not hmac.compare_digest(head_mac, last_mac):
-        return result(ChainProblem(min(head_seq + 1, end), "head_edited"))
+        return result(ChainProblem(min(head_seq + 1, end), "head_edited"), end)
     return result(None)
 
 
