@@ -146,7 +146,10 @@ def main() -> int:
         f"| {TARGET:,} "
         f"| {'PASS' if ok else 'FAIL'}{'' if intact else ' (chain not intact!)'} |"
     )
-    print(f"\n(load average before the run: {load:.2f}, on {os.cpu_count()} cores; CPU time is the sum over threads)")
+    print(
+        f"\n(load average before the run: {load:.2f} on {os.cpu_count()} cores;"
+        " CPU time is summed over threads)"
+    )
     return 0 if ok else 1
 
 
