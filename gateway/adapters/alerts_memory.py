@@ -1,4 +1,8 @@
-"""Alerts fanned out to subscribers in this process (host pages, the DSL's view)."""
+"""Alerts fanned out to subscribers in this process (host pages, the DSL's view).
+
+`RedisAlerts` (alerts_redis.py) has the same API and fans out across gateway instances; the
+same tests run over both (tests/live/test_alerts.py).
+"""
 
 from __future__ import annotations
 
@@ -30,4 +34,18 @@ class InProcessAlerts:
         return queue
 
     def unsubscribe(self, session_id: str, queue: asyncio.Queue[dict[str, object]]) -> None:
-        self._subscribers.get(session_id, set()).discard(queue)
+        queues = self._subscribers.get(session_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribers[session_id]
+
+    async def recent_alerts(self, session_id: str) -> list[dict[str, object]]:
+        """The session's last `backlog` alerts, oldest first."""
+        return list(self.recent.get(session_id, ()))
+
+    async def start(self) -> None:
+        """Nothing to start in one process (the same lifecycle as `RedisAlerts`)."""
+
+    async def stop(self) -> None:
+        """Nothing to stop in one process."""

@@ -1,20 +1,82 @@
-"""Live state kept in this process: the embedded default (no Redis)."""
+"""Live state kept in this process: the embedded default (no Redis).
+
+The contract every live state shares (`RedisLiveState` in `live_redis.py` is the other one; the
+same tests run over both, tests/live/test_live_state.py):
+
+* `present(session_id)` is everyone the state says is in the session, in no particular order.
+* `enter(session_id, presence)` adds or replaces that participant's presence. It raises
+  `ParticipantRemoved` (and changes nothing) for someone `mark_removed` has taken out of this
+  session: the check and the write are one atomic step.
+* `leave(session_id, participant_id)` takes them out; unknown ids are ignored (leaving always
+  works).
+* `set_held(session_id, participant_id, held)` changes the `held` flag of someone present; it
+  does nothing for someone not present (it never makes anyone present).
+* `claim_credential(jti, ttl_seconds)` is True once per jti within `ttl_seconds`, then False:
+  single-use media credentials.
+* `mark_removed(session_id, participant_id)` takes them out of the session and keeps them out
+  (for `removed_ttl_seconds`, default 24 h); `is_removed` says whether that is so.
+* `sessions()` lists the sessions with anyone present (for the reconciliation loop).
+* `ping()` returns when the state can be read and raises `LiveStateUnavailable` otherwise. Every
+  method may raise `LiveStateUnavailable`; callers fail closed on it (hold children, refuse
+  admissions), except for exits, which must still be let through.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Generic, TypeVar
 
 from gateway.domain.models import Presence
 
+__all__ = [
+    "REMOVED_TTL_SECONDS",
+    "InProcessLiveState",
+    "LiveStateUnavailable",
+    "ParticipantRemoved",
+]
+
+REMOVED_TTL_SECONDS = 24 * 3600
+
+K = TypeVar("K")
+
+
+class LiveStateUnavailable(Exception):
+    """The live state cannot be read or written right now (e.g. Redis is down): fail closed."""
+
+
+class ParticipantRemoved(Exception):
+    """`enter` for someone removed from this session: they may not come back."""
+
+    def __init__(self, session_id: str, participant_id: str) -> None:
+        super().__init__(f"participant {participant_id} was removed from session {session_id}")
+        self.session_id = session_id
+        self.participant_id = participant_id
+
 
 class InProcessLiveState:
-    def __init__(self) -> None:
+    """One process's live state. Expiring entries (credentials, removals) use `monotonic` time
+    and are swept as new ones are added, so memory stays bounded by what is live."""
+
+    def __init__(
+        self,
+        *,
+        removed_ttl_seconds: int = REMOVED_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessions: dict[str, dict[str, Presence]] = {}
+        self._removed: _Expiring[tuple[str, str]] = _Expiring()  # (session, participant)
+        self._credentials: _Expiring[str] = _Expiring()  # jti
+        self._removed_ttl = removed_ttl_seconds
+        self._monotonic = monotonic
 
     async def present(self, session_id: str) -> Sequence[Presence]:
         return list(self._sessions.get(session_id, {}).values())
 
     async def enter(self, session_id: str, presence: Presence) -> None:
+        if self._is_removed(session_id, presence.participant_id):
+            raise ParticipantRemoved(session_id, presence.participant_id)
         self._sessions.setdefault(session_id, {})[presence.participant_id] = presence
 
     async def leave(self, session_id: str, participant_id: str) -> None:
@@ -23,3 +85,59 @@ class InProcessLiveState:
             present.pop(participant_id, None)
             if not present:
                 del self._sessions[session_id]
+
+    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
+        present = self._sessions.get(session_id, {})
+        presence = present.get(participant_id)
+        if presence is not None and presence.held != held:
+            present[participant_id] = replace(presence, held=held)
+
+    async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
+        if ttl_seconds < 1:
+            raise ValueError("ttl_seconds must be positive")
+        now = self._monotonic()
+        if self._credentials.live(jti, now):
+            return False
+        self._credentials.add(jti, now + ttl_seconds, now)
+        return True
+
+    async def mark_removed(self, session_id: str, participant_id: str) -> None:
+        now = self._monotonic()
+        self._removed.add((session_id, participant_id), now + self._removed_ttl, now)
+        await self.leave(session_id, participant_id)
+
+    async def is_removed(self, session_id: str, participant_id: str) -> bool:
+        return self._is_removed(session_id, participant_id)
+
+    async def sessions(self) -> list[str]:
+        return list(self._sessions)
+
+    async def ping(self) -> None:
+        return None
+
+    def _is_removed(self, session_id: str, participant_id: str) -> bool:
+        return self._removed.live((session_id, participant_id), self._monotonic())
+
+
+class _Expiring(Generic[K]):
+    """Keys with an expiry instant; expired keys are swept every `sweep_every` additions."""
+
+    def __init__(self, sweep_every: int = 256) -> None:
+        self._expires: dict[K, float] = {}
+        self._sweep_every = sweep_every
+        self._added = 0
+
+    def live(self, key: K, now: float) -> bool:
+        expires_at = self._expires.get(key)
+        return expires_at is not None and now < expires_at
+
+    def add(self, key: K, expires_at: float, now: float) -> None:
+        self._added += 1
+        if self._added >= self._sweep_every:
+            self._added = 0
+            for stale in [k for k, at in self._expires.items() if now >= at]:
+                del self._expires[stale]
+        self._expires[key] = expires_at
+
+    def __len__(self) -> int:
+        return len(self._expires)

@@ -1,0 +1,239 @@
+"""Live state in Redis, shared by every gateway instance (the contract is in `live_memory.py`).
+
+Redis holds only what can be rebuilt (DESIGN.md): lose it and the gateway fails closed until the
+reconciliation loop has rebuilt presence from SQL and the platform. Every method turns a lost or
+slow connection into `LiveStateUnavailable` within the client's socket timeout (see
+`redis_client`), never into an answer.
+
+Keys (`prefix` defaults to "sgw"):
+
+    {prefix}:live:present:{session}          hash  participant_id -> Presence as JSON
+    {prefix}:live:sessions                   set   sessions with anyone present
+    {prefix}:live:removed:{session}:{pid}    str   exists while the participant is barred (24 h)
+    {prefix}:live:credential:{jti}           str   a claimed media credential, until it expires
+
+Changes that touch more than one key, or read before they write, are Lua scripts (one atomic
+step on the server): `enter` checks the removal mark and writes in one step, `leave` drops the
+session from the index when its last participant goes. Presence hashes have no TTL: the
+reconciliation loop, not a timer, decides who has gone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, TypeAlias
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.adapters.live_memory import (
+    REMOVED_TTL_SECONDS,
+    LiveStateUnavailable,
+    ParticipantRemoved,
+)
+from gateway.domain.models import PersonKind, Presence, SessionRole
+
+__all__ = [
+    "RedisClient",
+    "RedisLiveState",
+    "close_client",
+    "redis_client",
+    "unavailable_on_error",
+]
+
+# redis-py 8 ships its own types, where `Redis` is not generic; the old types-redis stubs (if
+# still installed) make it generic over the reply type. This alias reads the same under both.
+RedisClient: TypeAlias = "Redis[Any]"  # type: ignore[type-arg, unused-ignore]
+
+
+def redis_client(url: str, *, timeout_seconds: float = 1.0) -> RedisClient:
+    """A client that gives up quickly: connect and read timeouts of `timeout_seconds`, and one
+    immediate retry on a dropped connection only (so one closed by a Redis restart is replaced at
+    once; a timeout is not retried) instead of redis-py's default of ten retries with backoff,
+    which would keep a failing caller waiting for seconds."""
+    client: RedisClient = Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=0,
+    )
+    return client
+
+
+async def close_client(client: RedisClient) -> None:
+    """Close the client and its connection pool (at shutdown)."""
+    with suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        await client.aclose()  # type: ignore[attr-defined, unused-ignore]  # stale types-redis
+
+
+@contextmanager
+def unavailable_on_error() -> Iterator[None]:
+    """Turn a lost, refused or timed-out Redis connection into `LiveStateUnavailable`."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise LiveStateUnavailable(f"redis: {exc}") from exc
+
+
+_ENTER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+_LEAVE = """
+redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+_MARK_REMOVED = """
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
+redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+_SET_HELD = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local presence = cjson.decode(raw)
+presence['held'] = (ARGV[2] == '1')
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(presence))
+return 1
+"""
+
+
+class RedisLiveState:
+    def __init__(
+        self,
+        client: RedisClient,
+        prefix: str = "sgw",
+        *,
+        removed_ttl_seconds: int = REMOVED_TTL_SECONDS,
+    ) -> None:
+        self._client = client
+        self._prefix = f"{prefix}:live"
+        self._removed_ttl = removed_ttl_seconds
+        self._enter = client.register_script(_ENTER)
+        self._leave = client.register_script(_LEAVE)
+        self._mark_removed = client.register_script(_MARK_REMOVED)
+        self._set_held = client.register_script(_SET_HELD)
+
+    # keys
+
+    def _present_key(self, session_id: str) -> str:
+        return f"{self._prefix}:present:{session_id}"
+
+    def _sessions_key(self) -> str:
+        return f"{self._prefix}:sessions"
+
+    def _removed_key(self, session_id: str, participant_id: str) -> str:
+        return f"{self._prefix}:removed:{session_id}:{participant_id}"
+
+    def _credential_key(self, jti: str) -> str:
+        return f"{self._prefix}:credential:{jti}"
+
+    # LiveState
+
+    async def present(self, session_id: str) -> Sequence[Presence]:
+        with unavailable_on_error():
+            raw: dict[Any, Any] = await self._client.hgetall(self._present_key(session_id))
+        return [_decode(value) for value in raw.values()]
+
+    async def enter(self, session_id: str, presence: Presence) -> None:
+        pid = presence.participant_id
+        with unavailable_on_error():
+            entered = await self._enter(
+                keys=[
+                    self._present_key(session_id),
+                    self._removed_key(session_id, pid),
+                    self._sessions_key(),
+                ],
+                args=[session_id, pid, _encode(presence)],
+            )
+        if not entered:
+            raise ParticipantRemoved(session_id, pid)
+
+    async def leave(self, session_id: str, participant_id: str) -> None:
+        with unavailable_on_error():
+            await self._leave(
+                keys=[self._present_key(session_id), self._sessions_key()],
+                args=[session_id, participant_id],
+            )
+
+    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
+        with unavailable_on_error():
+            await self._set_held(
+                keys=[self._present_key(session_id)],
+                args=[participant_id, "1" if held else "0"],
+            )
+
+    async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
+        if ttl_seconds < 1:
+            raise ValueError("ttl_seconds must be positive")
+        with unavailable_on_error():
+            claimed = await self._client.set(
+                self._credential_key(jti), b"1", nx=True, ex=ttl_seconds
+            )
+        return bool(claimed)
+
+    async def mark_removed(self, session_id: str, participant_id: str) -> None:
+        with unavailable_on_error():
+            await self._mark_removed(
+                keys=[
+                    self._present_key(session_id),
+                    self._sessions_key(),
+                    self._removed_key(session_id, participant_id),
+                ],
+                args=[session_id, participant_id, self._removed_ttl],
+            )
+
+    async def is_removed(self, session_id: str, participant_id: str) -> bool:
+        with unavailable_on_error():
+            count = await self._client.exists(self._removed_key(session_id, participant_id))
+        return bool(count)
+
+    async def sessions(self) -> list[str]:
+        with unavailable_on_error():
+            members: set[Any] = await self._client.smembers(self._sessions_key())
+        return sorted(_text(member) for member in members)
+
+    async def ping(self) -> None:
+        with unavailable_on_error():
+            await self._client.ping()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode(presence: Presence) -> str:
+    return json.dumps(
+        {
+            "participant_id": presence.participant_id,
+            "role": presence.role.value,
+            "person_kind": presence.person_kind.value,
+            "vetted_adult": presence.vetted_adult,
+            "held": presence.held,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _decode(raw: bytes | str) -> Presence:
+    data = json.loads(raw)
+    return Presence(
+        participant_id=str(data["participant_id"]),
+        role=SessionRole(data["role"]),
+        person_kind=PersonKind(data["person_kind"]),
+        vetted_adult=data["vetted_adult"] is True,
+        held=data["held"] is True,
+    )

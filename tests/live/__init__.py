@@ -1,0 +1,1 @@
+"""Live state, attempt limits, alerts and leader leases: one contract, in-process and Redis."""

@@ -1,0 +1,316 @@
+"""The live-state contract, run over the in-process state and Redis (`live` fixture), then what
+only Redis has: several processes sharing it, and failing closed when it is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from gateway.adapters.live_memory import (
+    InProcessLiveState,
+    LiveStateUnavailable,
+    ParticipantRemoved,
+)
+from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
+from gateway.domain.models import PersonKind, Presence, SessionRole
+from tests.plugins.servers import RedisServer
+
+LiveStateImpl = InProcessLiveState | RedisLiveState
+
+
+def host(pid: str = "p_host", held: bool = False) -> Presence:
+    return Presence(pid, SessionRole.HOST, PersonKind.STAFF, vetted_adult=True, held=held)
+
+
+def child(pid: str = "p_child", held: bool = False) -> Presence:
+    return Presence(pid, SessionRole.CHILD, PersonKind.CHILD, vetted_adult=False, held=held)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[RedisClient]:
+    c = redis_client(redis_url, timeout_seconds=1.0)
+    try:
+        yield c
+    finally:
+        await close_client(c)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def monotonic() -> FakeMonotonic:
+    return FakeMonotonic()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", id="memory"),
+        pytest.param("redis", id="redis", marks=pytest.mark.redis),
+    ]
+)
+def live(request: pytest.FixtureRequest, monotonic: FakeMonotonic) -> Iterator[LiveStateImpl]:
+    if request.param == "memory":
+        yield InProcessLiveState(monotonic=monotonic)
+    else:
+        yield RedisLiveState(request.getfixturevalue("client"), prefix="t")
+
+
+def ids(presences: object) -> set[str]:
+    assert isinstance(presences, list)
+    return {p.participant_id for p in presences}
+
+
+# --- the shared contract -------------------------------------------------------------------
+
+
+async def test_enter_present_leave(live: LiveStateImpl) -> None:
+    assert await live.present("s1") == []
+    await live.enter("s1", host())
+    await live.enter("s1", child())
+    await live.enter("s2", host("p_other"))
+    assert sorted(await live.present("s1"), key=lambda p: p.participant_id) == [child(), host()]
+    assert await live.present("s2") == [host("p_other")]
+
+    await live.leave("s1", "p_child")
+    assert await live.present("s1") == [host()]
+    await live.leave("s1", "p_child")  # again: leaving always works
+    await live.leave("s1", "nobody")
+    await live.leave("no-such-session", "nobody")
+    assert await live.present("s1") == [host()]
+
+
+async def test_enter_again_replaces(live: LiveStateImpl) -> None:
+    await live.enter("s1", child(held=True))
+    await live.enter("s1", child(held=False))
+    assert await live.present("s1") == [child(held=False)]
+
+
+async def test_every_role_and_kind_round_trips(live: LiveStateImpl) -> None:
+    people = [
+        Presence(f"p_{role}_{kind}", role, kind, vetted_adult=(i % 2 == 0), held=(i % 3 == 0))
+        for i, (role, kind) in enumerate(
+            (role, kind) for role in SessionRole for kind in PersonKind
+        )
+    ]
+    for presence in people:
+        await live.enter("s1", presence)
+    assert sorted(await live.present("s1"), key=lambda p: p.participant_id) == sorted(
+        people, key=lambda p: p.participant_id
+    )
+
+
+async def test_sessions_lists_those_with_anyone_present(live: LiveStateImpl) -> None:
+    assert await live.sessions() == []
+    await live.enter("s1", host())
+    await live.enter("s1", child())
+    await live.enter("s2", host())
+    assert sorted(await live.sessions()) == ["s1", "s2"]
+    await live.leave("s1", "p_host")
+    assert sorted(await live.sessions()) == ["s1", "s2"]
+    await live.leave("s1", "p_child")
+    assert await live.sessions() == ["s2"]
+    await live.mark_removed("s2", "p_host")
+    assert await live.sessions() == []
+
+
+async def test_set_held(live: LiveStateImpl) -> None:
+    await live.enter("s1", host())
+    await live.enter("s1", child())
+    await live.set_held("s1", "p_child", True)
+    assert set(await live.present("s1")) == {host(), child(held=True)}
+    await live.set_held("s1", "p_child", True)  # idempotent
+    assert set(await live.present("s1")) == {host(), child(held=True)}
+    await live.set_held("s1", "p_child", False)
+    assert set(await live.present("s1")) == {host(), child(held=False)}
+
+
+async def test_set_held_never_makes_anyone_present(live: LiveStateImpl) -> None:
+    await live.set_held("s1", "p_child", True)
+    assert await live.present("s1") == []
+    assert await live.sessions() == []
+    await live.enter("s1", host())
+    await live.set_held("s1", "p_child", True)
+    assert await live.present("s1") == [host()]
+
+
+async def test_claim_credential_once_only(live: LiveStateImpl) -> None:
+    assert await live.claim_credential("jti-1", 60) is True
+    assert await live.claim_credential("jti-1", 60) is False
+    assert await live.claim_credential("jti-1", 60) is False
+    assert await live.claim_credential("jti-2", 60) is True
+    with pytest.raises(ValueError):
+        await live.claim_credential("jti-3", 0)
+
+
+async def test_concurrent_claims_grant_exactly_one(live: LiveStateImpl) -> None:
+    results = await asyncio.gather(*(live.claim_credential("jti-race", 60) for _ in range(20)))
+    assert results.count(True) == 1
+
+
+async def test_mark_removed_takes_out_and_keeps_out(live: LiveStateImpl) -> None:
+    await live.enter("s1", host())
+    await live.enter("s1", child())
+    assert await live.is_removed("s1", "p_child") is False
+
+    await live.mark_removed("s1", "p_child")
+    assert await live.present("s1") == [host()]
+    assert await live.is_removed("s1", "p_child") is True
+    with pytest.raises(ParticipantRemoved) as raised:
+        await live.enter("s1", child())
+    assert (raised.value.session_id, raised.value.participant_id) == ("s1", "p_child")
+    assert await live.present("s1") == [host()]
+    await live.leave("s1", "p_child")  # leaving still works
+
+    # only this participant, only this session
+    assert await live.is_removed("s2", "p_child") is False
+    await live.enter("s2", child())
+    assert await live.is_removed("s1", "p_host") is False
+    await live.enter("s1", host())
+
+
+async def test_mark_removed_someone_not_present(live: LiveStateImpl) -> None:
+    await live.mark_removed("s1", "p_child")
+    assert await live.is_removed("s1", "p_child") is True
+    assert await live.present("s1") == []
+    assert await live.sessions() == []
+    with pytest.raises(ParticipantRemoved):
+        await live.enter("s1", child())
+
+
+async def test_ping(live: LiveStateImpl) -> None:
+    await live.ping()
+
+
+# --- in-process only: expiry on its monotonic clock -----------------------------------------
+
+
+async def test_memory_credential_and_removal_expire(monotonic: FakeMonotonic) -> None:
+    live = InProcessLiveState(removed_ttl_seconds=100, monotonic=monotonic)
+    assert await live.claim_credential("jti", 10)
+    await live.mark_removed("s1", "p_child")
+    monotonic.now += 9.9
+    assert not await live.claim_credential("jti", 10)
+    monotonic.now += 0.1
+    assert await live.claim_credential("jti", 10)
+    assert await live.is_removed("s1", "p_child")
+    monotonic.now += 90
+    assert not await live.is_removed("s1", "p_child")
+    await live.enter("s1", child())
+
+
+async def test_memory_expired_entries_are_swept(monotonic: FakeMonotonic) -> None:
+    live = InProcessLiveState(monotonic=monotonic)
+    for i in range(1000):
+        assert await live.claim_credential(f"jti-{i}", 1)
+        monotonic.now += 1
+    assert len(live._credentials) <= 256
+
+
+# --- Redis only ----------------------------------------------------------------------------
+
+
+async def test_redis_two_processes_share_presence(redis_url: str) -> None:
+    a_client = redis_client(redis_url)
+    b_client = redis_client(redis_url)
+    try:
+        a, b = RedisLiveState(a_client, "t"), RedisLiveState(b_client, "t")
+        await a.enter("s1", host())
+        await b.enter("s1", child())
+        assert set(await a.present("s1")) == {host(), child()}
+        assert set(await b.present("s1")) == {host(), child()}
+        await b.set_held("s1", "p_host", True)
+        assert host(held=True) in await a.present("s1")
+        assert await a.claim_credential("jti", 60)
+        assert not await b.claim_credential("jti", 60)
+        await a.mark_removed("s1", "p_child")
+        with pytest.raises(ParticipantRemoved):
+            await b.enter("s1", child())
+        assert await b.sessions() == ["s1"]
+        # another prefix is another gateway deployment
+        assert await RedisLiveState(a_client, "other").present("s1") == []
+    finally:
+        await close_client(a_client)
+        await close_client(b_client)
+
+
+async def test_redis_credential_expires(client: RedisClient) -> None:
+    live = RedisLiveState(client, "t")
+    assert await live.claim_credential("jti", 1)
+    assert 0 < await client.ttl("t:live:credential:jti") <= 1
+
+
+async def test_redis_removal_has_a_ttl(client: RedisClient) -> None:
+    live = RedisLiveState(client, "t", removed_ttl_seconds=3600)
+    await live.mark_removed("s1", "p_child")
+    assert 3590 < await client.ttl("t:live:removed:s1:p_child") <= 3600
+
+
+async def test_redis_enter_and_remove_race_never_leaves_a_removed_participant_present(
+    client: RedisClient,
+) -> None:
+    live = RedisLiveState(client, "t")
+    for i in range(30):
+        pid = f"p_{i}"
+        results = await asyncio.gather(
+            live.enter("s1", child(pid)),
+            live.mark_removed("s1", pid),
+            return_exceptions=True,
+        )
+        assert all(r is None or isinstance(r, ParticipantRemoved) for r in results)
+        assert pid not in ids(await live.present("s1"))
+
+
+async def _every_call(live: RedisLiveState) -> None:
+    calls = [
+        live.ping(),
+        live.present("s1"),
+        live.enter("s1", child()),
+        live.leave("s1", "p_child"),
+        live.set_held("s1", "p_child", True),
+        live.claim_credential("jti", 60),
+        live.mark_removed("s1", "p_child"),
+        live.is_removed("s1", "p_child"),
+        live.sessions(),
+    ]
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(LiveStateUnavailable):
+            await call
+        assert time.monotonic() - started < 1.5
+
+
+async def test_redis_lost_fails_closed_then_recovers(
+    redis_server: RedisServer, client: RedisClient
+) -> None:
+    live = RedisLiveState(client, "t")
+    await live.enter("s1", host())  # the pool now holds a connection that the kill will break
+    redis_server.stop(kill=True)
+    try:
+        await _every_call(live)
+    finally:
+        redis_server.start()
+    await live.ping()
+    assert await live.present("s1") == []  # nothing persisted: rebuilt by reconciliation
+    await live.enter("s1", host())
+    assert await live.present("s1") == [host()]
+
+
+async def test_redis_hung_times_out(redis_server: RedisServer, client: RedisClient) -> None:
+    live = RedisLiveState(client, "t")
+    await live.ping()
+    redis_server.command("CLIENT", "PAUSE", "1200", "ALL")
+    started = time.monotonic()
+    with pytest.raises(LiveStateUnavailable):  # a retry would outlast the pause and succeed
+        await live.present("s1")
+    assert time.monotonic() - started < 1.8  # one 1 s socket timeout, not retried
+    await asyncio.sleep(0.3)
+    await live.ping()
