@@ -118,11 +118,39 @@ class Store(Protocol):
 
 
 class LiveState(Protocol):
-    """Who is in which session right now. Rebuildable; never the durable truth."""
+    """Who is in which session right now. Rebuildable; never the durable truth.
+
+    Any method may raise `LiveStateUnavailable` (the store cannot be reached): fail closed, i.e.
+    hold children and refuse admissions, but still let people leave. The full contract is in
+    `gateway/adapters/live_memory.py`.
+    """
 
     async def present(self, session_id: str) -> Sequence[Presence]: ...
-    async def enter(self, session_id: str, presence: Presence) -> None: ...
+    async def enter(self, session_id: str, presence: Presence) -> None:
+        """Add or replace a presence; raises `ParticipantRemoved` for someone removed."""
+        ...
+
     async def leave(self, session_id: str, participant_id: str) -> None: ...
+    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
+        """Change the held flag of someone present (never makes anyone present)."""
+        ...
+
+    async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
+        """True the first time a media credential is used within `ttl_seconds`, then False."""
+        ...
+
+    async def mark_removed(self, session_id: str, participant_id: str) -> None:
+        """Take them out of the session and keep them out (24 h)."""
+        ...
+
+    async def is_removed(self, session_id: str, participant_id: str) -> bool: ...
+    async def sessions(self) -> list[str]:
+        """Sessions with anyone present (for reconciliation)."""
+        ...
+
+    async def ping(self) -> None:
+        """Return if the store can be read, else raise `LiveStateUnavailable`."""
+        ...
 
 
 class AttemptLimiter(Protocol):
