@@ -7,6 +7,7 @@ carries out what it says (R1, R2, R3, R4, R6, R16, R18).
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +30,8 @@ from gateway.services.ports import (
     PasswordHasher,
     Store,
 )
+
+log = logging.getLogger(__name__)
 
 
 def device_hash(device_secret: str) -> str:
@@ -100,11 +103,18 @@ class AdmissionService:
             await self._other_device(record)
         await self._check_password(record, policy, password, source)
 
-        present = [
-            p
-            for p in await self._live.present(invite.session_id)
-            if p.participant_id != invite.participant_id
-        ]
+        try:
+            present = [
+                p
+                for p in await self._live.present(invite.session_id)
+                if p.participant_id != invite.participant_id
+            ]
+        except Exception as exc:  # fail closed: nobody is admitted on a guess
+            log.warning("live state unavailable; refusing admission")
+            raise Refusal(
+                ErrorCode.LIVE_STATE_UNAVAILABLE,
+                "The gateway cannot check who is in the session right now; try again shortly.",
+            ) from exc
         decision = decide_join(
             JoinFacts(
                 now=now,
@@ -133,12 +143,16 @@ class AdmissionService:
         else:
             await self._store.record([event])
         if decision.outcome is not Outcome.DENY:
-            await self._live.enter(
-                invite.session_id,
-                presence_of(
-                    record.participant, record.person, policy, local_date(now, policy), decision
-                ),
+            presence = presence_of(
+                record.participant, record.person, policy, local_date(now, policy), decision
             )
+            try:
+                await self._live.enter(invite.session_id, presence)
+            except Exception as exc:  # unseen by supervision means not admitted at all
+                raise Refusal(
+                    ErrorCode.LIVE_STATE_UNAVAILABLE,
+                    "The gateway cannot record who is in the session right now; try again.",
+                ) from exc
         return JoinResult(decision, record.session, record.participant, new_secret, record, policy)
 
     async def participant(self, token: str, device_secret: str | None) -> JoinRecord:
@@ -154,7 +168,10 @@ class AdmissionService:
     async def leave(self, token: str, device_secret: str | None) -> JoinRecord:
         """Leaving always works for the device the invite is bound to."""
         record = await self.participant(token, device_secret)
-        await self._live.leave(record.invite.session_id, record.participant.id)
+        try:
+            await self._live.leave(record.invite.session_id, record.participant.id)
+        except Exception:  # leaving is never blocked; reconciliation tidies up later
+            log.exception("live state unavailable while leaving")
         await self._store.record(
             [
                 AuditEvent(
