@@ -131,3 +131,19 @@ async def test_the_log_and_its_seals_grow_across_groups(audit_db: AuditDb) -> No
     # the writer goes on from its head: the gap stays visible
     await audit_db.writer.record(event(1))
     assert (await audit_db.verify()).problem == ChainProblem(2500, "removed")
+
+
+async def test_stop_finishes_the_group_in_flight(audit_db: AuditDb) -> None:
+    started = asyncio.Event()
+
+    async def slow(tx: WriteTx) -> str:
+        started.set()
+        await asyncio.sleep(0.2)
+        tx.audit(event(1))
+        return "done"
+
+    write = asyncio.ensure_future(audit_db.writer.write(slow))
+    await started.wait()  # taken from the queue: the queue is empty, the group is running
+    await audit_db.writer.stop()
+    assert await asyncio.wait_for(write, 5) == "done"
+    assert len(await audit_db.rows("SELECT seq FROM audit_log")) == 1
