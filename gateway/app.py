@@ -13,12 +13,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.adapters.alerts_memory import InProcessAlerts
+from gateway.adapters.alerts_redis import RedisAlerts
 from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
 from gateway.adapters.live_memory import InProcessLiveState
+from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
+from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
 from gateway.adapters.sql.engine import make_engines
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
@@ -40,6 +43,7 @@ from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
+from gateway.services.ports import AttemptLimiter, LiveState
 from gateway.services.registry import RegistryService
 from gateway.services.sessions import SessionService
 from gateway.settings import Settings
@@ -53,15 +57,19 @@ class Runtime:
     store: SqlStore
     keyring: KeyRing
     hasher: PasswordHasher
-    alerts: InProcessAlerts
+    alerts: InProcessAlerts | RedisAlerts
     platform: RelayPlatform
     live: LiveSessionService
     incidents: IncidentService
+    redis: RedisClient | None = None
 
     async def close(self) -> None:
         await self.platform.close()
+        await self.alerts.stop()
         await self.store.stop()
         self.hasher.close()
+        if self.redis is not None:
+            await close_client(self.redis)
 
 
 async def build_runtime(
@@ -76,16 +84,29 @@ async def build_runtime(
     await store.start()
     hasher = hasher or PasswordHasher()
     tokens = InviteTokens(keyring, settings.issuer)
-    alerts = InProcessAlerts(clock)
     registry = RegistryService(store, policies, clock)
-    live_state = InProcessLiveState()
+    live_state: LiveState
+    alerts: InProcessAlerts | RedisAlerts
+    limiter: AttemptLimiter
+    redis = None
+    if settings.redis_url:
+        # Shared live state: several gateway processes see the same sessions (rebuildable).
+        redis = redis_client(settings.redis_url)
+        live_state = RedisLiveState(redis)
+        alerts = RedisAlerts(redis, clock)
+        limiter = RedisAttemptLimiter(redis)
+    else:
+        live_state = InProcessLiveState()
+        alerts = InProcessAlerts(clock)
+        limiter = InProcessAttemptLimiter()
+    await alerts.start()
     admission = AdmissionService(
         store,
         live_state,
         policies,
         tokens,
         hasher,
-        InProcessAttemptLimiter(),
+        limiter,
         alerts,
         clock,
     )
@@ -114,7 +135,7 @@ async def build_runtime(
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, reader_engine), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
-    return Runtime(services, store, keyring, hasher, alerts, platform, live, incidents)
+    return Runtime(services, store, keyring, hasher, alerts, platform, live, incidents, redis)
 
 
 def _ice_servers(raw: str) -> list[IceServerConfig]:

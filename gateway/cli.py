@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         configure_logging(settings.log_level)
         print(f"Gateway listening on http://{args.host}:{args.port}/", flush=True)
-        web.run_app(build_app(settings), host=args.host, port=args.port, print=None)
+        web.run_app(
+            build_app(settings), host=args.host, port=args.port, print=None, shutdown_timeout=5
+        )
         return 0
     if args.command == "migrate":
         return asyncio.run(_with_runtime(settings, _migrated))

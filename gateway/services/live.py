@@ -75,6 +75,9 @@ class LiveSessionService:
         self._streams: dict[str, set[asyncio.Queue[Event]]] = {}  # by identity
         self._locks: dict[str, asyncio.Lock] = {}
         self.record_incident: IncidentRecorder | None = None
+        self._forwarders: dict[
+            int, tuple[asyncio.Task[None], str, asyncio.Queue[dict[str, object]]]
+        ] = {}
         platform.on_event(self.on_platform_event)
 
     # joining ---------------------------------------------------------------------------------
@@ -248,7 +251,6 @@ class LiveSessionService:
                 "required": verdict.required,
             }
             await self._alerts.publish(any_seat.org_id, session_id, alert)
-            await self._push_staff(session_id, {"type": "alert", **alert})
             if verdict.incident:
                 await self._store.record(
                     [
@@ -296,11 +298,28 @@ class LiveSessionService:
         if seat is None or seat.session_id != host.invite.session_id:
             raise Refusal(ErrorCode.NOT_FOUND, "No such participant in this session.")
         self._removed.add(identity)
+        # Removal is for good: the invite is revoked durably, so no device can come back.
+        await self._store.revoke_participant_invites(
+            seat.org_id,
+            seat.participant_id,
+            self._clock.now(),
+            [
+                AuditEvent(
+                    "participant.removed",
+                    host.participant.masked_identity,
+                    seat.org_id,
+                    session_id=seat.session_id,
+                    data={"participant": seat.participant_id},
+                )
+            ],
+        )
         await self._push(identity, {"type": "removed"})
         await self._platform.remove(seat.session_id, identity)
         seat.left = True
-        await self._live.leave(seat.session_id, seat.participant_id)
-        await self._audit(seat, "participant.removed", {"by": host.participant.masked_identity})
+        try:
+            await self._live.leave(seat.session_id, seat.participant_id)
+        except Exception:
+            log.exception("live state unavailable while removing; the invite is revoked")
         await self.evaluate(seat.session_id)
 
     async def end(self, token: str, device_secret: str | None) -> None:
@@ -345,10 +364,24 @@ class LiveSessionService:
     def subscribe(self, identity: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=200)
         self._streams.setdefault(identity, set()).add(queue)
+        seat = self._seats.get(identity)
+        if seat is not None and seat.role in (SessionRole.HOST, SessionRole.OBSERVER):
+            # Staff also hear the session's alerts, from whichever gateway raised them.
+            alerts = self._alerts.subscribe(seat.session_id)
+            self._forwarders[id(queue)] = (
+                asyncio.create_task(_forward_alerts(alerts, queue)),
+                seat.session_id,
+                alerts,
+            )
         return queue
 
     def unsubscribe(self, identity: str, queue: asyncio.Queue[Event]) -> None:
         self._streams.get(identity, set()).discard(queue)
+        forwarder = self._forwarders.pop(id(queue), None)
+        if forwarder is not None:
+            task, session_id, alerts = forwarder
+            task.cancel()
+            self._alerts.unsubscribe(session_id, alerts)
 
     async def snapshot(self, record: JoinRecord) -> list[Event]:
         """What a newly connected stream needs to know first."""
@@ -378,11 +411,6 @@ class LiveSessionService:
             if not queue.full():
                 queue.put_nowait(event)
 
-    async def _push_staff(self, session_id: str, event: Event) -> None:
-        for seat in self._session_seats(session_id):
-            if seat.role in (SessionRole.HOST, SessionRole.OBSERVER):
-                await self._push(seat.identity, event)
-
     async def _push_roster(self, session_id: str, adults: int, required: int, state: str) -> None:
         event: Event = {
             "type": "roster",
@@ -407,6 +435,15 @@ class LiveSessionService:
                 )
             ]
         )
+
+
+async def _forward_alerts(
+    alerts: asyncio.Queue[dict[str, object]], to: asyncio.Queue[Event]
+) -> None:
+    while True:
+        alert = await alerts.get()
+        if not to.full():
+            to.put_nowait({"type": "alert", **alert})
 
 
 def _grants_dict(grants: Grants) -> dict[str, object]:

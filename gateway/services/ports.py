@@ -6,6 +6,7 @@ commits both together, or raises: no audit, no action.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,9 @@ class Store(Protocol):
     async def revoke_invite(
         self, org_id: str, invite_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> bool: ...
+    async def revoke_participant_invites(
+        self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> int: ...
     async def join_record(self, invite_id: str) -> JoinRecord | None: ...
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
@@ -182,3 +186,5 @@ class Alerts(Protocol):
     """Tells the people looking after a session (host, DSL) that something needs them."""
 
     async def publish(self, org_id: str, session_id: str, alert: Mapping[str, object]) -> None: ...
+    def subscribe(self, session_id: str) -> asyncio.Queue[dict[str, object]]: ...
+    def unsubscribe(self, session_id: str, queue: asyncio.Queue[dict[str, object]]) -> None: ...

@@ -452,6 +452,25 @@ class SqlStore:
 
         return await self.writer.write(job)
 
+    async def revoke_participant_invites(
+        self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> int:
+        async def job(tx: WriteTx) -> int:
+            result = await tx.conn.execute(
+                update(t.invites)
+                .where(
+                    t.invites.c.org_id == org_id,
+                    t.invites.c.participant_id == participant_id,
+                    t.invites.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=to_us(at))
+            )
+            for event in events:
+                tx.audit(event)
+            return int(result.rowcount)
+
+        return await self.writer.write(job)
+
     async def join_record(self, invite_id: str) -> JoinRecord | None:
         async with self._read() as conn:
             row = (
