@@ -18,10 +18,11 @@ from gateway.clock import Clock
 from gateway.domain.admission import grants_for
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
-from gateway.domain.models import Decision, Grants, Outcome, PersonKind, SessionRole
+from gateway.domain.hours import local_date
+from gateway.domain.models import Decision, Grants, Outcome, PersonKind, Presence, SessionRole
 from gateway.domain.policy import Policy
 from gateway.domain.supervision import evaluate_supervision
-from gateway.services.admission import AdmissionService, JoinResult
+from gateway.services.admission import AdmissionService, JoinResult, presence_of
 from gateway.services.live_ports import MediaCredentialCodec, MediaPlatform, PlatformEvent
 from gateway.services.ports import Alerts, JoinRecord, LiveState, Store
 
@@ -42,6 +43,7 @@ class _Seat:
     role: SessionRole
     person_kind: PersonKind
     joined_at: datetime
+    vetted_adult: bool = False
     connected: bool = False
     left: bool = False
 
@@ -103,6 +105,13 @@ class LiveSessionService:
                 role=participant.role,
                 person_kind=participant.person_kind,
                 joined_at=self._clock.now(),
+                vetted_adult=presence_of(
+                    participant,
+                    result.record.person,
+                    result.policy,
+                    local_date(self._clock.now(), result.policy),
+                    result.decision,
+                ).vetted_adult,
             )
         media = {
             "credential": self._credentials.mint(
@@ -289,7 +298,31 @@ class LiveSessionService:
                     seat.connected = True
                 elif not seat.connected and now - seat.joined_at > self._connect_timeout:
                     await self._gone(seat, "media.never_connected")
+            await self._rebuild(session_id, connected)
             await self.evaluate(session_id)
+
+    async def _rebuild(self, session_id: str, connected: set[str]) -> None:
+        """Live state lost (e.g. Redis restarted)? Re-enter whoever the platform says is
+        connected, children held until supervision has counted the adults again."""
+        try:
+            present = {p.participant_id for p in await self._live.present(session_id)}
+            for seat in self._session_seats(session_id):
+                if seat.identity in connected and seat.participant_id not in present:
+                    await self._live.enter(
+                        session_id,
+                        Presence(
+                            participant_id=seat.participant_id,
+                            role=seat.role,
+                            person_kind=seat.person_kind,
+                            vetted_adult=seat.vetted_adult,
+                            held=seat.person_kind is PersonKind.CHILD,
+                        ),
+                    )
+                    if seat.person_kind is PersonKind.CHILD:
+                        await self._platform.set_grants(session_id, seat.identity, Grants.none())
+                    await self._audit(seat, "live_state.rebuilt")
+        except Exception:
+            log.exception("live state still unavailable; children stay held")
 
     # host actions ----------------------------------------------------------------------------
     async def remove(self, token: str, device_secret: str | None, identity: str) -> None:

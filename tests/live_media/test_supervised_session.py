@@ -114,3 +114,36 @@ async def test_signalling_needs_a_fresh_single_use_credential(gateway: Gateway) 
         assert stale.status == 403 and stale.code == "credential_invalid"
     finally:
         await peer.close()
+
+
+async def test_lost_live_state_is_rebuilt_from_the_platform_children_held_first(
+    gateway: Gateway,
+) -> None:
+    world = await build_world(gateway)
+    peers: list[Peer] = []
+    try:
+        for name in ("Tina Tutor", "Oscar Observer", "Sam Green"):
+            _, joined = await _join(world, name)
+            peer = Peer(name, slots=2)
+            peers.append(peer)
+            await _connect(gateway, joined["media"]["credential"], peer)  # type: ignore[index]
+        child_peer = peers[-1]
+        await wait_until(lambda: child_peer.total("video") > 5, timeout=10)
+
+        live = gateway.app[LIVE]
+        live._live._sessions.clear()  # what a Redis restart looks like: presence gone
+        entries = []
+        for _ in range(50):
+            entries = (await world.admin.get("/v1/audit?kind=live_state.rebuilt")).body["items"]
+            if len(entries) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len(entries) == 3  # tutor, observer and child re-entered from the relay's list
+        present = await live._live.present(world.session["id"])
+        assert len(present) == 3
+        assert not any(p.held for p in present)  # adults counted again, so the child released
+        before = child_peer.total("video")
+        await wait_until(lambda: child_peer.total("video") > before + 5, timeout=10)
+    finally:
+        for peer in peers:
+            await peer.close()
