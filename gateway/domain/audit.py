@@ -110,7 +110,13 @@ class ChainProblem:
     what: str  # "edited", "removed", "reordered", "cut", "seal_edited"
 
     def describe(self) -> str:
-        return f"entry {self.seq} was {self.what.replace('_', ' ')}"
+        if self.what == "head_missing":
+            return "the chain head is missing"
+        if self.what == "head_edited":
+            return "the chain head was edited"
+        if self.what == "seal_edited":
+            return f"the seal of the segment starting at entry {self.seq} was edited"
+        return f"entry {self.seq} was {self.what}"
 
 
 @dataclass(frozen=True, slots=True)
