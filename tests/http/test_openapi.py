@@ -1,0 +1,142 @@
+"""The OpenAPI document describes exactly the JSON API the server has, and its body schemas are
+as strict as the server (an unknown field is refused)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.http.world import VETTING
+from tests.plugins.gateway_server import Gateway
+
+# Served by the app but not part of the JSON API the document describes.
+NOT_DOCUMENTED = {"/metrics", "/healthz", "/v1/openapi.json"}
+PAGE_PREFIXES = ("/join", "/static/")
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The document does not depend on the database: SQLite only, to keep the suite fast."""
+    return sqlite_url
+
+
+def _served(gateway: Gateway) -> set[tuple[str, str]]:
+    served = set()
+    for route in gateway.app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method == "HEAD" or path in NOT_DOCUMENTED or path.startswith(PAGE_PREFIXES):
+            continue
+        served.add((route.method, path))
+    return served
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
+async def test_document_lists_exactly_the_routes_the_server_has(gateway: Gateway) -> None:
+    anonymous = await gateway.client()
+    answer = await anonymous.get("/v1/openapi.json")  # no API key needed
+    assert answer.status == 200, answer.body
+    document = answer.body
+    assert document["openapi"].startswith("3.")
+
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    served = _served(gateway)
+    assert documented == served, {
+        "served, not documented": sorted(served - documented),
+        "documented, not served": sorted(documented - served),
+    }
+
+    schemas = document["components"]["schemas"]
+    operation_ids = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            operation_ids.append(operation["operationId"])
+            assert operation["summary"]
+            assert "default" in operation["responses"]  # the error shape is documented
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == {part[1:-1] for part in path.split("/") if part.startswith("{")}
+            # Every route but the public participant ones needs the bearer key, and says so.
+            public = operation["security"] == []
+            probe = await anonymous.call(
+                method.upper(),
+                path.replace("{", "x").replace("}", ""),
+                {} if method == "post" else None,
+            )
+            assert (probe.code == "unauthenticated") is not public, (method, path, probe.body)
+    assert len(operation_ids) == len(set(operation_ids))
+    for ref in _refs(document):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
+
+
+def _objects(schema: Any, schemas: dict[str, Any], seen: set[str]) -> list[dict[str, Any]]:
+    """Every object schema reachable from `schema` (following $refs)."""
+    if isinstance(schema, list):
+        return [o for item in schema for o in _objects(item, schemas, seen)]
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _objects(schemas[name], schemas, seen)
+    found = [schema] if schema.get("type") == "object" else []
+    return found + [o for value in schema.values() for o in _objects(value, schemas, seen)]
+
+
+async def test_every_request_body_is_closed_and_unknown_fields_are_refused(
+    gateway: Gateway,
+) -> None:
+    _, key = await gateway.organisation()
+    admin = await gateway.client(key)
+    document = (await admin.get("/v1/openapi.json")).body
+    schemas = document["components"]["schemas"]
+    with_bodies = 0
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "requestBody" not in operation:
+                continue
+            with_bodies += 1
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            objects = _objects(body, schemas, set())
+            assert objects
+            for schema in objects:
+                assert schema.get("additionalProperties") is False, schema.get("title")
+    assert with_bodies >= 10
+
+    # Spot checks: a body the server would otherwise take, plus one field it does not know.
+    gail = await admin.post("/v1/guardians", {"name": "Gail Green", "contact": "call 0100"})
+    assert gail.status == 201
+    staff = {"name": "Tina Tutor", "email": "tina@example.org", "roles": ["tutor"]}
+    for path, body in (
+        ("/v1/staff", {**staff, "vetting": VETTING, "superuser": True}),
+        ("/v1/staff", {**staff, "vetting": {**VETTING, "note": "x"}}),
+        ("/v1/guardians", {"name": "Gail Green", "contact": "call 0100", "email": "g@x"}),
+        (
+            "/v1/children",
+            {
+                "name": "Sam",
+                "date_of_birth": "2016-04-02",
+                "guardian_ids": [gail.body["id"]],
+                "school": "x",
+            },
+        ),
+        ("/v1/join", {"token": "abc", "password": "open-sesame", "device": "x"}),
+        ("/v1/leave", {"token": "abc", "reason": "x"}),
+    ):
+        answer = await admin.post(path, body)
+        assert (answer.status, answer.code) == (400, "body_unknown_field"), (path, answer.body)
+    assert (await admin.get("/v1/staff")).body["items"] == []
+    assert (await admin.get("/v1/children")).body["items"] == []
