@@ -32,7 +32,7 @@ from gateway.http.bodies import (
     parse_body,
 )
 from gateway.http.keys import SERVICES, SETTINGS
-from gateway.http.middleware import ORG
+from gateway.http.middleware import ORG, VALID_ID
 from gateway.http.routing import Route
 from gateway.http.views import (
     consent_record_view,
@@ -277,7 +277,13 @@ async def audit_log(request: web.Request) -> web.Response:
     }
     if unknown:
         raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {sorted(unknown)[0]}.")
-    limit = _query_int(request, "limit", 100, 500) or 100
+    limit = _query_int(request, "limit", 100, 500)
+    if limit is None or limit < 1:
+        raise Refusal(ErrorCode.QUERY_INVALID, "limit must be between 1 and 500.")
+    for name in ("session_id", "person_id", "kind"):
+        value = request.query.get(name)
+        if value is not None and not VALID_ID.match(value.replace(".", "_")):
+            raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is not a valid value.")
     query = AuditQuery(
         org_id=_org(request).id,
         session_id=request.query.get("session_id"),

@@ -13,7 +13,13 @@ from gateway.domain.errors import ErrorCode, Refusal
 
 M = TypeVar("M", bound=BaseModel)
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+Purpose = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_:]{1,64}$")]
+# Printable text: no control, format (bidi overrides, zero-width) or separator characters.
+PlainText = Annotated[
+    str, Field(pattern=r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]*$")
+]
 Name = Annotated[str, Field(min_length=1, max_length=400)]
 
 
@@ -47,14 +53,14 @@ class ChildBody(Body):
 
 class EvidenceBody(Body):
     method: Literal["signed_form", "e_signature", "written_email"]
-    reference: Annotated[str, Field(min_length=1, max_length=200)]
+    reference: Annotated[PlainText, Field(min_length=1, max_length=200)]
     dated: date
 
 
 class ConsentBody(Body):
     subject_kind: Literal["staff", "child", "guardian"]
     subject_id: Id
-    purpose: Annotated[str, Field(min_length=1, max_length=64)]
+    purpose: Purpose
     action: Literal["give", "withdraw"]
     given_by_kind: Literal["staff", "child", "guardian"]
     given_by_id: Id
@@ -99,7 +105,7 @@ async def parse_body(request: web.Request, model: type[M], limit: int) -> M:
         raw = b"{}"
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # incl. hostile nesting and huge numbers
         raise Refusal(ErrorCode.BODY_INVALID_JSON, "The body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise Refusal(ErrorCode.BODY_INVALID, "The body must be a JSON object.")

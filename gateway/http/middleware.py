@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from gateway.services.admission import TooManyAttempts
 from gateway.services.ports import Organisation
 
 log = logging.getLogger("gateway.http")
+VALID_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ORG = web.RequestKey("org", Organisation)
 
@@ -80,6 +82,10 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         if org is None:
             raise Refusal(ErrorCode.UNAUTHENTICATED, "A valid API key is required.")
         request[ORG] = org
+    # Ids in paths are opaque tokens; anything else cannot exist (and never reaches the store).
+    for value in request.match_info.values():
+        if not VALID_ID.match(value):
+            raise Refusal(ErrorCode.NOT_FOUND, "Not found.")
     return await handler(request)
 
 

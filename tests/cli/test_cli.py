@@ -221,14 +221,6 @@ def test_org_create_demo_and_audit_verify_which_names_a_tampered_entry(
     assert "Traceback" not in tampered.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Runtime.close (gateway/app.py) -> SqlStore.stop (gateway/adapters/sql/store.py) only "
-        "stops the writer task; the writer and reader engines from make_engines are never "
-        "disposed, so every CLI command (and server shutdown) leaves pooled connections open"
-    ),
-)
 def test_a_command_closes_its_database_connections(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -177,14 +177,6 @@ async def test_unknown_or_malformed_query_parameters_on_the_audit_log_are_refuse
     assert ok.status == 200 and ok.body["items"][0]["kind"] == "organisation.created"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/http/bodies.py parse_body catches only JSONDecodeError/UnicodeDecodeError: "
-        "deeply nested JSON raises RecursionError and a 5000-digit number raises ValueError "
-        "(int max str digits), both answered 500 internal and not audited as refusals"
-    ),
-)
 async def test_hostile_json_is_a_bad_request_not_an_internal_error(gateway: Gateway) -> None:
     world = await _world(gateway)
     seen = len(await _refused(world.admin))
@@ -197,15 +189,6 @@ async def test_hostile_json_is_a_bad_request_not_an_internal_error(gateway: Gate
         seen = await _expect(world, answer, 400, "body_invalid_json", seen)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "free-text consent fields are not checked: gateway/http/bodies.py EvidenceBody.reference "
-        "and ConsentBody.purpose take any characters, and gateway/services/consent.py stores a "
-        "withdrawal's purpose unchecked; NUL is a 500 on PostgreSQL, control/bidi characters "
-        "are stored in the append-only history"
-    ),
-)
 async def test_consent_text_with_control_characters_is_refused_not_stored(
     gateway: Gateway,
 ) -> None:
@@ -235,17 +218,6 @@ async def test_consent_text_with_control_characters_is_refused_not_stored(
 async def test_nul_in_an_id_is_not_found_or_query_invalid(
     gateway: Gateway, database_url: str, request: pytest.FixtureRequest
 ) -> None:
-    if database_url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "ids from the path and the audit query go to PostgreSQL unchecked; asyncpg "
-                    "refuses NUL in text and the gateway answers 500 internal. Validate ids "
-                    "(pattern ^[A-Za-z0-9_-]{1,64}$, as bodies.Id) before the store: 404 / 400"
-                ),
-            )
-        )
     world = await _world(gateway)
     seen = len(await _refused(world.admin))
     for path in ("/v1/staff/a%00b", "/v1/sessions/a%00b/participants", "/v1/children/%00"):

@@ -53,6 +53,9 @@ class SqlStore:
 
     async def stop(self) -> None:
         await self.writer.stop()
+        await self._writer_engine.dispose()
+        if self._reader is not self._writer_engine:
+            await self._reader.dispose()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
