@@ -90,8 +90,8 @@ async def join_page(request: web.Request) -> web.Response:
 
 
 async def static_file(request: web.Request) -> web.Response:
-    """``GET /static/{name}``: only the files shipped in ``http/static`` (no paths, no dots)."""
-    found = _STATIC_FILES.get(request.match_info["name"])
+    """``GET /static/<name>``: one plain route per shipped file, so nothing else can match."""
+    found = _STATIC_FILES.get(request.path.rsplit("/", 1)[-1])
     if found is None:
         raise web.HTTPNotFound()
     body, content_type = found
@@ -101,7 +101,10 @@ async def static_file(request: web.Request) -> web.Response:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: (method, path, handler). Static files get one plain route each (no ``{name}`` pattern): the
+#: allow-list is the router itself, and file names with dots never meet the id check that the
+#: authentication middleware applies to path parameters.
 PAGE_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/join", join_page),
-    ("GET", "/static/{name}", static_file),
+    *(("GET", f"/static/{name}", static_file) for name in _STATIC_FILES),
 )

@@ -750,32 +750,48 @@
         `${sup.vetted_adults} of ${sup.required} adults present. ${words[sup.state] || ""}`.trim();
       line.dataset.state = sup.state || "";
     }
+    // Rows are keyed by identity and updated in place: a roster event every few seconds must
+    // not take keyboard focus away or undo a half-confirmed "Remove".
     const body = $("roster");
-    body.textContent = "";
+    const rows = new Map();
+    for (const row of Array.from(body.rows)) rows.set(row.dataset.identity, row);
+    const seen = new Set();
     for (const person of S.roster) {
-      const row = document.createElement("tr");
-      const cells = [
+      const key = String(person.identity);
+      seen.add(key);
+      let row = rows.get(key);
+      if (!row) {
+        row = document.createElement("tr");
+        row.dataset.identity = key;
+        for (let i = 0; i < 4; i++) row.append(document.createElement("td"));
+      }
+      body.append(row); // keeps the server's order
+      const texts = [
         person.display_name || "Participant",
         ROLE_WORDS[person.role] || person.role || "",
         STATE_WORDS[person.state] || person.state || "",
       ];
-      for (const text of cells) {
-        const cell = document.createElement("td");
-        cell.textContent = String(text);
-        row.append(cell);
-      }
-      const actions = document.createElement("td");
-      if (person.identity !== S.identity && person.state !== "left" && person.state !== "invited") {
-        const button = document.createElement("button");
+      texts.forEach((text, i) => {
+        if (row.cells[i].textContent !== String(text)) row.cells[i].textContent = String(text);
+      });
+      const actions = row.cells[3];
+      const removable =
+        person.identity !== S.identity && person.state !== "left" && person.state !== "invited";
+      let button = actions.querySelector("button");
+      if (removable && !button) {
+        button = document.createElement("button");
         button.type = "button";
         button.className = "button button-small";
         button.textContent = "Remove";
         button.setAttribute("aria-label", `Remove ${person.display_name || "participant"}`);
         button.addEventListener("click", () => removeClicked(button, person));
         actions.append(button);
+      } else if (!removable && button) {
+        button.remove();
       }
-      row.append(actions);
-      body.append(row);
+    }
+    for (const [key, row] of rows) {
+      if (!seen.has(key)) row.remove();
     }
   }
 
