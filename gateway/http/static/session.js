@@ -16,7 +16,8 @@
   "use strict";
 
   const STORAGE_KEY = "sgw.invite";
-  const CREDENTIAL_MAX_AGE_MS = 60 * 1000;
+  // The server forgets a seat that has not connected media within ~30 s of its join.
+  const CREDENTIAL_MAX_AGE_MS = 20 * 1000;
 
   const S = {
     token: null,
