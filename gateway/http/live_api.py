@@ -29,7 +29,7 @@ from gateway.services.live import LiveSessionService, join_view
 DEVICE_COOKIE = "sgw_device_"
 LIVE = web.AppKey("live", LiveSessionService)
 M = TypeVar("M", bound=BaseModel)
-HEARTBEAT_SECONDS = 15
+HEARTBEAT_SECONDS = 5  # also how soon a vanished browser's stream is noticed
 
 
 def device_cookie_name(invite_id: str) -> str:
@@ -95,6 +95,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
+                if request.transport is None or request.transport.is_closing():
+                    break
                 await response.write(b": heartbeat\n\n")
                 continue
             await response.write(_sse(event))

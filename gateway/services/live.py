@@ -280,7 +280,15 @@ class LiveSessionService:
                         f"Fewer than {verdict.required} vetted adults present; children held.",
                         ["held_children", "alerted_dsl", "alerted_host"],
                     )
-        await self._push_roster(session_id, verdict.vetted_adults, verdict.required, verdict.state)
+        held = frozenset(
+            p.participant_id
+            for p in present
+            if (p.held or p.participant_id in verdict.hold)
+            and p.participant_id not in verdict.release
+        )
+        await self._push_roster(
+            session_id, verdict.vetted_adults, verdict.required, verdict.state, held
+        )
 
     def _session_seats(self, session_id: str) -> list[_Seat]:
         return [s for s in self._seats.values() if s.session_id == session_id and not s.left]
@@ -386,9 +394,16 @@ class LiveSessionService:
     async def caller(self, token: str, device_secret: str | None) -> JoinRecord:
         return await self._admission.participant(token, device_secret)
 
-    def roster(self, session_id: str) -> list[dict[str, object]]:
+    def roster(
+        self, session_id: str, held: frozenset[str] = frozenset()
+    ) -> list[dict[str, object]]:
+        def state(seat: _Seat) -> str:
+            if seat.left:
+                return "left"
+            return "held" if seat.participant_id in held else "admitted"
+
         return [
-            {**self._public(seat.identity), "state": "left" if seat.left else "present"}
+            {**self._public(seat.identity), "state": state(seat)}
             for seat in self._seats.values()
             if seat.session_id == session_id
         ]
@@ -444,10 +459,12 @@ class LiveSessionService:
             if not queue.full():
                 queue.put_nowait(event)
 
-    async def _push_roster(self, session_id: str, adults: int, required: int, state: str) -> None:
+    async def _push_roster(
+        self, session_id: str, adults: int, required: int, state: str, held: frozenset[str]
+    ) -> None:
         event: Event = {
             "type": "roster",
-            "participants": self.roster(session_id),
+            "participants": self.roster(session_id, held),
             "supervision": {"vetted_adults": adults, "required": required, "state": state},
         }
         for seat in self._session_seats(session_id):
