@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -34,7 +34,6 @@ class Settings:
     reconcile_seconds: float = 3.0
     ice_servers_json: str = "[]"
     media_disconnect_seconds: float = 10.0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +52,3 @@ class Settings:
             ),
             ice_servers_json=env.get("GATEWAY_ICE_SERVERS", defaults.ice_servers_json),
         )
-
-    def with_changes(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]

@@ -153,7 +153,7 @@ class LiveSessionService:
             return Grants.none()
         return grants_for(seat.role, self._policies[seat.session_id])
 
-    async def _present(self, session_id: str) -> list:  # type: ignore[type-arg]
+    async def _present(self, session_id: str) -> list[Presence]:
         return list(await self._live.present(session_id))
 
     # presence changes ------------------------------------------------------------------------

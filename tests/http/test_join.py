@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from gateway.http.live_api import LIVE
 from tests.http.world import build_world
 from tests.plugins.gateway_server import Gateway
 
@@ -74,11 +75,13 @@ async def test_same_device_may_rejoin_other_device_is_refused_and_host_told(
     stranger = await gateway.client()
     replay = await world.join("Tina Tutor", stranger)
     assert replay.status == 403 and replay.code == "invite_other_device"
-    runtime_alerts = gateway.app  # alerts are kept by the in-process alert hub
     audit = await world.admin.get("/v1/audit?kind=invite.other_device")
     assert len(audit.body["items"]) == 1
     assert audit.body["items"][0]["session_id"] == world.session["id"]
-    del runtime_alerts
+    alerts = await gateway.app[LIVE]._alerts.recent_alerts(world.session["id"])
+    told = [a for a in alerts if a["kind"] == "invite_other_device"]
+    assert len(told) == 1 and told[0]["display_name"] == "Tina T."
+    assert "Tutor" not in str(told)  # the host hears the masked name only
 
 
 async def test_revoked_and_expired_invites_are_refused(gateway: Gateway) -> None:

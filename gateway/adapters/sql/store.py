@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql import schema as t
@@ -69,10 +68,7 @@ class SqlStore:
             for event in events:
                 tx.audit(event)
 
-        try:
-            await self.writer.write(job)
-        except IntegrityError as exc:  # pragma: no cover - surfaced as INTERNAL by the writer
-            raise Refusal(ErrorCode.CONFLICT, "That conflicts with an existing record.") from exc
+        await self.writer.write(job)
 
     # organisations ------------------------------------------------------------------------
     async def add_organisation(

@@ -133,11 +133,10 @@ class AuditedWriter:
                     outcomes.append((False, refusal))
                     event = pending.on_refusal(refusal) if pending.on_refusal else None
                     tx.events = [event] if event else []
-                except Exception as exc:  # a bug or a storage fault: nothing of this job stays
+                except Exception:  # a bug or a storage fault: nothing of this job stays
                     await savepoint.rollback()
                     log.exception("write job failed")
                     outcomes.append((False, Refusal(ErrorCode.INTERNAL, "Internal error.")))
-                    del exc
                     tx.events = []
                 else:
                     await savepoint.commit()
