@@ -13,7 +13,6 @@ read from one.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -33,6 +32,7 @@ from gateway.domain.invite_token import (
     MEDIA_TYP,
     InviteClaims,
     MediaClaims,
+    device_hash,
     invite_claims_from,
     media_claims_from,
 )
@@ -190,11 +190,6 @@ class MediaCredentials:
 def device_token() -> str:
     """A fresh random value for the device cookie (32 bytes, URL-safe base64)."""
     return secrets.token_urlsafe(DEVICE_TOKEN_BYTES)
-
-
-def device_hash(value: str) -> str:
-    """What is stored for a device cookie: its SHA-256, hex. The cookie itself is never stored."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 # --- shared verification ---------------------------------------------------------------------

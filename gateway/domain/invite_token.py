@@ -12,6 +12,7 @@ Refusal messages name what is wrong, never the token or any value taken from it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = [
     "MEDIA_TYP",
     "InviteClaims",
     "MediaClaims",
+    "device_hash",
     "invite_claims_from",
     "media_claims_from",
 ]
@@ -212,3 +214,8 @@ def _seconds(now: datetime) -> float:
 
 def _instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def device_hash(device_secret: str) -> str:
+    """What is stored for a device cookie: its SHA-256, hex. The cookie itself is never stored."""
+    return hashlib.sha256(device_secret.encode("utf-8")).hexdigest()

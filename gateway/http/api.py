@@ -148,13 +148,8 @@ async def record_consent(request: web.Request) -> web.Response:
 
 
 async def consent_state(request: web.Request) -> web.Response:
-    kind = {
-        "staff": PersonKind.STAFF,
-        "children": PersonKind.CHILD,
-        "guardians": PersonKind.GUARDIAN,
-    }[request.path.split("/")[2]]
     _, states, history = await _services(request).consent.state(
-        _org(request), kind, request.match_info["id"]
+        _org(request), _kind_of(request), request.match_info["id"]
     )
     return web.json_response(consent_state_view(states, history))
 

@@ -6,7 +6,6 @@ carries out what it says (R1, R2, R3, R4, R6, R16, R18).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from gateway.domain.admission import JoinFacts, decide_join, is_vetted_adult
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import local_date
-from gateway.domain.invite_token import InviteClaims
+from gateway.domain.invite_token import InviteClaims, device_hash
 from gateway.domain.models import Decision, Outcome, Participant, Person, Presence, Session, Staff
 from gateway.domain.policy import Policy
 from gateway.services.policies import PolicyBook
@@ -32,10 +31,6 @@ from gateway.services.ports import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def device_hash(device_secret: str) -> str:
-    return hashlib.sha256(device_secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

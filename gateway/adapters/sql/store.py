@@ -435,33 +435,21 @@ class SqlStore:
     async def revoke_invite(
         self, org_id: str, invite_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> bool:
-        async def job(tx: WriteTx) -> bool:
-            result = await tx.conn.execute(
-                update(t.invites)
-                .where(
-                    t.invites.c.org_id == org_id,
-                    t.invites.c.id == invite_id,
-                    t.invites.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=to_us(at))
-            )
-            for event in events:
-                tx.audit(event)
-            return bool(result.rowcount)
-
-        return await self.writer.write(job)
+        return bool(await self._revoke_invites(org_id, t.invites.c.id == invite_id, at, events))
 
     async def revoke_participant_invites(
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> int:
+        condition = t.invites.c.participant_id == participant_id
+        return await self._revoke_invites(org_id, condition, at, events)
+
+    async def _revoke_invites(
+        self, org_id: str, which: Any, at: datetime, events: Sequence[AuditEvent]
+    ) -> int:
         async def job(tx: WriteTx) -> int:
             result = await tx.conn.execute(
                 update(t.invites)
-                .where(
-                    t.invites.c.org_id == org_id,
-                    t.invites.c.participant_id == participant_id,
-                    t.invites.c.revoked_at.is_(None),
-                )
+                .where(t.invites.c.org_id == org_id, which, t.invites.c.revoked_at.is_(None))
                 .values(revoked_at=to_us(at))
             )
             for event in events:
