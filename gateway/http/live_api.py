@@ -49,7 +49,7 @@ async def join(request: web.Request) -> web.Response:
     body = await _body(request, JoinBody)
     live = request.app[LIVE]
     claims = request.app[SERVICES].admission.peek(body.token)
-    device = _device(request, body.token)
+    device = request.cookies.get(device_cookie_name(claims.invite_id)) if claims else None
     result, media = await live.join(body.token, body.password, device, request.remote or "unknown")
     response = web.json_response(join_view(result, media))
     if result.device_secret is not None and claims is not None:

@@ -63,6 +63,18 @@ class AdmissionService:
         self._limiter = limiter
         self._alerts = alerts
         self._clock = clock
+        self._policy_paths: dict[str, str] = {}
+
+    async def _policy_of(self, org_id: str) -> Policy:
+        # An organisation's policy file is fixed when it is created, so one read per process
+        # is enough; the join path stays a single query.
+        path = self._policy_paths.get(org_id)
+        if path is None:
+            org = await self._store.organisation(org_id)
+            if org is None:
+                raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
+            path = self._policy_paths[org_id] = org.policy_path or ""
+        return self._policies.for_path(path or None)
 
     def peek(self, token: str) -> InviteClaims | None:
         """The verified claims of a token, or None: lets the caller find the device cookie."""
@@ -84,9 +96,7 @@ class AdmissionService:
         ):
             raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
         invite = record.invite
-        org = await self._store.organisation(invite.org_id)
-        assert org is not None
-        policy = self._policies.for_path(org.policy_path)
+        policy = await self._policy_of(invite.org_id)
         if invite.revoked_at is not None:
             raise Refusal(ErrorCode.INVITE_REVOKED, "This invite has been withdrawn.")
         if invite.expires_at <= now:

@@ -16,6 +16,7 @@ from gateway.domain.masking import display_name, display_style, new_masked_ident
 from gateway.domain.models import (
     Invite,
     Participant,
+    Person,
     PersonKind,
     Session,
     SessionKind,
@@ -159,11 +160,8 @@ class SessionService:
         return await self._enrol(org, actor, session, person, role)
 
     async def _enrol(
-        self, org: Organisation, actor: str, session: Session, person: object, role: SessionRole
+        self, org: Organisation, actor: str, session: Session, person: Person, role: SessionRole
     ) -> Participant:
-        from gateway.domain.models import Child, Guardian
-
-        assert isinstance(person, Staff | Child | Guardian)
         policy = self._policies.for_path(org.policy_path)
         roster = await self._store.participants(org.id, session.id)
         ordinal = 1 + sum(1 for p in roster if p.role is role)
