@@ -460,6 +460,9 @@ def main() -> int:
     parser.add_argument("--audit", action="store_true", help="also run scripts/bench_audit.py")
     parser.add_argument("--keep", type=Path, help="keep the database and logs in this directory")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", type=Path, help="record the gateway with py-spy (raw stacks) into this file"
+    )
     args = parser.parse_args()
     if args.bare_server:
         bare_server(args.bare_server)
@@ -507,8 +510,12 @@ def main() -> int:
         port = free_port()
         runs: dict[str, tuple[Load, Load]] = {}
         answer_bytes = 0
+        gateway_argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
+        if args.profile:
+            gateway_argv = ["py-spy", "record", "-f", "raw", "-o", str(args.profile), "--threads",
+                            "--", *gateway_argv]
         with server(
-            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+            gateway_argv,
             env,
             port,
             tmp / "gateway.log",
