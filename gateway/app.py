@@ -22,7 +22,7 @@ from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
-from gateway.adapters.sql.engine import make_engines
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.store import SqlStore
@@ -78,9 +78,9 @@ async def build_runtime(
     clock = clock or SystemClock()
     policies = PolicyBook(load_policy_file(settings.policy_path))
     keyring = KeyRing.load_or_create(settings.keys_dir)
-    writer_engine, reader_engine = make_engines(settings.database_url)
-    await migrate(writer_engine)
-    store = SqlStore(writer_engine, reader_engine, keyring.audit_key(), clock)
+    database = Database(settings.database_url)
+    await migrate(database.writer_engine)
+    store = SqlStore(database, keyring.audit_key(), clock)
     await store.start()
     hasher = hasher or PasswordHasher()
     tokens = InviteTokens(keyring, settings.issuer)
@@ -133,7 +133,7 @@ async def build_runtime(
         sessions=SessionService(store, registry, policies, clock, hasher, tokens),
         admission=admission,
     )
-    incidents = IncidentService(SqlIncidentStore(store.writer, reader_engine), store, alerts, clock)
+    incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
     return Runtime(services, store, keyring, hasher, alerts, platform, live, incidents, redis)
 

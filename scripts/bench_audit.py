@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.adapters.sql.audit_reader import verify_chain
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.migrate import migrate
 from gateway.domain.audit import (
     GENESIS,
@@ -110,13 +111,13 @@ def fill(path: Path, entries: int) -> None:
 
 async def measure(path: Path) -> tuple[int, float, float, bool]:
     """(entries checked, wall seconds, CPU seconds of all threads, intact)."""
-    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    database = Database(f"sqlite+aiosqlite:///{path}")
     try:
         started, cpu = time.perf_counter(), time.process_time()
-        report = await verify_chain(engine, KEY)
+        report = await verify_chain(database, KEY)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
-        await engine.dispose()
+        await database.dispose()
     return report.checked, elapsed, cpu, report.intact
 
 

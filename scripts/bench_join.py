@@ -512,8 +512,17 @@ def main() -> int:
         answer_bytes = 0
         gateway_argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
         if args.profile:
-            gateway_argv = ["py-spy", "record", "-f", "raw", "-o", str(args.profile), "--threads",
-                            "--", *gateway_argv]
+            gateway_argv = [
+                "py-spy",
+                "record",
+                "-f",
+                "raw",
+                "-o",
+                str(args.profile),
+                "--threads",
+                "--",
+                *gateway_argv,
+            ]
         with server(
             gateway_argv,
             env,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.audit_reader import verify_chain
-from gateway.adapters.sql.engine import make_engines
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import FrozenClock
@@ -42,14 +42,21 @@ def event(i: int) -> AuditEvent:
 @dataclass
 class AuditDb:
     url: str
-    engine: AsyncEngine  # the writer's
-    reader: AsyncEngine
+    database: Database
     writer: AuditedWriter
     clock: FrozenClock
 
     @property
+    def engine(self) -> AsyncEngine:  # the writer's
+        return self.database.writer_engine
+
+    @property
+    def reader(self) -> AsyncEngine:
+        return self.database.reader_engine
+
+    @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return self.database.dialect
 
     async def fill(self, count: int, *, group: int = 700) -> None:
         """Append events 1..count (event(i) at seq i) through the writer, `group` per job."""
@@ -57,7 +64,7 @@ class AuditDb:
         while done < count:
             batch = range(done + 1, min(done + group, count) + 1)
 
-            async def job(tx: WriteTx, batch: range = batch) -> None:
+            def job(tx: WriteTx, batch: range = batch) -> None:
                 for i in batch:
                     tx.audit(event(i))
 
@@ -65,7 +72,7 @@ class AuditDb:
             done = batch[-1]
 
     async def verify(self, key: bytes = KEY, **kwargs: Any) -> ChainReport:
-        return await verify_chain(self.reader, key, **kwargs)
+        return await verify_chain(self.database, key, **kwargs)
 
     async def tamper(self, *statements: tuple[str, dict[str, Any]] | str) -> None:
         """Run SQL as an attacker with admin rights: first drop the append-only triggers."""
@@ -95,17 +102,16 @@ class AuditDb:
 
 @pytest.fixture
 async def audit_db(database_url: str) -> AsyncIterator[AuditDb]:
-    engine, reader = make_engines(database_url)
-    await migrate(engine)
+    database = Database(database_url)
+    await migrate(database.writer_engine)
     clock = FrozenClock(datetime(2025, 3, 1, 16, 0, tzinfo=UTC))
-    writer = AuditedWriter(engine, KEY, clock)
+    writer = AuditedWriter(database, KEY, clock)
     await writer.start()
     try:
-        yield AuditDb(database_url, engine, reader, writer, clock)
+        yield AuditDb(database_url, database, writer, clock)
     finally:
         await writer.stop()
-        await engine.dispose()
-        await reader.dispose()
+        await database.dispose()
 
 
 # 3 sealed segments and an unsealed tail.

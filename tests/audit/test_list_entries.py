@@ -22,8 +22,7 @@ async def log(audit_db: AuditDb) -> AuditDb:
 
 
 async def listed(db: AuditDb, **query: Any) -> list[AuditEntry]:
-    async with db.reader.connect() as conn:
-        return await list_entries(conn, **query)
+    return await db.database.read(lambda conn: list_entries(conn, **query))
 
 
 def expected(org: str, **match: Any) -> list[int]:

@@ -20,7 +20,7 @@ TAIL = 3 * SEGMENT + 28  # an entry in the unsealed tail
 def no_careful_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail if a seal is re-checked in Python: proves the bulk path passed every segment."""
 
-    async def fail(*_: object) -> bool:
+    def fail(*_: object) -> bool:
         raise AssertionError("the bulk check rejected an intact segment")
 
     monkeypatch.setattr(audit_reader, "_seal_matches", fail)

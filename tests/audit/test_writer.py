@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 from sqlalchemy import func, insert, select
 
-from gateway.adapters.sql.engine import make_engines
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.schema import organisations
 from gateway.adapters.sql.writer import AuditedWriter, Job, WriteTx
 from gateway.domain.audit import AuditEvent, ChainProblem, decode_entry
@@ -27,8 +29,8 @@ async def count_orgs(db: AuditDb) -> int:
 
 
 def add_org(org_id: str, then_refuse: bool = False, then_fail: bool = False) -> Job[str]:
-    async def job(tx: WriteTx) -> str:
-        await tx.conn.execute(insert(organisations).values(id=org_id, name="Org", created_at=tx.at))
+    def job(tx: WriteTx) -> str:
+        tx.conn.execute(insert(organisations).values(id=org_id, name="Org", created_at=tx.at))
         tx.audit(AuditEvent(kind="org.created", actor="admin", org_id=org_id))
         if then_refuse:
             raise Refusal(ErrorCode.NOT_FOUND, "No such thing.")
@@ -96,8 +98,8 @@ async def test_nothing_is_accepted_when_stopped(audit_db: AuditDb) -> None:
 
 async def test_concurrent_writers_keep_one_contiguous_chain(audit_db: AuditDb) -> None:
     # Many tasks, and a second writer on its own engines (like a second gateway process).
-    engine, reader = make_engines(audit_db.url)
-    other = AuditedWriter(engine, KEY, audit_db.clock, max_group=16)
+    database = Database(audit_db.url)
+    other = AuditedWriter(database, KEY, audit_db.clock, max_group=16)
     await other.start()
     try:
 
@@ -109,8 +111,7 @@ async def test_concurrent_writers_keep_one_contiguous_chain(audit_db: AuditDb) -
         await asyncio.gather(*(task(n) for n in range(40)))
     finally:
         await other.stop()
-        await engine.dispose()
-        await reader.dispose()
+        await database.dispose()
     seqs = [row[0] for row in await audit_db.rows("SELECT seq FROM audit_log ORDER BY seq")]
     assert seqs == list(range(1, 401))
     recorded = sorted(
@@ -134,16 +135,17 @@ async def test_the_log_and_its_seals_grow_across_groups(audit_db: AuditDb) -> No
 
 
 async def test_stop_finishes_the_group_in_flight(audit_db: AuditDb) -> None:
-    started = asyncio.Event()
+    started = threading.Event()  # jobs run off the event loop (SQLite: the writer's thread)
 
-    async def slow(tx: WriteTx) -> str:
+    def slow(tx: WriteTx) -> str:
         started.set()
-        await asyncio.sleep(0.2)
+        time.sleep(0.2)
         tx.audit(event(1))
         return "done"
 
     write = asyncio.ensure_future(audit_db.writer.write(slow))
-    await started.wait()  # taken from the queue: the queue is empty, the group is running
+    # taken from the queue: the queue is empty, the group is running
+    assert await asyncio.to_thread(started.wait, 5)
     await audit_db.writer.stop()
     assert await asyncio.wait_for(write, 5) == "done"
     assert len(await audit_db.rows("SELECT seq FROM audit_log")) == 1

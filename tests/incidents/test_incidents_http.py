@@ -312,7 +312,7 @@ async def test_the_database_keeps_incidents_and_notes(gateway: Gateway) -> None:
     incident = await case.report()
     dsl = world.ids["Dee Lead"]
     await world.admin.post(f"/v1/incidents/{incident.id}/notes", {"staff_id": dsl, "text": "n"})
-    engine: Any = gateway.services.store._writer_engine
+    engine: Any = gateway.services.store._db.writer_engine
     forbidden = (
         "UPDATE incident_notes SET text = 'rewritten'",
         "DELETE FROM incident_notes",

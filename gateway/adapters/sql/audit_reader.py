@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.schema import audit_log
 from gateway.domain.audit import (
     GENESIS,
@@ -154,7 +155,7 @@ def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | Non
 
 
 async def _first_bad_segment(
-    engine: AsyncEngine,
+    database: Database,
     key: bytes,
     segments: range,
     report: Callable[[int], None],
@@ -167,13 +168,13 @@ async def _first_bad_segment(
     chunks = [segments[i : i + CHUNK] for i in range(0, len(segments), CHUNK)]
     if not chunks:
         return None
-    database = engine.url.database
-    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+    path = database.writer_engine.url.database
+    if database.dialect == "sqlite" and path and path != ":memory:":
         pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="audit-verify")
         loop = asyncio.get_running_loop()
         try:
             jobs = [
-                loop.run_in_executor(pool, _check_sqlite_chunk, database, key, chunk)
+                loop.run_in_executor(pool, _check_sqlite_chunk, path, key, chunk)
                 for chunk in chunks
             ]
             return await _in_order(jobs, chunks, report)
@@ -182,14 +183,18 @@ async def _first_bad_segment(
             await loop.run_in_executor(None, pool.shutdown)
     gate = asyncio.Semaphore(WORKERS)
 
+    sql = text(_SEGMENT_SQL[database.dialect])
+
+    def check_chunk(conn: Connection, chunk: range) -> int | None:
+        for segment in chunk:
+            row = conn.execute(sql, _segment_params(segment)).one()
+            if not _segment_intact(key, segment, row):
+                return segment
+        return None
+
     async def check(chunk: range) -> int | None:
-        async with gate, engine.connect() as conn:
-            sql = text(_SEGMENT_SQL[engine.dialect.name])
-            for segment in chunk:
-                row = (await conn.execute(sql, _segment_params(segment))).one()
-                if not _segment_intact(key, segment, row):
-                    return segment
-            return None
+        async with gate:
+            return await database.read(lambda conn: check_chunk(conn, chunk))
 
     tasks = [asyncio.ensure_future(check(chunk)) for chunk in chunks]
     return await _in_order(tasks, chunks, report)
@@ -212,8 +217,8 @@ async def _in_order(
         await asyncio.gather(*jobs, return_exceptions=True)
 
 
-async def _walk(
-    conn: AsyncConnection, key: bytes, first: int, last: int, last_stored: int
+def _walk(
+    conn: Connection, key: bytes, first: int, last: int, last_stored: int
 ) -> tuple[ChainProblem | None, bytes]:
     """Walk entries first..last one by one; (first problem or None, MAC of the last entry).
 
@@ -225,9 +230,9 @@ async def _walk(
     while True:
         previous = GENESIS
         if start > 1:
-            stored = await conn.scalar(select(audit_log.c.mac).where(audit_log.c.seq == start - 1))
+            stored = conn.scalar(select(audit_log.c.mac).where(audit_log.c.seq == start - 1))
             previous = bytes(stored) if stored is not None else GENESIS
-        rows = await conn.execute(
+        rows = conn.execute(
             select(audit_log.c.seq, audit_log.c.entry, audit_log.c.mac)
             .where(audit_log.c.seq.between(start, last))
             .order_by(audit_log.c.seq)
@@ -244,17 +249,15 @@ async def _walk(
         start = max(1, start - SEGMENT)
 
 
-async def _seal_matches(conn: AsyncConnection, key: bytes, segment: int) -> bool:
+def _seal_matches(conn: Connection, key: bytes, segment: int) -> bool:
     """The careful check of one seal: entries ordered here, in Python, not by the database."""
     first, last = _bounds(segment)
-    entries = (
-        await conn.execute(
-            select(audit_log.c.entry)
-            .where(audit_log.c.seq.between(first, last))
-            .order_by(audit_log.c.seq)
-        )
+    entries = conn.execute(
+        select(audit_log.c.entry)
+        .where(audit_log.c.seq.between(first, last))
+        .order_by(audit_log.c.seq)
     ).scalars()
-    row = (await conn.execute(text(_SEALS_SQL), _segment_params(segment))).one()
+    row = conn.execute(text(_SEALS_SQL), _segment_params(segment)).one()
     previous_seal, seal = row
     if seal is None or (previous_seal is None and segment != 1):
         return False
@@ -263,13 +266,12 @@ async def _seal_matches(conn: AsyncConnection, key: bytes, segment: int) -> bool
 
 
 async def verify_chain(
-    engine: AsyncEngine, key: bytes, *, progress: Progress | None = None
+    database: Database, key: bytes, *, progress: Progress | None = None
 ) -> ChainReport:
     """Check the whole audit log; the report names the first entry that is not as written."""
-    async with engine.connect() as conn:
-        head_rows, head_seq, head_mac, last_stored, last_sealed = (
-            await conn.execute(text(_BOUNDS_SQL))
-        ).one()
+    head_rows, head_seq, head_mac, last_stored, last_sealed = await database.read(
+        lambda conn: tuple(conn.execute(text(_BOUNDS_SQL)).one())
+    )
     has_head = bool(head_rows)
     head_seq = int(head_seq or 0)
     head_mac = bytes(head_mac) if head_mac is not None else GENESIS
@@ -290,21 +292,28 @@ async def verify_chain(
     # Sealed segments in bulk; a failing one is walked to name its first bad entry.
     after = 0
     while after < sealed:
-        bad = await _first_bad_segment(engine, key, range(after + 1, sealed + 1), report)
+        bad = await _first_bad_segment(database, key, range(after + 1, sealed + 1), report)
         if bad is None:
             break
         first, last = _bounds(bad)
-        async with engine.connect() as conn:
-            problem, _ = await _walk(conn, key, first, last, last_stored)
-            if problem is not None:
-                return result(problem)
-            if not await _seal_matches(conn, key, bad):
-                return result(ChainProblem(first, "seal_edited"))
+
+        def careful(
+            conn: Connection, bad: int = bad, first: int = first, last: int = last
+        ) -> ChainProblem | None:
+            problem, _ = _walk(conn, key, first, last, last_stored)
+            if problem is None and not _seal_matches(conn, key, bad):
+                problem = ChainProblem(first, "seal_edited")
+            return problem
+
+        problem = await database.read(careful)
+        if problem is not None:
+            return result(problem)
         after = bad  # the database joined the entries out of order; the careful check passed
 
     # The unsealed tail, entry by entry.
-    async with engine.connect() as conn:
-        problem, last_mac = await _walk(conn, key, sealed * SEGMENT + 1, end, last_stored)
+    problem, last_mac = await database.read(
+        lambda conn: _walk(conn, key, sealed * SEGMENT + 1, end, last_stored)
+    )
     if problem is not None:
         return result(problem)
 
@@ -316,8 +325,8 @@ async def verify_chain(
     return result(None)
 
 
-async def list_entries(
-    conn: AsyncConnection,
+def list_entries(
+    conn: Connection,
     *,
     org_id: str,
     session_id: str | None = None,
@@ -365,7 +374,7 @@ async def list_entries(
     while len(found) < limit:
         page = query if cursor is None else query.where(audit_log.c.seq > cursor)
         want = limit - len(found)
-        rows = (await conn.execute(page.order_by(audit_log.c.seq).limit(want))).all()
+        rows = conn.execute(page.order_by(audit_log.c.seq).limit(want)).all()
         for seq, raw in rows:
             try:
                 entry = decode_entry(bytes(raw))

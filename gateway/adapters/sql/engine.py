@@ -1,13 +1,32 @@
-"""Engines for SQLite (the embedded default) and PostgreSQL, through the same code."""
+"""Engines for SQLite (the embedded default) and PostgreSQL, through the same code.
+
+Store code is written once, as synchronous SQLAlchemy Core functions of a `Connection`, and
+`Database` decides where it runs:
+
+- SQLite: on worker threads over pysqlite, one thread hop per unit of work. Through aiosqlite
+  every DBAPI call is its own hop to the connection's thread and back through the event loop
+  (about 32 per join when measured), which capped joins at a fiftieth of a bare handler.
+- PostgreSQL: inside asyncpg's greenlet, through `AsyncConnection.run_sync`: no threads, and the
+  same functions.
+
+The async engines stay for what streams or runs once: migrations and chain verification.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+T = TypeVar("T")
+
+READERS = 4  # SQLite reader threads (and pooled connections); WAL lets them read beside the writer
 
 
 def is_sqlite(url: str) -> bool:
@@ -21,20 +40,93 @@ def make_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     if not is_sqlite(url):
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         return engine, engine
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(url)
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
-    reader = create_async_engine(url, pool_size=4, max_overflow=4)
-    _sqlite_pragmas(writer, begin="BEGIN IMMEDIATE")
-    _sqlite_pragmas(reader, begin="BEGIN")
+    reader = create_async_engine(url, pool_size=READERS, max_overflow=READERS)
+    _sqlite_pragmas(writer.sync_engine, begin="BEGIN IMMEDIATE")
+    _sqlite_pragmas(reader.sync_engine, begin="BEGIN")
     return writer, reader
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, begin: str) -> None:
+class Database:
+    """One database: `read(fn)` and `write(fn)` run a synchronous function of a Connection.
+
+    `write` runs `fn` in one transaction on the single writer connection (SQLite: BEGIN
+    IMMEDIATE, so writers in other processes queue behind it) and commits when it returns;
+    `read` runs it in a read snapshot that is rolled back afterwards.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.writer_engine, self.reader_engine = make_engines(url)
+        self.dialect = self.writer_engine.dialect.name
+        self._sync_writer: Engine | None = None
+        self._sync_reader: Engine | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
+        if is_sqlite(url):
+            sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+            # check_same_thread off: a pooled connection is used by one thread at a time, but
+            # not always the same one (the reader pool serves all reader threads).
+            args: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+            self._sync_writer = create_engine(sync_url, pool_size=1, max_overflow=0, **args)
+            self._sync_reader = create_engine(sync_url, pool_size=READERS, max_overflow=0, **args)
+            _sqlite_pragmas(self._sync_writer, begin="BEGIN IMMEDIATE")
+            _sqlite_pragmas(self._sync_reader, begin="BEGIN")
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._read_threads = ThreadPoolExecutor(READERS, thread_name_prefix="sqlite-reader")
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        if self._sync_reader is not None and self._read_threads is not None:
+            engine = self._sync_reader
+            return await asyncio.get_running_loop().run_in_executor(
+                self._read_threads, _read_on, engine, fn
+            )
+        async with self.reader_engine.connect() as conn:
+            return await conn.run_sync(fn)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        if self._sync_writer is not None and self._write_thread is not None:
+            engine = self._sync_writer
+            return await asyncio.get_running_loop().run_in_executor(
+                self._write_thread, _write_on, engine, fn
+            )
+        async with self.writer_engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def dispose(self) -> None:
+        loop = asyncio.get_running_loop()
+        for pool in (self._write_thread, self._read_threads):
+            if pool is not None:
+                await loop.run_in_executor(None, pool.shutdown)
+        for engine in (self._sync_writer, self._sync_reader):
+            if engine is not None:
+                engine.dispose()
+        await self.writer_engine.dispose()
+        if self.reader_engine is not self.writer_engine:
+            await self.reader_engine.dispose()
+
+
+def _read_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    with engine.connect() as conn:
+        return fn(conn)
+
+
+def _write_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return fn(conn)
+
+
+def _make_parent(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINTs; take it over (SQLAlchemy docs,
     # "Serializable isolation / Savepoints / Transactional DDL").
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -44,6 +136,6 @@ def _sqlite_pragmas(engine: AsyncEngine, *, begin: str) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)

@@ -8,8 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.incident_schema import incident_notes, incidents
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import from_us
@@ -19,15 +20,15 @@ from gateway.domain.incidents import Incident, IncidentNote, IncidentStatus, Rep
 
 
 class SqlIncidentStore:
-    def __init__(self, writer: AuditedWriter, reader_engine: AsyncEngine) -> None:
+    def __init__(self, writer: AuditedWriter, database: Database) -> None:
         self._writer = writer
-        self._reader = reader_engine
+        self._db = database
 
     async def open_incident(self, incident: Incident, events: Sequence[AuditEvent]) -> Incident:
         """Store a new incident; it is dated when it commits (the returned copy says when)."""
 
-        async def job(tx: WriteTx) -> Incident:
-            await tx.conn.execute(
+        def job(tx: WriteTx) -> Incident:
+            tx.conn.execute(
                 insert(incidents).values(
                     id=incident.id,
                     org_id=incident.org_id,
@@ -51,8 +52,8 @@ class SqlIncidentStore:
     async def add_note(
         self, org_id: str, note: IncidentNote, events: Sequence[AuditEvent]
     ) -> IncidentNote:
-        async def job(tx: WriteTx) -> IncidentNote:
-            found = await tx.conn.scalar(
+        def job(tx: WriteTx) -> IncidentNote:
+            found = tx.conn.scalar(
                 select(incidents.c.id).where(
                     incidents.c.org_id == org_id, incidents.c.id == note.incident_id
                 )
@@ -61,13 +62,13 @@ class SqlIncidentStore:
                 raise Refusal(ErrorCode.NOT_FOUND, "No such incident.")
             # Notes read in the order they were written: keep their times strictly increasing
             # per incident, even for two notes committed in the same group.
-            latest = await tx.conn.scalar(
+            latest = tx.conn.scalar(
                 select(func.max(incident_notes.c.created_at)).where(
                     incident_notes.c.incident_id == note.incident_id
                 )
             )
             created_at = max(tx.at, (latest or 0) + 1)
-            await tx.conn.execute(
+            tx.conn.execute(
                 insert(incident_notes).values(
                     id=note.id,
                     incident_id=note.incident_id,
@@ -89,8 +90,8 @@ class SqlIncidentStore:
     ) -> Incident:
         """Close an open incident. Whoever closed it first wins; a second close is a CONFLICT."""
 
-        async def job(tx: WriteTx) -> Incident:
-            result = await tx.conn.execute(
+        def job(tx: WriteTx) -> Incident:
+            result = tx.conn.execute(
                 update(incidents)
                 .where(
                     incidents.c.org_id == org_id,
@@ -103,23 +104,19 @@ class SqlIncidentStore:
                 raise Refusal(ErrorCode.CONFLICT, "The incident is already closed.")
             for event in events:
                 tx.audit(event)
-            row = (
-                await tx.conn.execute(select(incidents).where(incidents.c.id == incident_id))
-            ).one()
+            row = (tx.conn.execute(select(incidents).where(incidents.c.id == incident_id))).one()
             return _incident(row._mapping)
 
         return await self._writer.write(job)
 
     async def incident(self, org_id: str, incident_id: str) -> Incident | None:
-        async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(incidents).where(
-                        incidents.c.org_id == org_id, incidents.c.id == incident_id
-                    )
-                )
+        def read(conn: Connection) -> Incident | None:
+            row = conn.execute(
+                select(incidents).where(incidents.c.org_id == org_id, incidents.c.id == incident_id)
             ).first()
-        return _incident(row._mapping) if row else None
+            return _incident(row._mapping) if row else None
+
+        return await self._db.read(read)
 
     async def incidents(
         self,
@@ -135,8 +132,7 @@ class SqlIncidentStore:
         if session_id is not None:
             query = query.where(incidents.c.session_id == session_id)
         query = query.order_by(incidents.c.created_at.desc(), incidents.c.id.desc()).limit(limit)
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [_incident(row._mapping) for row in rows]
 
     async def notes(self, org_id: str, incident_id: str) -> Sequence[IncidentNote]:
@@ -147,8 +143,7 @@ class SqlIncidentStore:
             .where(incidents.c.org_id == org_id, incident_notes.c.incident_id == incident_id)
             .order_by(incident_notes.c.created_at, incident_notes.c.id)
         )
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [
             IncidentNote(
                 row.id, row.incident_id, row.author_staff_id, row.text, from_us(row.created_at)

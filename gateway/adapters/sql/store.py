@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
 
 from gateway.adapters.sql import schema as t
+from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import Clock, from_us, to_us
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
@@ -38,33 +37,23 @@ from gateway.services.ports import AuditQuery, JoinRecord, Organisation
 
 
 class SqlStore:
-    def __init__(
-        self, writer_engine: AsyncEngine, reader_engine: AsyncEngine, audit_key: bytes, clock: Clock
-    ) -> None:
-        self._reader = reader_engine
-        self._writer_engine = writer_engine
+    def __init__(self, database: Database, audit_key: bytes, clock: Clock) -> None:
+        self._db = database
         self._audit_key = audit_key
         self._clock = clock
-        self.writer = AuditedWriter(writer_engine, audit_key, clock)
+        self.writer = AuditedWriter(database, audit_key, clock)
 
     async def start(self) -> None:
         await self.writer.start()
 
     async def stop(self) -> None:
         await self.writer.stop()
-        await self._writer_engine.dispose()
-        if self._reader is not self._writer_engine:
-            await self._reader.dispose()
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.connect() as conn:
-            yield conn
+        await self._db.dispose()
 
     async def _change(self, events: Sequence[AuditEvent], statements: Sequence[Any]) -> None:
-        async def job(tx: WriteTx) -> None:
+        def job(tx: WriteTx) -> None:
             for statement in statements:
-                await tx.conn.execute(statement)
+                tx.conn.execute(statement)
             for event in events:
                 tx.audit(event)
 
@@ -88,29 +77,33 @@ class SqlStore:
         )
 
     async def organisation_for_key(self, key_hash: str) -> Organisation | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.organisations)
-                    .join(t.api_keys, t.api_keys.c.org_id == t.organisations.c.id)
-                    .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
-                )
+        def read(conn: Connection) -> Organisation | None:
+            row = conn.execute(
+                select(t.organisations)
+                .join(t.api_keys, t.api_keys.c.org_id == t.organisations.c.id)
+                .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
             ).first()
-        return _org(row) if row else None
+            return _org(row) if row else None
+
+        return await self._db.read(read)
 
     async def organisation(self, org_id: str) -> Organisation | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(select(t.organisations).where(t.organisations.c.id == org_id))
+        def read(conn: Connection) -> Organisation | None:
+            row = conn.execute(
+                select(t.organisations).where(t.organisations.c.id == org_id)
             ).first()
-        return _org(row) if row else None
+            return _org(row) if row else None
+
+        return await self._db.read(read)
 
     async def organisations(self) -> Sequence[Organisation]:
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(select(t.organisations).order_by(t.organisations.c.created_at))
+        def read(conn: Connection) -> Sequence[Organisation]:
+            rows = conn.execute(
+                select(t.organisations).order_by(t.organisations.c.created_at)
             ).all()
-        return [_org(row) for row in rows]
+            return [_org(row) for row in rows]
+
+        return await self._db.read(read)
 
     async def add_api_key(
         self, org_id: str, key_id: str, key_hash: str, events: Sequence[AuditEvent]
@@ -128,13 +121,11 @@ class SqlStore:
     async def revoke_api_keys(
         self, org_id: str, except_key_id: str | None, events: Sequence[AuditEvent]
     ) -> int:
-        async def job(tx: WriteTx) -> int:
+        def job(tx: WriteTx) -> int:
             condition = and_(t.api_keys.c.org_id == org_id, t.api_keys.c.revoked_at.is_(None))
             if except_key_id is not None:
                 condition = and_(condition, t.api_keys.c.id != except_key_id)
-            result = await tx.conn.execute(
-                update(t.api_keys).where(condition).values(revoked_at=tx.at)
-            )
+            result = tx.conn.execute(update(t.api_keys).where(condition).values(revoked_at=tx.at))
             for event in events:
                 tx.audit(event)
             return int(result.rowcount)
@@ -143,9 +134,9 @@ class SqlStore:
 
     # registry -------------------------------------------------------------------------------
     async def add_person(self, person: Person, events: Sequence[AuditEvent]) -> None:
-        async def job(tx: WriteTx) -> None:
+        def job(tx: WriteTx) -> None:
             if isinstance(person, Staff):
-                taken = await tx.conn.scalar(
+                taken = tx.conn.scalar(
                     select(func.count())
                     .select_from(t.staff)
                     .where(t.staff.c.org_id == person.org_id, t.staff.c.email == person.email)
@@ -153,7 +144,7 @@ class SqlStore:
                 if taken:
                     raise Refusal(ErrorCode.CONFLICT, "A member of staff with that email exists.")
                 vetting = person.vetting
-                await tx.conn.execute(
+                tx.conn.execute(
                     insert(t.staff).values(
                         id=person.id,
                         org_id=person.org_id,
@@ -167,7 +158,7 @@ class SqlStore:
                     )
                 )
             elif isinstance(person, Child):
-                await tx.conn.execute(
+                tx.conn.execute(
                     insert(t.children).values(
                         id=person.id,
                         org_id=person.org_id,
@@ -177,13 +168,13 @@ class SqlStore:
                     )
                 )
                 for guardian_id in sorted(person.guardian_ids):
-                    await tx.conn.execute(
+                    tx.conn.execute(
                         insert(t.child_guardians).values(
                             child_id=person.id, guardian_id=guardian_id
                         )
                     )
             else:
-                await tx.conn.execute(
+                tx.conn.execute(
                     insert(t.guardians).values(
                         id=person.id,
                         org_id=person.org_id,
@@ -198,47 +189,42 @@ class SqlStore:
         await self.writer.write(job)
 
     async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None:
-        async with self._read() as conn:
-            return await _load_person(conn, org_id, kind, person_id)
+        return await self._db.read(lambda conn: _load_person(conn, org_id, kind, person_id))
 
     async def staff_by_email(self, org_id: str, email: str) -> Staff | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.staff).where(t.staff.c.org_id == org_id, t.staff.c.email == email)
-                )
+        def read(conn: Connection) -> Staff | None:
+            row = conn.execute(
+                select(t.staff).where(t.staff.c.org_id == org_id, t.staff.c.email == email)
             ).first()
-        return _staff(row) if row else None
+            return _staff(row) if row else None
+
+        return await self._db.read(read)
 
     async def people(self, org_id: str, kind: PersonKind) -> Sequence[Person]:
-        async with self._read() as conn:
+        def read(conn: Connection) -> Sequence[Person]:
             if kind is PersonKind.STAFF:
-                rows = (
-                    await conn.execute(
-                        select(t.staff)
-                        .where(t.staff.c.org_id == org_id)
-                        .order_by(t.staff.c.created_at, t.staff.c.id)
-                    )
+                rows = conn.execute(
+                    select(t.staff)
+                    .where(t.staff.c.org_id == org_id)
+                    .order_by(t.staff.c.created_at, t.staff.c.id)
                 ).all()
                 return [_staff(row) for row in rows]
             if kind is PersonKind.GUARDIAN:
-                rows = (
-                    await conn.execute(
-                        select(t.guardians)
-                        .where(t.guardians.c.org_id == org_id)
-                        .order_by(t.guardians.c.created_at, t.guardians.c.id)
-                    )
+                rows = conn.execute(
+                    select(t.guardians)
+                    .where(t.guardians.c.org_id == org_id)
+                    .order_by(t.guardians.c.created_at, t.guardians.c.id)
                 ).all()
                 return [_guardian(row) for row in rows]
-            rows = (
-                await conn.execute(
-                    select(t.children)
-                    .where(t.children.c.org_id == org_id)
-                    .order_by(t.children.c.created_at, t.children.c.id)
-                )
+            rows = conn.execute(
+                select(t.children)
+                .where(t.children.c.org_id == org_id)
+                .order_by(t.children.c.created_at, t.children.c.id)
             ).all()
-            links = await _guardian_links(conn, [row.id for row in rows])
+            links = _guardian_links(conn, [row.id for row in rows])
             return [_child(row, links.get(row.id, frozenset())) for row in rows]
+
+        return await self._db.read(read)
 
     async def link_guardian(
         self, child: Child, guardian: Guardian, events: Sequence[AuditEvent]
@@ -252,17 +238,17 @@ class SqlStore:
     async def add_consent(self, record: ConsentRecord, events: Sequence[AuditEvent]) -> None:
         evidence = record.evidence
 
-        async def job(tx: WriteTx) -> None:
+        def job(tx: WriteTx) -> None:
             # History is ordered by recorded_at: keep it strictly increasing per person, so a
             # withdrawal recorded in the same microsecond as a consent still comes after it.
-            latest = await tx.conn.scalar(
+            latest = tx.conn.scalar(
                 select(func.max(t.consent_records.c.recorded_at)).where(
                     t.consent_records.c.org_id == record.org_id,
                     t.consent_records.c.subject_id == record.subject_id,
                 )
             )
             recorded_at = max(to_us(record.recorded_at), (latest or 0) + 1)
-            await tx.conn.execute(
+            tx.conn.execute(
                 insert(t.consent_records).values(
                     id=record.id,
                     org_id=record.org_id,
@@ -284,8 +270,7 @@ class SqlStore:
         await self.writer.write(job)
 
     async def consents(self, org_id: str, subject_id: str) -> Sequence[ConsentRecord]:
-        async with self._read() as conn:
-            return await _consents(conn, org_id, subject_id)
+        return await self._db.read(lambda conn: _consents(conn, org_id, subject_id))
 
     # sessions ------------------------------------------------------------------------------
     async def add_session(
@@ -311,24 +296,26 @@ class SqlStore:
         )
 
     async def session(self, org_id: str, session_id: str) -> Session | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.sessions).where(
-                        t.sessions.c.org_id == org_id, t.sessions.c.id == session_id
-                    )
+        def read(conn: Connection) -> Session | None:
+            row = conn.execute(
+                select(t.sessions).where(
+                    t.sessions.c.org_id == org_id, t.sessions.c.id == session_id
                 )
             ).first()
-        return _session(row) if row else None
+            return _session(row) if row else None
+
+        return await self._db.read(read)
 
     async def session_title(self, org_id: str, session_id: str) -> str | None:
-        async with self._read() as conn:
-            title = await conn.scalar(
+        def read(conn: Connection) -> str | None:
+            title = conn.scalar(
                 select(t.sessions.c.title).where(
                     t.sessions.c.org_id == org_id, t.sessions.c.id == session_id
                 )
             )
-        return str(title) if title is not None else None
+            return str(title) if title is not None else None
+
+        return await self._db.read(read)
 
     async def end_session(
         self, org_id: str, session_id: str, at: datetime, events: Sequence[AuditEvent]
@@ -349,8 +336,8 @@ class SqlStore:
     async def add_participant(
         self, org_id: str, participant: Participant, events: Sequence[AuditEvent]
     ) -> None:
-        async def job(tx: WriteTx) -> None:
-            taken = await tx.conn.scalar(
+        def job(tx: WriteTx) -> None:
+            taken = tx.conn.scalar(
                 select(func.count())
                 .select_from(t.participants)
                 .where(
@@ -363,7 +350,7 @@ class SqlStore:
                 raise Refusal(
                     ErrorCode.CONFLICT, "That person is already on this session's roster."
                 )
-            await tx.conn.execute(
+            tx.conn.execute(
                 insert(t.participants).values(
                     id=participant.id,
                     org_id=org_id,
@@ -382,29 +369,29 @@ class SqlStore:
         await self.writer.write(job)
 
     async def participants(self, org_id: str, session_id: str) -> Sequence[Participant]:
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.participants)
-                    .where(
-                        t.participants.c.org_id == org_id,
-                        t.participants.c.session_id == session_id,
-                    )
-                    .order_by(t.participants.c.created_at, t.participants.c.id)
+        def read(conn: Connection) -> Sequence[Participant]:
+            rows = conn.execute(
+                select(t.participants)
+                .where(
+                    t.participants.c.org_id == org_id,
+                    t.participants.c.session_id == session_id,
                 )
+                .order_by(t.participants.c.created_at, t.participants.c.id)
             ).all()
-        return [_participant(row) for row in rows]
+            return [_participant(row) for row in rows]
+
+        return await self._db.read(read)
 
     async def participant(self, org_id: str, participant_id: str) -> Participant | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.participants).where(
-                        t.participants.c.org_id == org_id, t.participants.c.id == participant_id
-                    )
+        def read(conn: Connection) -> Participant | None:
+            row = conn.execute(
+                select(t.participants).where(
+                    t.participants.c.org_id == org_id, t.participants.c.id == participant_id
                 )
             ).first()
-        return _participant(row) if row else None
+            return _participant(row) if row else None
+
+        return await self._db.read(read)
 
     async def add_invite(self, invite: Invite, events: Sequence[AuditEvent]) -> None:
         await self._change(
@@ -422,15 +409,13 @@ class SqlStore:
         )
 
     async def invite(self, org_id: str, invite_id: str) -> Invite | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.invites).where(
-                        t.invites.c.org_id == org_id, t.invites.c.id == invite_id
-                    )
-                )
+        def read(conn: Connection) -> Invite | None:
+            row = conn.execute(
+                select(t.invites).where(t.invites.c.org_id == org_id, t.invites.c.id == invite_id)
             ).first()
-        return _invite(row) if row else None
+            return _invite(row) if row else None
+
+        return await self._db.read(read)
 
     async def revoke_invite(
         self, org_id: str, invite_id: str, at: datetime, events: Sequence[AuditEvent]
@@ -446,8 +431,8 @@ class SqlStore:
     async def _revoke_invites(
         self, org_id: str, which: Any, at: datetime, events: Sequence[AuditEvent]
     ) -> int:
-        async def job(tx: WriteTx) -> int:
-            result = await tx.conn.execute(
+        def job(tx: WriteTx) -> int:
+            result = tx.conn.execute(
                 update(t.invites)
                 .where(t.invites.c.org_id == org_id, which, t.invites.c.revoked_at.is_(None))
                 .values(revoked_at=to_us(at))
@@ -459,52 +444,21 @@ class SqlStore:
         return await self.writer.write(job)
 
     async def join_record(self, invite_id: str) -> JoinRecord | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        t.invites,
-                        *[c.label(f"p_{c.name}") for c in t.participants.c],
-                        *[c.label(f"s_{c.name}") for c in t.sessions.c],
-                    )
-                    .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
-                    .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
-                    .where(t.invites.c.id == invite_id)
-                )
-            ).first()
-            if row is None:
-                return None
-            mapping = row._mapping
-            participant = _participant_from(mapping, "p_")
-            session = _session_from(mapping, "s_")
-            person = await _load_person(
-                conn, mapping["org_id"], participant.person_kind, participant.person_id
-            )
-            if person is None:
-                return None
-            consents = await _consents(conn, mapping["org_id"], participant.person_id)
-        return JoinRecord(
-            invite=_invite(row),
-            participant=participant,
-            session=session,
-            session_password_hash=mapping["s_password_hash"],
-            person=person,
-            consents=consents,
-            session_title=mapping["s_title"],
-        )
+        # Every join reads this: the whole read in one hop (SQLite: one thread hop).
+        return await self._db.read(lambda conn: _join_record(conn, invite_id))
 
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
     ) -> str:
         """Bind the invite to this device unless it is bound already; return the bound hash."""
 
-        async def job(tx: WriteTx) -> str:
-            await tx.conn.execute(
+        def job(tx: WriteTx) -> str:
+            tx.conn.execute(
                 update(t.invites)
                 .where(t.invites.c.id == invite_id, t.invites.c.device_hash.is_(None))
                 .values(device_hash=device_hash, redeemed_at=to_us(at))
             )
-            bound = await tx.conn.scalar(
+            bound = tx.conn.scalar(
                 select(t.invites.c.device_hash).where(t.invites.c.id == invite_id)
             )
             if bound == device_hash:
@@ -516,13 +470,13 @@ class SqlStore:
 
     # audit ---------------------------------------------------------------------------------
     async def record(self, events: Sequence[AuditEvent]) -> None:
-        await self._change(events, [])
+        await self.writer.record(*events)
 
     async def audit_entries(self, query: AuditQuery) -> Sequence[AuditEntry]:
         from gateway.adapters.sql.audit_reader import list_entries
 
-        async with self._read() as conn:
-            return await list_entries(
+        return await self._db.read(
+            lambda conn: list_entries(
                 conn,
                 org_id=query.org_id,
                 session_id=query.session_id,
@@ -533,11 +487,47 @@ class SqlStore:
                 after_seq=query.after_seq,
                 limit=query.limit,
             )
+        )
 
     async def verify_audit(self) -> ChainReport:
         from gateway.adapters.sql.audit_reader import verify_chain
 
-        return await verify_chain(self._reader, self._audit_key)
+        return await verify_chain(self._db, self._audit_key)
+
+
+# the join's read ---------------------------------------------------------------------------
+# Built once: building this select (30 labelled columns) cost more than running it.
+_JOIN_QUERY = (
+    select(
+        t.invites,
+        *[c.label(f"p_{c.name}") for c in t.participants.c],
+        *[c.label(f"s_{c.name}") for c in t.sessions.c],
+    )
+    .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
+    .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
+    .where(t.invites.c.id == bindparam("invite_id"))
+)
+
+
+def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
+    """Everything a join decision needs about one invite, in one read snapshot."""
+    row = conn.execute(_JOIN_QUERY, {"invite_id": invite_id}).first()
+    if row is None:
+        return None
+    mapping = row._mapping
+    participant = _participant_from(mapping, "p_")
+    person = _load_person(conn, mapping["org_id"], participant.person_kind, participant.person_id)
+    if person is None:
+        return None
+    return JoinRecord(
+        invite=_invite(row),
+        participant=participant,
+        session=_session_from(mapping, "s_"),
+        session_password_hash=mapping["s_password_hash"],
+        person=person,
+        consents=_consents(conn, mapping["org_id"], participant.person_id),
+        session_title=mapping["s_title"],
+    )
 
 
 # row -> domain ----------------------------------------------------------------------------
@@ -573,13 +563,11 @@ def _child(row: Row[Any], guardian_ids: frozenset[str]) -> Child:
     )
 
 
-async def _guardian_links(conn: AsyncConnection, child_ids: list[str]) -> dict[str, frozenset[str]]:
+def _guardian_links(conn: Connection, child_ids: list[str]) -> dict[str, frozenset[str]]:
     if not child_ids:
         return {}
-    rows = (
-        await conn.execute(
-            select(t.child_guardians).where(t.child_guardians.c.child_id.in_(child_ids))
-        )
+    rows = conn.execute(
+        select(t.child_guardians).where(t.child_guardians.c.child_id.in_(child_ids))
     ).all()
     links: dict[str, set[str]] = {}
     for row in rows:
@@ -587,16 +575,14 @@ async def _guardian_links(conn: AsyncConnection, child_ids: list[str]) -> dict[s
     return {child: frozenset(ids) for child, ids in links.items()}
 
 
-async def _load_person(
-    conn: AsyncConnection, org_id: str, kind: PersonKind, person_id: str
-) -> Person | None:
+def _load_person(conn: Connection, org_id: str, kind: PersonKind, person_id: str) -> Person | None:
     table = {
         PersonKind.STAFF: t.staff,
         PersonKind.CHILD: t.children,
         PersonKind.GUARDIAN: t.guardians,
     }[kind]
-    row = (
-        await conn.execute(select(table).where(table.c.org_id == org_id, table.c.id == person_id))
+    row = conn.execute(
+        select(table).where(table.c.org_id == org_id, table.c.id == person_id)
     ).first()
     if row is None:
         return None
@@ -604,20 +590,18 @@ async def _load_person(
         return _staff(row)
     if kind is PersonKind.GUARDIAN:
         return _guardian(row)
-    links = await _guardian_links(conn, [person_id])
+    links = _guardian_links(conn, [person_id])
     return _child(row, links.get(person_id, frozenset()))
 
 
-async def _consents(conn: AsyncConnection, org_id: str, subject_id: str) -> list[ConsentRecord]:
-    rows = (
-        await conn.execute(
-            select(t.consent_records)
-            .where(
-                t.consent_records.c.org_id == org_id,
-                t.consent_records.c.subject_id == subject_id,
-            )
-            .order_by(t.consent_records.c.recorded_at, t.consent_records.c.id)
+def _consents(conn: Connection, org_id: str, subject_id: str) -> list[ConsentRecord]:
+    rows = conn.execute(
+        select(t.consent_records)
+        .where(
+            t.consent_records.c.org_id == org_id,
+            t.consent_records.c.subject_id == subject_id,
         )
+        .order_by(t.consent_records.c.recorded_at, t.consent_records.c.id)
     ).all()
     return [
         ConsentRecord(
