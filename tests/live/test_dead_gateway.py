@@ -48,14 +48,6 @@ async def redis(redis_url: str) -> AsyncIterator[RedisClient]:
         await close_client(client)
 
 
-@pytest.fixture
-async def devices() -> AsyncIterator[list[aiohttp.ClientSession]]:
-    sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(4)]
-    yield sessions
-    for session in sessions:
-        await session.close()
-
-
 async def _until(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not await condition():
@@ -65,7 +57,7 @@ async def _until(condition: Callable[[], Awaitable[bool]], timeout: float) -> No
 async def test_killed_gateways_adult_stops_counting_and_the_child_is_held(
     tmp_path: Path, redis_url: str, redis: RedisClient, devices: list[aiohttp.ClientSession]
 ) -> None:
-    admin, tutor_device, observer_device, child_device = devices
+    admin, tutor_device, observer_device, child_device, _ = devices
     env = environment(
         tmp_path,
         redis_url,

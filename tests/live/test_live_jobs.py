@@ -5,13 +5,13 @@ stopped by `LiveJobs.close`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from gateway import app as app_module
 from gateway.adapters.leader import InProcessLeaderLock, RedisLeaderLock
-from gateway.adapters.live_redis import RedisClient, close_client, redis_client
+from gateway.adapters.live_redis import RedisClient
 from gateway.app import start_live_jobs
 from gateway.settings import Settings
 
@@ -48,16 +48,6 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def clients(redis_url: str) -> AsyncIterator[tuple[RedisClient, RedisClient]]:
-    a, b = redis_client(redis_url), redis_client(redis_url)
-    try:
-        yield a, b
-    finally:
-        await close_client(a)
-        await close_client(b)
 
 
 async def test_one_process_sweeps_the_other_takes_over_when_it_stops(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -35,19 +35,11 @@ def gateways(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, str, str]]:
         yield key, a.base, b.base
 
 
-@pytest.fixture
-async def browsers() -> AsyncIterator[list[aiohttp.ClientSession]]:
-    sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(5)]
-    yield sessions
-    for session in sessions:
-        await session.close()
-
-
 async def test_presence_and_alerts_are_shared_between_gateway_processes(
-    gateways: tuple[str, str, str], browsers: list[aiohttp.ClientSession]
+    gateways: tuple[str, str, str], devices: list[aiohttp.ClientSession]
 ) -> None:
     key, a, b = gateways
-    admin, host_device, observer_device, child_device, stranger = browsers
+    admin, host_device, observer_device, child_device, stranger = devices
     await ready(admin, a)
     await ready(admin, b)
     session = await supervised_session(admin, a, key)
