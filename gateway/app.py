@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,7 +17,13 @@ from gateway.adapters.alerts_memory import InProcessAlerts
 from gateway.adapters.alerts_redis import RedisAlerts
 from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
-from gateway.adapters.live_memory import InProcessLiveState
+from gateway.adapters.leader import (
+    InProcessLeaderLock,
+    LeaderLock,
+    RedisLeaderLock,
+    run_periodically,
+)
+from gateway.adapters.live_memory import InProcessLiveState, LiveStateUnavailable
 from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
@@ -61,6 +68,7 @@ class Runtime:
     platform: RelayPlatform
     live: LiveSessionService
     incidents: IncidentService
+    leader: LeaderLock
     redis: RedisClient | None = None
 
     async def close(self) -> None:
@@ -88,17 +96,22 @@ async def build_runtime(
     live_state: LiveState
     alerts: InProcessAlerts | RedisAlerts
     limiter: AttemptLimiter
+    leader: LeaderLock
     redis = None
+    # Owner of the presences this process enters; its heartbeat tells the others it is alive.
+    process_id = secrets.token_hex(8)
     if settings.redis_url:
         # Shared live state: several gateway processes see the same sessions (rebuildable).
         redis = redis_client(settings.redis_url)
-        live_state = RedisLiveState(redis)
+        live_state = RedisLiveState(redis, process_id=process_id)
         alerts = RedisAlerts(redis, clock)
         limiter = RedisAttemptLimiter(redis)
+        leader = RedisLeaderLock(redis, token=process_id)
     else:
-        live_state = InProcessLiveState()
+        live_state = InProcessLiveState(process_id=process_id)
         alerts = InProcessAlerts(clock)
         limiter = InProcessAttemptLimiter()
+        leader = InProcessLeaderLock()
     await alerts.start()
     admission = AdmissionService(
         store,
@@ -135,7 +148,9 @@ async def build_runtime(
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
-    return Runtime(services, store, keyring, hasher, alerts, platform, live, incidents, redis)
+    return Runtime(
+        services, store, keyring, hasher, alerts, platform, live, incidents, leader, redis
+    )
 
 
 def _ice_servers(raw: str) -> list[IceServerConfig]:
@@ -163,14 +178,58 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _reconcile(live: LiveSessionService, every: float) -> None:
-    """Supervision's safety net: lost events and elapsed grace periods are caught here."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await live.reconcile()
-        except Exception:
-            logging.getLogger(__name__).exception("reconciliation failed; retrying")
+class LiveLoops(Protocol):
+    """What the periodic live jobs call (`LiveSessionService`)."""
+
+    async def reconcile(self) -> None: ...
+    async def heartbeat(self, ttl_seconds: float) -> None: ...
+    async def sweep(self) -> None: ...
+
+
+STOP_SECONDS = 5.0
+
+
+@dataclass
+class LiveJobs:
+    """The periodic live jobs of one process, stopped together by `close`."""
+
+    stop: asyncio.Event
+    tasks: tuple[asyncio.Task[None], ...]
+
+    async def close(self) -> None:
+        """Let each job finish its round and release its lease; cancel what outlasts
+        `STOP_SECONDS`."""
+        self.stop.set()
+        _, pending = await asyncio.wait(self.tasks, timeout=STOP_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> LiveJobs:
+    """Per process: reconciliation (supervision's safety net: lost events and elapsed grace
+    periods are caught there; each process owns the relay rooms of whoever connected to it)
+    and the heartbeat. Global, one process at a time under the leader lease: the sweep of
+    presences left by processes that died (`LiveSessionService.sweep`)."""
+    stop = asyncio.Event()
+    own = InProcessLeaderLock()  # a process's own jobs: always its to run
+    ttl = settings.live_heartbeat_seconds
+
+    async def heartbeat() -> None:
+        await live.heartbeat(ttl)
+
+    tasks = (
+        asyncio.create_task(
+            run_periodically(
+                own, "live.reconcile", settings.reconcile_seconds, live.reconcile, stop
+            )
+        ),
+        asyncio.create_task(run_periodically(own, "live.heartbeat", ttl / 3, heartbeat, stop)),
+        asyncio.create_task(
+            run_periodically(leader, "live.sweep", settings.live_sweep_seconds, live.sweep, stop)
+        ),
+    )
+    return LiveJobs(stop, tasks)
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -188,11 +247,13 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[LIVE] = runtime.live
         app[INCIDENTS] = runtime.incidents
         app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
-        reconciling = asyncio.create_task(_reconcile(runtime.live, settings.reconcile_seconds))
+        try:  # alive before the first join, so no sweep can take this process for dead
+            await runtime.live.heartbeat(settings.live_heartbeat_seconds)
+        except LiveStateUnavailable:
+            logging.getLogger(__name__).warning("live state unavailable at start")
+        jobs = start_live_jobs(runtime.live, runtime.leader, settings)
         yield
-        reconciling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciling
+        await jobs.close()
         await runtime.close()
 
     app.cleanup_ctx.append(lifetime)

@@ -10,6 +10,8 @@
 | GATEWAY_MAX_BODY_BYTES   | 65536                                     |
 | GATEWAY_LOG_LEVEL        | INFO                                      |
 | GATEWAY_RECONCILE_SECONDS| 3 (supervision re-checked against the relay) |
+| GATEWAY_LIVE_HEARTBEAT_SECONDS | 10 (a process silent this long is dead; renewed every third) |
+| GATEWAY_LIVE_SWEEP_SECONDS | 5 (one process removes dead processes' presences this often) |
 | GATEWAY_ICE_SERVERS      | [] (JSON list of {urls, username, credential}; no public STUN) |
 """
 
@@ -34,6 +36,13 @@ class Settings:
     reconcile_seconds: float = 3.0
     ice_servers_json: str = "[]"
     media_disconnect_seconds: float = 10.0
+    live_heartbeat_seconds: float = 10.0
+    live_sweep_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("reconcile_seconds", "live_heartbeat_seconds", "live_sweep_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,4 +60,10 @@ class Settings:
                 env.get("GATEWAY_RECONCILE_SECONDS", defaults.reconcile_seconds)
             ),
             ice_servers_json=env.get("GATEWAY_ICE_SERVERS", defaults.ice_servers_json),
+            live_heartbeat_seconds=float(
+                env.get("GATEWAY_LIVE_HEARTBEAT_SECONDS", defaults.live_heartbeat_seconds)
+            ),
+            live_sweep_seconds=float(
+                env.get("GATEWAY_LIVE_SWEEP_SECONDS", defaults.live_sweep_seconds)
+            ),
         )

@@ -16,6 +16,11 @@ same tests run over both, tests/live/test_live_state.py):
 * `mark_removed(session_id, participant_id)` takes them out of the session and keeps them out
   (for `removed_ttl_seconds`, default 24 h); `is_removed` says whether that is so.
 * `sessions()` lists the sessions with anyone present (for the reconciliation loop).
+* Every presence records the process that entered it (`process_id`, random unless given);
+  `set_held` keeps that owner. `heartbeat(ttl_seconds)` says this process is alive for that
+  long; `alive(process_ids)` names those whose heartbeat has not run out; `owned_presences()`
+  lists every presence with its owner; `remove_orphan(orphan)` takes a presence out only if that
+  owner still owns it and still has no heartbeat, in one atomic step (see `domain/liveness.py`).
 * `ping()` returns when the state can be read and raises `LiveStateUnavailable` otherwise. Every
   method may raise `LiveStateUnavailable`; callers fail closed on it (hold children, refuse
   admissions), except for exits, which must still be let through.
@@ -23,11 +28,13 @@ same tests run over both, tests/live/test_live_state.py):
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Generic, TypeVar
 
+from gateway.domain.liveness import OwnedPresence
 from gateway.domain.models import Presence
 
 __all__ = [
@@ -56,16 +63,22 @@ class ParticipantRemoved(Exception):
 
 
 class InProcessLiveState:
-    """One process's live state. Expiring entries (credentials, removals) use `monotonic` time
-    and are swept as new ones are added, so memory stays bounded by what is live."""
+    """One process's live state. Expiring entries (credentials, removals, heartbeats) use
+    `monotonic` time and are swept as new ones are added, so memory stays bounded by what is
+    live. With one process every presence is its own; the sweep finds orphans here only if this
+    process missed its own heartbeat (and its reconciliation then re-enters who is connected)."""
 
     def __init__(
         self,
         *,
         removed_ttl_seconds: int = REMOVED_TTL_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        process_id: str | None = None,
     ) -> None:
+        self._process_id = process_id or secrets.token_hex(8)
         self._sessions: dict[str, dict[str, Presence]] = {}
+        self._owners: dict[tuple[str, str], str] = {}  # (session, participant) -> process
+        self._heartbeats: _Expiring[str] = _Expiring()  # process ids
         self._removed: _Expiring[tuple[str, str]] = _Expiring()  # (session, participant)
         self._credentials: _Expiring[str] = _Expiring()  # jti
         self._removed_ttl = removed_ttl_seconds
@@ -78,8 +91,10 @@ class InProcessLiveState:
         if self._is_removed(session_id, presence.participant_id):
             raise ParticipantRemoved(session_id, presence.participant_id)
         self._sessions.setdefault(session_id, {})[presence.participant_id] = presence
+        self._owners[(session_id, presence.participant_id)] = self._process_id
 
     async def leave(self, session_id: str, participant_id: str) -> None:
+        self._owners.pop((session_id, participant_id), None)
         present = self._sessions.get(session_id)
         if present is not None:
             present.pop(participant_id, None)
@@ -114,6 +129,40 @@ class InProcessLiveState:
 
     async def ping(self) -> None:
         return None
+
+    @property
+    def process_id(self) -> str:
+        return self._process_id
+
+    async def heartbeat(self, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        now = self._monotonic()
+        self._heartbeats.add(self._process_id, now + ttl_seconds, now)
+
+    async def alive(self, process_ids: Collection[str]) -> frozenset[str]:
+        now = self._monotonic()
+        return frozenset(p for p in process_ids if self._heartbeats.live(p, now))
+
+    async def owned_presences(self) -> Sequence[OwnedPresence]:
+        return [
+            OwnedPresence(
+                session_id, participant_id, self._owners.get((session_id, participant_id))
+            )
+            for session_id, present in self._sessions.items()
+            for participant_id in present
+        ]
+
+    async def remove_orphan(self, orphan: OwnedPresence) -> bool:
+        key = (orphan.session_id, orphan.participant_id)
+        if orphan.participant_id not in self._sessions.get(orphan.session_id, {}):
+            return False
+        if self._owners.get(key) != orphan.owner:
+            return False
+        if orphan.owner is not None and self._heartbeats.live(orphan.owner, self._monotonic()):
+            return False
+        await self.leave(orphan.session_id, orphan.participant_id)  # never suspends: atomic
+        return True
 
     def _is_removed(self, session_id: str, participant_id: str) -> bool:
         return self._removed.live((session_id, participant_id), self._monotonic())

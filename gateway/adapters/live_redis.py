@@ -7,21 +7,26 @@ slow connection into `LiveStateUnavailable` within the client's socket timeout (
 
 Keys (`prefix` defaults to "sgw"):
 
-    {prefix}:live:present:{session}          hash  participant_id -> Presence as JSON
+    {prefix}:live:present:{session}          hash  participant_id -> Presence as JSON, with
+                                                   "owner": the process that entered it
     {prefix}:live:sessions                   set   sessions with anyone present
     {prefix}:live:removed:{session}:{pid}    str   exists while the participant is barred (24 h)
     {prefix}:live:credential:{jti}           str   a claimed media credential, until it expires
+    {prefix}:live:process:{process_id}       str   exists while that process heartbeats (PX)
 
 Changes that touch more than one key, or read before they write, are Lua scripts (one atomic
 step on the server): `enter` checks the removal mark and writes in one step, `leave` drops the
-session from the index when its last participant goes. Presence hashes have no TTL: the
-reconciliation loop, not a timer, decides who has gone.
+session from the index when its last participant goes, `remove_orphan` checks the owner and its
+heartbeat and removes in one step. Presence hashes have no TTL: the reconciliation loop of the
+owning process decides who has gone, and the sweep job (one process at a time) removes the
+presences of processes whose heartbeat ran out.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import secrets
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeAlias
 
@@ -36,6 +41,7 @@ from gateway.adapters.live_memory import (
     LiveStateUnavailable,
     ParticipantRemoved,
 )
+from gateway.domain.liveness import OwnedPresence
 from gateway.domain.models import PersonKind, Presence, SessionRole
 
 __all__ = [
@@ -110,6 +116,19 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(presence))
 return 1
 """
 
+# KEYS: presence hash, sessions index, the owner's heartbeat; ARGV: session, participant, owner
+_REMOVE_ORPHAN = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
+if not raw then return 0 end
+local owner = cjson.decode(raw)['owner']
+if type(owner) ~= 'string' then owner = '' end
+if owner ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+"""
+
 
 class RedisLiveState:
     def __init__(
@@ -118,14 +137,17 @@ class RedisLiveState:
         prefix: str = "sgw",
         *,
         removed_ttl_seconds: int = REMOVED_TTL_SECONDS,
+        process_id: str | None = None,
     ) -> None:
         self._client = client
         self._prefix = f"{prefix}:live"
+        self._process_id = process_id or secrets.token_hex(8)
         self._removed_ttl = removed_ttl_seconds
         self._enter = client.register_script(_ENTER)
         self._leave = client.register_script(_LEAVE)
         self._mark_removed = client.register_script(_MARK_REMOVED)
         self._set_held = client.register_script(_SET_HELD)
+        self._remove_orphan = client.register_script(_REMOVE_ORPHAN)
 
     # keys
 
@@ -140,6 +162,9 @@ class RedisLiveState:
 
     def _credential_key(self, jti: str) -> str:
         return f"{self._prefix}:credential:{jti}"
+
+    def _process_key(self, process_id: str) -> str:
+        return f"{self._prefix}:process:{process_id}"
 
     # LiveState
 
@@ -157,7 +182,7 @@ class RedisLiveState:
                     self._removed_key(session_id, pid),
                     self._sessions_key(),
                 ],
-                args=[session_id, pid, _encode(presence)],
+                args=[session_id, pid, _encode(presence, self._process_id)],
             )
         if not entered:
             raise ParticipantRemoved(session_id, pid)
@@ -210,12 +235,56 @@ class RedisLiveState:
         with unavailable_on_error():
             await self._client.ping()
 
+    @property
+    def process_id(self) -> str:
+        return self._process_id
+
+    async def heartbeat(self, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        milliseconds = max(1, round(ttl_seconds * 1000))
+        with unavailable_on_error():
+            await self._client.set(self._process_key(self._process_id), b"1", px=milliseconds)
+
+    async def alive(self, process_ids: Collection[str]) -> frozenset[str]:
+        ordered = sorted(set(process_ids))
+        if not ordered:
+            return frozenset()
+        with unavailable_on_error():
+            values: list[Any] = await self._client.mget([self._process_key(p) for p in ordered])
+        return frozenset(p for p, value in zip(ordered, values, strict=True) if value is not None)
+
+    async def owned_presences(self) -> Sequence[OwnedPresence]:
+        sessions = await self.sessions()
+        with unavailable_on_error():
+            async with self._client.pipeline(transaction=False) as pipe:
+                for session_id in sessions:
+                    pipe.hgetall(self._present_key(session_id))
+                hashes: list[dict[Any, Any]] = await pipe.execute()
+        return [
+            OwnedPresence(session_id, _text(participant_id), _owner(raw))
+            for session_id, present in zip(sessions, hashes, strict=True)
+            for participant_id, raw in present.items()
+        ]
+
+    async def remove_orphan(self, orphan: OwnedPresence) -> bool:
+        with unavailable_on_error():
+            removed = await self._remove_orphan(
+                keys=[
+                    self._present_key(orphan.session_id),
+                    self._sessions_key(),
+                    self._process_key(orphan.owner or ""),
+                ],
+                args=[orphan.session_id, orphan.participant_id, orphan.owner or ""],
+            )
+        return bool(removed)
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _encode(presence: Presence) -> str:
+def _encode(presence: Presence, owner: str) -> str:
     return json.dumps(
         {
             "participant_id": presence.participant_id,
@@ -223,9 +292,15 @@ def _encode(presence: Presence) -> str:
             "person_kind": presence.person_kind.value,
             "vetted_adult": presence.vetted_adult,
             "held": presence.held,
+            "owner": owner,
         },
         separators=(",", ":"),
     )
+
+
+def _owner(raw: bytes | str) -> str | None:
+    owner = json.loads(raw).get("owner")
+    return owner if isinstance(owner, str) and owner else None
 
 
 def _decode(raw: bytes | str) -> Presence:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.clock import Clock
@@ -19,6 +19,7 @@ from gateway.domain.admission import grants_for
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import local_date
+from gateway.domain.liveness import orphaned
 from gateway.domain.models import Decision, Grants, Outcome, PersonKind, Presence, SessionRole
 from gateway.domain.policy import Policy
 from gateway.domain.supervision import evaluate_supervision
@@ -230,10 +231,11 @@ class LiveSessionService:
             return
         verdict = evaluate_supervision(present, policy, now, self._below_since.get(session_id))
         self._below_since[session_id] = verdict.below_since
-        by_id = {p.participant_id: p for p in present}
         seats = {seat.participant_id: seat for seat in self._session_seats(session_id)}
         for participant_id in verdict.hold:
-            await self._live.enter(session_id, replace(by_id[participant_id], held=True))
+            # set_held, not enter: never brings back someone who left meanwhile, and keeps the
+            # presence's owner (the process the child is connected to).
+            await self._live.set_held(session_id, participant_id, True)
             held_seat = seats.get(participant_id)
             if held_seat is not None:
                 seat = held_seat
@@ -243,7 +245,7 @@ class LiveSessionService:
                 )
                 await self._audit(seat, "supervision.hold", verdict.as_dict())
         for participant_id in verdict.release:
-            await self._live.enter(session_id, replace(by_id[participant_id], held=False))
+            await self._live.set_held(session_id, participant_id, False)
             released = seats.get(participant_id)
             if released is not None:
                 seat = released
@@ -331,6 +333,50 @@ class LiveSessionService:
                     await self._audit(seat, "live_state.rebuilt")
         except Exception:
             log.exception("live state still unavailable; children stay held")
+
+    # presences outliving their process -------------------------------------------------------
+    async def heartbeat(self, ttl_seconds: float) -> None:
+        """Tell the other processes this one is alive (per process, renewed well within ttl)."""
+        await self._live.heartbeat(ttl_seconds)
+
+    async def sweep(self) -> None:
+        """Remove presences entered by processes that stopped heartbeating (crashed, killed),
+        so no dead process's adult is counted (R4). A global job: one process at a time runs it
+        under the leader lease. Each removal is audited (ids only), then supervision is
+        re-evaluated here; the processes holding seats in those sessions re-evaluate at their
+        next reconciliation, and hold children once the grace period has run out."""
+        owned = await self._live.owned_presences()
+        alive = await self._live.alive({p.owner for p in owned if p.owner is not None})
+        touched: dict[str, str | None] = {}
+        for orphan in orphaned(owned, alive):
+            if not await self._live.remove_orphan(orphan):
+                continue  # its owner came back, or someone re-entered it meanwhile
+            if orphan.session_id not in touched:
+                touched[orphan.session_id] = await self._org_of(orphan.session_id)
+            await self._store.record(
+                [
+                    AuditEvent(
+                        "live_state.orphan_removed",
+                        "gateway",
+                        touched[orphan.session_id],
+                        session_id=orphan.session_id,
+                        data={"participant": orphan.participant_id, "process": orphan.owner},
+                    )
+                ]
+            )
+        for session_id in touched:
+            await self.evaluate(session_id)
+
+    async def _org_of(self, session_id: str) -> str | None:
+        """The organisation a session belongs to: known here if this process has seats in it,
+        else looked up (rare: only after a process died)."""
+        for seat in self._seats.values():
+            if seat.session_id == session_id:
+                return seat.org_id
+        for organisation in await self._store.organisations():
+            if await self._store.session(organisation.id, session_id) is not None:
+                return organisation.id
+        return None
 
     # host actions ----------------------------------------------------------------------------
     async def remove(self, token: str, device_secret: str | None, identity: str) -> None:

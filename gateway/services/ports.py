@@ -7,13 +7,14 @@ commits both together, or raises: no audit, no action.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
 from gateway.domain.invite_token import InviteClaims
+from gateway.domain.liveness import OwnedPresence
 from gateway.domain.models import (
     Child,
     ConsentRecord,
@@ -154,6 +155,30 @@ class LiveState(Protocol):
 
     async def ping(self) -> None:
         """Return if the store can be read, else raise `LiveStateUnavailable`."""
+        ...
+
+    # Presences outliving their process (see `domain/liveness.py`). `enter` records
+    # `process_id` as the presence's owner; `set_held` keeps the owner as it is.
+    @property
+    def process_id(self) -> str:
+        """This process's id, recorded as the owner of every presence it enters."""
+        ...
+
+    async def heartbeat(self, ttl_seconds: float) -> None:
+        """Say that this process is alive for the next `ttl_seconds` (renew it sooner)."""
+        ...
+
+    async def alive(self, process_ids: Collection[str]) -> frozenset[str]:
+        """Those of `process_ids` whose heartbeat has not run out."""
+        ...
+
+    async def owned_presences(self) -> Sequence[OwnedPresence]:
+        """Every presence in every session, with the process that entered it."""
+        ...
+
+    async def remove_orphan(self, orphan: OwnedPresence) -> bool:
+        """Take the presence out if `orphan.owner` still owns it and still has no heartbeat,
+        checked and done in one atomic step; True when it was taken out."""
         ...
 
 

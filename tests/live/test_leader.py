@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import pytest
 
 from gateway.adapters.leader import InProcessLeaderLock, RedisLeaderLock, run_periodically
 from gateway.adapters.live_memory import LiveStateUnavailable
-from gateway.adapters.live_redis import RedisClient, close_client, redis_client
+from gateway.adapters.live_redis import RedisClient
 from tests.plugins.servers import RedisServer
-
-
-@pytest.fixture
-async def clients(redis_url: str) -> AsyncIterator[tuple[RedisClient, RedisClient]]:
-    a, b = redis_client(redis_url), redis_client(redis_url)
-    try:
-        yield a, b
-    finally:
-        await close_client(a)
-        await close_client(b)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ only Redis has: several processes sharing it, and failing closed when it is lost
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -15,6 +16,7 @@ from gateway.adapters.live_memory import (
     ParticipantRemoved,
 )
 from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
+from gateway.domain.liveness import OwnedPresence
 from gateway.domain.models import PersonKind, Presence, SessionRole
 from tests.plugins.servers import RedisServer
 
@@ -62,6 +64,19 @@ def live(request: pytest.FixtureRequest, monotonic: FakeMonotonic) -> Iterator[L
         yield InProcessLiveState(monotonic=monotonic)
     else:
         yield RedisLiveState(request.getfixturevalue("client"), prefix="t")
+
+
+@pytest.fixture
+def pass_time(live: LiveStateImpl, monotonic: FakeMonotonic) -> Callable[[float], Awaitable[None]]:
+    """Let `seconds` go by for the state's expiries: its fake clock, or Redis's own."""
+
+    async def later(seconds: float) -> None:
+        if isinstance(live, InProcessLiveState):
+            monotonic.now += seconds
+        else:
+            await asyncio.sleep(seconds)
+
+    return later
 
 
 def ids(presences: object) -> set[str]:
@@ -190,6 +205,68 @@ async def test_ping(live: LiveStateImpl) -> None:
     await live.ping()
 
 
+# presences outliving their process
+
+
+async def test_enter_records_this_process_as_owner(live: LiveStateImpl) -> None:
+    me = live.process_id
+    assert me
+    assert await live.owned_presences() == []
+    await live.enter("s1", host())
+    await live.enter("s1", child())
+    await live.enter("s2", host())
+    await live.set_held("s1", "p_child", True)  # keeps the owner
+    assert sorted(await live.owned_presences(), key=lambda p: (p.session_id, p.participant_id)) == [
+        OwnedPresence("s1", "p_child", me),
+        OwnedPresence("s1", "p_host", me),
+        OwnedPresence("s2", "p_host", me),
+    ]
+    await live.leave("s1", "p_child")
+    await live.mark_removed("s2", "p_host")
+    assert await live.owned_presences() == [OwnedPresence("s1", "p_host", me)]
+
+
+async def test_heartbeat_keeps_a_process_alive_until_it_runs_out(
+    live: LiveStateImpl, pass_time: Callable[[float], Awaitable[None]]
+) -> None:
+    me = live.process_id
+    assert await live.alive([]) == frozenset()
+    assert await live.alive([me, "other"]) == frozenset()
+    await live.heartbeat(1.0)
+    assert await live.alive([me, "other"]) == frozenset({me})
+    await pass_time(0.6)
+    await live.heartbeat(1.0)  # renewed in time
+    await pass_time(0.6)
+    assert await live.alive([me]) == frozenset({me})
+    await pass_time(0.6)
+    assert await live.alive([me]) == frozenset()
+    with pytest.raises(ValueError):
+        await live.heartbeat(0)
+
+
+async def test_remove_orphan_only_once_its_owner_is_silent(
+    live: LiveStateImpl, pass_time: Callable[[float], Awaitable[None]]
+) -> None:
+    me = live.process_id
+    await live.enter("s1", host())
+    await live.enter("s1", child())
+    await live.heartbeat(1.0)
+    mine = OwnedPresence("s1", "p_host", me)
+    assert not await live.remove_orphan(mine)  # its owner is alive
+    assert not await live.remove_orphan(OwnedPresence("s1", "p_host", "other"))  # not its owner
+    assert not await live.remove_orphan(OwnedPresence("s1", "p_host", None))
+    assert not await live.remove_orphan(OwnedPresence("s1", "nobody", me))
+    assert ids(await live.present("s1")) == {"p_host", "p_child"}
+
+    await pass_time(1.1)
+    assert await live.remove_orphan(mine)
+    assert await live.present("s1") == [child()]
+    assert not await live.remove_orphan(mine)  # once
+    assert await live.sessions() == ["s1"]
+    assert await live.remove_orphan(OwnedPresence("s1", "p_child", me))
+    assert await live.sessions() == []  # the last one out takes the session off the index
+
+
 # --- in-process only: expiry on its monotonic clock -----------------------------------------
 
 
@@ -242,6 +319,63 @@ async def test_redis_two_processes_share_presence(redis_url: str) -> None:
         await close_client(b_client)
 
 
+async def test_redis_presences_of_a_silent_process_are_orphans_others_are_not(
+    client: RedisClient,
+) -> None:
+    a = RedisLiveState(client, "t", process_id="A")
+    b = RedisLiveState(client, "t", process_id="B")
+    await a.enter("s1", host())
+    await b.enter("s1", host("p_observer"))
+    await b.enter("s1", child())
+    await a.set_held("s1", "p_child", True)  # another process holding B's child: still B's
+    await a.heartbeat(10)
+    owned = await a.owned_presences()
+    assert set(owned) == {
+        OwnedPresence("s1", "p_host", "A"),
+        OwnedPresence("s1", "p_observer", "B"),
+        OwnedPresence("s1", "p_child", "B"),
+    }
+    assert await a.alive({"A", "B"}) == frozenset({"A"})
+    assert not await a.remove_orphan(OwnedPresence("s1", "p_host", "A"))
+
+    # the observer re-joined through A between the sweep's read and its removal: kept
+    await a.enter("s1", host("p_observer"))
+    assert not await a.remove_orphan(OwnedPresence("s1", "p_observer", "B"))
+    # B came back (a long pause, not a death) before its child was removed: kept
+    await b.heartbeat(10)
+    assert not await a.remove_orphan(OwnedPresence("s1", "p_child", "B"))
+    assert ids(await a.present("s1")) == {"p_host", "p_observer", "p_child"}
+    await client.delete("t:live:process:B")
+    assert await a.remove_orphan(OwnedPresence("s1", "p_child", "B"))
+    assert ids(await b.present("s1")) == {"p_host", "p_observer"}
+
+
+async def test_redis_presence_without_an_owner_is_nobodys(client: RedisClient) -> None:
+    """Written by a gateway that did not record owners: an orphan (decided closed)."""
+    live = RedisLiveState(client, "t", process_id="A")
+    await live.heartbeat(10)
+    legacy = {
+        "participant_id": "p_host",
+        "role": "host",
+        "person_kind": "staff",
+        "vetted_adult": True,
+        "held": False,
+    }
+    await client.hset("t:live:present:s1", "p_host", json.dumps(legacy))
+    await client.sadd("t:live:sessions", "s1")
+    assert await live.present("s1") == [host()]
+    assert await live.owned_presences() == [OwnedPresence("s1", "p_host", None)]
+    assert not await live.remove_orphan(OwnedPresence("s1", "p_host", "A"))
+    assert await live.remove_orphan(OwnedPresence("s1", "p_host", None))
+    assert await live.sessions() == []
+
+
+async def test_redis_heartbeat_expires_in_redis(client: RedisClient) -> None:
+    live = RedisLiveState(client, "t", process_id="A")
+    await live.heartbeat(2.5)
+    assert 2000 < await client.pttl("t:live:process:A") <= 2500
+
+
 async def test_redis_credential_expires(client: RedisClient) -> None:
     live = RedisLiveState(client, "t")
     assert await live.claim_credential("jti", 1)
@@ -280,6 +414,10 @@ async def _every_call(live: RedisLiveState) -> None:
         live.mark_removed("s1", "p_child"),
         live.is_removed("s1", "p_child"),
         live.sessions(),
+        live.heartbeat(10),
+        live.alive(["A"]),
+        live.owned_presences(),
+        live.remove_orphan(OwnedPresence("s1", "p_child", "A")),
     ]
     for call in calls:
         started = time.monotonic()

@@ -1,0 +1,222 @@
+"""Helpers for tests that run `gateway serve` processes on one Redis: the environment, starting
+and stopping processes, and one supervised session (tutor, observer, child) set up over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.plugins.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VETTING = {"kind": "dbs_enhanced", "checked_on": "2026-01-01", "expires_on": "2030-01-01"}
+PASSWORD = "open-sesame"
+
+
+def environment(
+    tmp_path: Path, redis_url: str, grace_seconds: int = 60, **extra: str
+) -> dict[str, str]:
+    """Environment for gateway processes sharing one database and one Redis. The policy admits
+    out of hours with the DSL's approval, so the tests run at any time of day."""
+    policy = (ROOT / "policies" / "default.toml").read_text()
+    policy = policy.replace('out_of_hours = "refuse"', 'out_of_hours = "dsl_approval"')
+    policy = re.sub(r"grace_seconds = \d+", f"grace_seconds = {grace_seconds}", policy)
+    (tmp_path / "policy.toml").write_text(policy)
+    return {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+        "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
+        "GATEWAY_POLICY": str(tmp_path / "policy.toml"),
+        "GATEWAY_REDIS_URL": redis_url,
+        **extra,
+    }
+
+
+def create_org(env: dict[str, str], name: str = "Twin Club") -> str:
+    """Create an organisation with the CLI (migrating the database); its API key."""
+    created = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "org", "create", name],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    key = re.search(r"(sgw_\S+)", created.stdout)
+    assert key is not None
+    return key.group(1)
+
+
+@dataclass
+class Served:
+    base: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serving(env: dict[str, str], count: int = 1) -> Iterator[list[Served]]:
+    """Start `count` gateway processes; terminate (or reap, if a test killed one) them all."""
+    started: list[Served] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            started.append(Served(f"http://127.0.0.1:{port}", process))
+        yield started
+    finally:
+        for served in started:
+            if served.process.poll() is None:
+                served.process.terminate()
+        for served in started:
+            served.process.wait(timeout=20)
+
+
+async def ready(http: aiohttp.ClientSession, base: str) -> None:
+    for _ in range(200):
+        try:
+            async with http.get(base + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{base} did not start")
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: Any, key: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with http.post(url, json=body, headers=headers) as response:
+        answer = await response.json()
+        assert response.status in (200, 201), answer
+        return answer
+
+
+def join_body(token: str) -> dict[str, str]:
+    return {"token": token, "password": PASSWORD}
+
+
+@dataclass
+class SupervisedSession:
+    id: str
+    participants: dict[str, str]  # role -> participant id
+    tokens: dict[str, str]  # role -> invite token
+
+
+async def supervised_session(
+    admin: aiohttp.ClientSession, base: str, key: str
+) -> SupervisedSession:
+    """A group session hosted by a vetted tutor (also the DSL), with a vetted observer and a
+    child whose guardian gave consent; one invite each."""
+    tutor = await post(
+        admin,
+        base + "/v1/staff",
+        {
+            "name": "Tia Tutor",
+            "email": "tia@example.org",
+            "roles": ["tutor", "dsl"],
+            "vetting": VETTING,
+        },
+        key,
+    )
+    observer = await post(
+        admin,
+        base + "/v1/staff",
+        {
+            "name": "Obi Watch",
+            "email": "obi@example.org",
+            "roles": ["observer"],
+            "vetting": VETTING,
+        },
+        key,
+    )
+    guardian = await post(
+        admin, base + "/v1/guardians", {"name": "Gus Parent", "contact": "0100"}, key
+    )
+    child = await post(
+        admin,
+        base + "/v1/children",
+        {"name": "Kit Parent", "date_of_birth": "2017-05-05", "guardian_ids": [guardian["id"]]},
+        key,
+    )
+    await post(
+        admin,
+        base + "/v1/consents",
+        {
+            "subject_kind": "child",
+            "subject_id": child["id"],
+            "purpose": "participation",
+            "action": "give",
+            "given_by_kind": "guardian",
+            "given_by_id": guardian["id"],
+            "evidence": {"method": "signed_form", "reference": "f1", "dated": "2026-11-01"},
+        },
+        key,
+    )
+    now = datetime.now(UTC)
+    session = await post(
+        admin,
+        base + "/v1/sessions",
+        {
+            "kind": "group",
+            "title": "Twin maths",
+            "host_staff_id": tutor["id"],
+            "starts_at": (now - timedelta(minutes=5)).isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+            "password": PASSWORD,
+            "out_of_hours_approved_by": tutor["id"],
+        },
+        key,
+    )
+    sid = session["id"]
+    participants: dict[str, str] = {}
+    for person_kind, person, role in (("staff", observer, "observer"), ("child", child, "child")):
+        added = await post(
+            admin,
+            base + f"/v1/sessions/{sid}/participants",
+            {"person_kind": person_kind, "person_id": person["id"], "role": role},
+            key,
+        )
+        participants[role] = added["id"]
+    async with admin.get(
+        base + f"/v1/sessions/{sid}/participants", headers={"Authorization": f"Bearer {key}"}
+    ) as response:
+        listed = (await response.json())["items"]
+    participants["host"] = next(p["id"] for p in listed if p["role"] == "host")
+    tokens = {}
+    for role, participant in participants.items():
+        invite = await post(
+            admin, base + f"/v1/sessions/{sid}/participants/{participant}/invite", {}, key
+        )
+        tokens[role] = invite["token"]
+    return SupervisedSession(sid, participants, tokens)
+
+
+async def events(
+    device: aiohttp.ClientSession, base: str, token: str
+) -> AsyncIterator[dict[str, Any]]:
+    """A participant's live event stream, one event at a time (the device must have joined).
+    Use it inside `contextlib.aclosing` when leaving the loop early."""
+    async with device.post(base + "/v1/live/events", json={"token": token}) as response:
+        assert response.status == 200
+        async for line in response.content:
+            if line.startswith(b"data: "):
+                yield json.loads(line[6:])
