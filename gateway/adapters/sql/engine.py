@@ -15,6 +15,7 @@ The async engines stay for what streams or runs once: migrations and chain verif
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,4 +139,10 @@ def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        driver = conn.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):
+            # Straight on the driver: this runs for every transaction, and SQLAlchemy's
+            # execution path costs ten times the statement.
+            driver.execute(begin)
+        else:  # aiosqlite (migrations, chain verification)
+            conn.exec_driver_sql(begin)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from gateway.adapters.sql import schema as t
+from gateway.adapters.sql.direct import DirectQuery
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import Clock, from_us, to_us
@@ -196,7 +197,7 @@ class SqlStore:
             row = conn.execute(
                 select(t.staff).where(t.staff.c.org_id == org_id, t.staff.c.email == email)
             ).first()
-            return _staff(row) if row else None
+            return _staff(row._mapping) if row else None
 
         return await self._db.read(read)
 
@@ -208,21 +209,21 @@ class SqlStore:
                     .where(t.staff.c.org_id == org_id)
                     .order_by(t.staff.c.created_at, t.staff.c.id)
                 ).all()
-                return [_staff(row) for row in rows]
+                return [_staff(row._mapping) for row in rows]
             if kind is PersonKind.GUARDIAN:
                 rows = conn.execute(
                     select(t.guardians)
                     .where(t.guardians.c.org_id == org_id)
                     .order_by(t.guardians.c.created_at, t.guardians.c.id)
                 ).all()
-                return [_guardian(row) for row in rows]
+                return [_guardian(row._mapping) for row in rows]
             rows = conn.execute(
                 select(t.children)
                 .where(t.children.c.org_id == org_id)
                 .order_by(t.children.c.created_at, t.children.c.id)
             ).all()
             links = _guardian_links(conn, [row.id for row in rows])
-            return [_child(row, links.get(row.id, frozenset())) for row in rows]
+            return [_child(row._mapping, links.get(row.id, frozenset())) for row in rows]
 
         return await self._db.read(read)
 
@@ -413,7 +414,7 @@ class SqlStore:
             row = conn.execute(
                 select(t.invites).where(t.invites.c.org_id == org_id, t.invites.c.id == invite_id)
             ).first()
-            return _invite(row) if row else None
+            return _invite(row._mapping) if row else None
 
         return await self._db.read(read)
 
@@ -496,8 +497,8 @@ class SqlStore:
 
 
 # the join's read ---------------------------------------------------------------------------
-# Built once: building this select (30 labelled columns) cost more than running it.
-_JOIN_QUERY = (
+# Every join runs these, so they are compiled once and run on the driver (see direct.py).
+_JOIN_QUERY = DirectQuery(
     select(
         t.invites,
         *[c.label(f"p_{c.name}") for c in t.participants.c],
@@ -507,60 +508,89 @@ _JOIN_QUERY = (
     .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
     .where(t.invites.c.id == bindparam("invite_id"))
 )
+_PERSON_QUERIES = {
+    kind: DirectQuery(
+        select(table).where(table.c.org_id == bindparam("org_id"), table.c.id == bindparam("id"))
+    )
+    for kind, table in (
+        (PersonKind.STAFF, t.staff),
+        (PersonKind.CHILD, t.children),
+        (PersonKind.GUARDIAN, t.guardians),
+    )
+}
+_GUARDIANS_OF = DirectQuery(
+    select(t.child_guardians.c.guardian_id).where(
+        t.child_guardians.c.child_id == bindparam("child_id")
+    )
+)
+_CONSENTS_QUERY = DirectQuery(
+    select(t.consent_records)
+    .where(
+        t.consent_records.c.org_id == bindparam("org_id"),
+        t.consent_records.c.subject_id == bindparam("subject_id"),
+    )
+    .order_by(t.consent_records.c.recorded_at, t.consent_records.c.id)
+)
 
 
 def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
     """Everything a join decision needs about one invite, in one read snapshot."""
-    row = conn.execute(_JOIN_QUERY, {"invite_id": invite_id}).first()
-    if row is None:
+    found = _JOIN_QUERY.rows(conn, invite_id=invite_id)
+    if not found:
         return None
-    mapping = row._mapping
-    participant = _participant_from(mapping, "p_")
-    person = _load_person(conn, mapping["org_id"], participant.person_kind, participant.person_id)
+    m = found[0]
+    participant = _participant_from(m, "p_")
+    person = _load_person(conn, m["org_id"], participant.person_kind, participant.person_id)
     if person is None:
         return None
     return JoinRecord(
-        invite=_invite(row),
+        invite=_invite(m),
         participant=participant,
-        session=_session_from(mapping, "s_"),
-        session_password_hash=mapping["s_password_hash"],
+        session=_session_from(m, "s_"),
+        session_password_hash=m["s_password_hash"],
         person=person,
-        consents=_consents(conn, mapping["org_id"], participant.person_id),
-        session_title=mapping["s_title"],
+        consents=_consents(conn, m["org_id"], participant.person_id),
+        session_title=m["s_title"],
     )
 
 
-# row -> domain ----------------------------------------------------------------------------
-def _org(row: Row[Any]) -> Organisation:
-    return Organisation(id=row.id, name=row.name, policy_path=row.policy_path)
+def _load_person(conn: Connection, org_id: str, kind: PersonKind, person_id: str) -> Person | None:
+    found = _PERSON_QUERIES[kind].rows(conn, org_id=org_id, id=person_id)
+    if not found:
+        return None
+    m = found[0]
+    if kind is PersonKind.STAFF:
+        return _staff(m)
+    if kind is PersonKind.GUARDIAN:
+        return _guardian(m)
+    guardians = frozenset(r["guardian_id"] for r in _GUARDIANS_OF.rows(conn, child_id=person_id))
+    return _child(m, guardians)
 
 
-def _staff(row: Row[Any]) -> Staff:
-    vetting = None
-    if row.vetting_kind is not None:
-        vetting = Vetting(row.vetting_kind, row.vetting_checked_on, row.vetting_expires_on)
-    return Staff(
-        id=row.id,
-        org_id=row.org_id,
-        name=row.name,
-        email=row.email,
-        roles=frozenset(StaffRole(role) for role in row.roles.split(",") if role),
-        vetting=vetting,
-    )
-
-
-def _guardian(row: Row[Any]) -> Guardian:
-    return Guardian(id=row.id, org_id=row.org_id, name=row.name, contact=row.contact)
-
-
-def _child(row: Row[Any], guardian_ids: frozenset[str]) -> Child:
-    return Child(
-        id=row.id,
-        org_id=row.org_id,
-        name=row.name,
-        date_of_birth=row.date_of_birth,
-        guardian_ids=guardian_ids,
-    )
+def _consents(conn: Connection, org_id: str, subject_id: str) -> list[ConsentRecord]:
+    return [
+        ConsentRecord(
+            id=m["id"],
+            org_id=m["org_id"],
+            subject_kind=PersonKind(m["subject_kind"]),
+            subject_id=m["subject_id"],
+            purpose=m["purpose"],
+            action=ConsentAction(m["action"]),
+            given_by_kind=PersonKind(m["given_by_kind"]),
+            given_by_id=m["given_by_id"],
+            evidence=(
+                Evidence(
+                    EvidenceMethod(m["evidence_method"]),
+                    m["evidence_reference"],
+                    _day(m["evidence_date"]),
+                )
+                if m["evidence_method"]
+                else None
+            ),
+            recorded_at=from_us(m["recorded_at"]),
+        )
+        for m in _CONSENTS_QUERY.rows(conn, org_id=org_id, subject_id=subject_id)
+    ]
 
 
 def _guardian_links(conn: Connection, child_ids: list[str]) -> dict[str, frozenset[str]]:
@@ -575,55 +605,44 @@ def _guardian_links(conn: Connection, child_ids: list[str]) -> dict[str, frozens
     return {child: frozenset(ids) for child, ids in links.items()}
 
 
-def _load_person(conn: Connection, org_id: str, kind: PersonKind, person_id: str) -> Person | None:
-    table = {
-        PersonKind.STAFF: t.staff,
-        PersonKind.CHILD: t.children,
-        PersonKind.GUARDIAN: t.guardians,
-    }[kind]
-    row = conn.execute(
-        select(table).where(table.c.org_id == org_id, table.c.id == person_id)
-    ).first()
-    if row is None:
-        return None
-    if kind is PersonKind.STAFF:
-        return _staff(row)
-    if kind is PersonKind.GUARDIAN:
-        return _guardian(row)
-    links = _guardian_links(conn, [person_id])
-    return _child(row, links.get(person_id, frozenset()))
+# row -> domain (mappings: SQLAlchemy rows' ._mapping, or DirectQuery's dicts) ---------------
+def _day(value: Any) -> date:
+    """DATE columns: SQLAlchemy and asyncpg give dates, SQLite's driver ISO strings."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def _consents(conn: Connection, org_id: str, subject_id: str) -> list[ConsentRecord]:
-    rows = conn.execute(
-        select(t.consent_records)
-        .where(
-            t.consent_records.c.org_id == org_id,
-            t.consent_records.c.subject_id == subject_id,
+def _org(row: Row[Any]) -> Organisation:
+    return Organisation(id=row.id, name=row.name, policy_path=row.policy_path)
+
+
+def _staff(m: Mapping[Any, Any]) -> Staff:
+    vetting = None
+    if m["vetting_kind"] is not None:
+        vetting = Vetting(
+            m["vetting_kind"], _day(m["vetting_checked_on"]), _day(m["vetting_expires_on"])
         )
-        .order_by(t.consent_records.c.recorded_at, t.consent_records.c.id)
-    ).all()
-    return [
-        ConsentRecord(
-            id=row.id,
-            org_id=row.org_id,
-            subject_kind=PersonKind(row.subject_kind),
-            subject_id=row.subject_id,
-            purpose=row.purpose,
-            action=ConsentAction(row.action),
-            given_by_kind=PersonKind(row.given_by_kind),
-            given_by_id=row.given_by_id,
-            evidence=(
-                Evidence(
-                    EvidenceMethod(row.evidence_method), row.evidence_reference, row.evidence_date
-                )
-                if row.evidence_method
-                else None
-            ),
-            recorded_at=from_us(row.recorded_at),
-        )
-        for row in rows
-    ]
+    return Staff(
+        id=m["id"],
+        org_id=m["org_id"],
+        name=m["name"],
+        email=m["email"],
+        roles=frozenset(StaffRole(role) for role in m["roles"].split(",") if role),
+        vetting=vetting,
+    )
+
+
+def _guardian(m: Mapping[Any, Any]) -> Guardian:
+    return Guardian(id=m["id"], org_id=m["org_id"], name=m["name"], contact=m["contact"])
+
+
+def _child(m: Mapping[Any, Any], guardian_ids: frozenset[str]) -> Child:
+    return Child(
+        id=m["id"],
+        org_id=m["org_id"],
+        name=m["name"],
+        date_of_birth=_day(m["date_of_birth"]),
+        guardian_ids=guardian_ids,
+    )
 
 
 def _session(row: Row[Any]) -> Session:
@@ -661,8 +680,7 @@ def _participant_from(m: Any, prefix: str) -> Participant:
     )
 
 
-def _invite(row: Row[Any]) -> Invite:
-    m = row._mapping
+def _invite(m: Mapping[Any, Any]) -> Invite:
     return Invite(
         id=m["id"],
         org_id=m["org_id"],
