@@ -1,11 +1,10 @@
-"""Invite tokens, media credentials and device cookies (R1, R2), signed with PyJWT.
+"""Invite tokens, media credentials and device cookies (R1, R2): compact JWS, HS256.
 
 One algorithm only: HS256. A token's header must say HS256 and (for invites) carry a `kid` that
 names a key in the KeyRing; the kid is looked up among known keys *before* anything is verified,
-and no other key is ever tried. PyJWT checks the signature, the audience, the issuer and that
-the required claims are present; the claims themselves, expiry and start time included, are
-judged by `gateway.domain.invite_token` against the caller's `now` (PyJWT has no injectable
-clock, so its own time checks are off).
+and no other key is ever tried. `compact_hs256` checks the shape and the signature; the claims
+(type, audience, issuer, required claims, expiry and start time) are judged by
+`gateway.domain.invite_token` against the caller's `now`.
 
 Tokens are secrets: no message, exception or log line produced here contains one, or any value
 read from one.
@@ -18,12 +17,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import jwt
-
+from gateway.adapters import compact_hs256
 from gateway.adapters.keys import KeyRing
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.invite_token import (
-    ALGORITHM,
     INVITE_AUDIENCE,
     INVITE_TYP,
     MAX_MEDIA_TTL_SECONDS,
@@ -46,10 +43,6 @@ __all__ = [
 ]
 
 DEVICE_TOKEN_BYTES = 32
-
-# PyJWT's checks that need no clock; time is judged in the domain against `now`.
-_REQUIRE_INVITE = ["exp", "iat", "nbf", "jti", "aud", "iss"]
-_REQUIRE_MEDIA = ["exp", "iat", "nbf", "jti", "aud", "iss", "sub"]
 
 
 class InviteTokens:
@@ -90,7 +83,7 @@ class InviteTokens:
         }
         _self_check(lambda: invite_claims_from(claims, issuer=self._issuer, now=now))
         kid, secret = self._keyring.signing_key()
-        return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
+        return compact_hs256.sign(claims, secret, kid=kid)
 
     def verify(self, token: str, now: datetime) -> InviteClaims:
         """The claims of a genuine, current invite token, else Refusal.
@@ -118,9 +111,6 @@ class InviteTokens:
             token,
             what="invite token",
             key_for=key_for,
-            audience=INVITE_AUDIENCE,
-            issuer=self._issuer,
-            require=_REQUIRE_INVITE,
             invalid=invalid,
         )
         return invite_claims_from(payload, issuer=self._issuer, now=now)
@@ -167,7 +157,7 @@ class MediaCredentials:
             "exp": iat + ttl_seconds,
         }
         _self_check(lambda: media_claims_from(claims, issuer=self._issuer, now=now))
-        return jwt.encode(claims, self._keyring.media_key(), algorithm=ALGORITHM)
+        return compact_hs256.sign(claims, self._keyring.media_key())
 
     def verify(self, token: str, now: datetime) -> MediaClaims:
         """The claims of a genuine, current media credential, else Refusal CREDENTIAL_INVALID."""
@@ -179,9 +169,6 @@ class MediaCredentials:
             token,
             what="media credential",
             key_for=lambda _header: self._keyring.media_key(),
-            audience=MEDIA_AUDIENCE,
-            issuer=self._issuer,
-            require=_REQUIRE_MEDIA,
             invalid=invalid,
         )
         return media_claims_from(payload, issuer=self._issuer, now=now)
@@ -200,9 +187,6 @@ def _decode(
     *,
     what: str,
     key_for: Callable[[Mapping[str, Any]], bytes],
-    audience: str,
-    issuer: str,
-    require: list[str],
     invalid: Callable[[str], Refusal],
 ) -> dict[str, Any]:
     if not isinstance(token, str) or not token:
@@ -212,47 +196,15 @@ def _decode(
     if not token.isascii() or token.count(".") != 2:
         raise invalid(f"{what} is malformed")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise invalid(f"{what} is malformed") from None
-    if header.get("alg") != ALGORITHM:
-        raise invalid(f"{what} uses an algorithm that is not accepted")
-    secret = key_for(header)
-    try:
-        payload = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            leeway=0,
-            options={
-                "verify_signature": True,
-                "require": require,
-                "verify_aud": True,
-                "strict_aud": True,
-                "verify_iss": True,
-                # time is judged in the domain against the caller's `now`
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-            },
-        )
-    except jwt.InvalidSignatureError:
+        header = compact_hs256.header_of(token)
+        secret = key_for(header)
+        return compact_hs256.verified_payload(token, secret)
+    except compact_hs256.RefusedAlgorithm:
+        raise invalid(f"{what} uses an algorithm that is not accepted") from None
+    except compact_hs256.BadSignature:
         raise invalid(f"{what} signature does not verify") from None
-    except jwt.MissingRequiredClaimError as error:
-        # error.claim is one of our own names from `require`, never token content
-        claim = error.claim if error.claim in require else "?"
-        raise invalid(f"required claim '{claim}' is missing") from None
-    except jwt.InvalidAudienceError:
-        raise invalid(f"{what} is for another audience") from None
-    except jwt.InvalidIssuerError:
-        raise invalid(f"{what} has the wrong issuer") from None
-    except jwt.PyJWTError:
+    except compact_hs256.MalformedToken:
         raise invalid(f"{what} is malformed") from None
-    if not isinstance(payload, dict):
-        raise invalid(f"{what} is malformed")
-    return payload
 
 
 def _self_check(check: Callable[[], object]) -> None:

@@ -1,0 +1,119 @@
+"""The small HS256 codec agrees with PyJWT, the reference, both ways, and refuses what it must."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import jwt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.adapters.compact_hs256 import (
+    BadSignature,
+    MalformedToken,
+    RefusedAlgorithm,
+    header_of,
+    sign,
+    verified_payload,
+)
+
+KEY = b"k" * 32
+OTHER = b"o" * 32
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+claims = st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=8)
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def forged(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
+    return ".".join(
+        [b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature)]
+    )
+
+
+@given(claims)
+def test_pyjwt_reads_what_we_sign(payload: dict[str, Any]) -> None:
+    token = sign(payload, KEY, kid="k1")
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
+    assert jwt.decode(token, KEY, algorithms=["HS256"], options={"verify_aud": False}) == payload
+
+
+@given(claims)
+def test_we_read_what_pyjwt_signs(payload: dict[str, Any]) -> None:
+    token = jwt.encode(payload, KEY, algorithm="HS256", headers={"kid": "k1"})
+    assert header_of(token)["kid"] == "k1"
+    assert verified_payload(token, KEY) == payload
+
+
+def test_another_key_or_any_edit_breaks_the_signature() -> None:
+    token = sign({"jti": "a" * 32, "exp": 10}, KEY)
+    with pytest.raises(BadSignature):
+        verified_payload(token, OTHER)
+    header, payload, signature = token.split(".")
+    edited = b64(json.dumps({"jti": "b" * 32, "exp": 10}, separators=(",", ":")).encode())
+    with pytest.raises(BadSignature):
+        verified_payload(f"{header}.{edited}.{signature}", KEY)
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises(BadSignature):
+        verified_payload(f"{header}.{payload}.{flipped}", KEY)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "none", "typ": "JWT"},
+        {"alg": "None"},
+        {"alg": "HS384"},
+        {"alg": "RS256"},
+        {"typ": "JWT"},
+        {"alg": "HS256", "crit": ["exp"]},
+    ],
+)
+def test_other_algorithms_and_critical_extensions_are_refused(header: dict[str, Any]) -> None:
+    token = forged(header, {"jti": "x"}, b"\0" * 32)
+    with pytest.raises(RefusedAlgorithm):
+        header_of(token)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "a.b",
+        "a.b.c.d",
+        sign({"a": 1}, KEY) + "=",  # padding is not base64url as JWS uses it
+        sign({"a": 1}, KEY).replace(".", ". ", 1),
+        "é" + sign({"a": 1}, KEY),
+        forged({"alg": "HS256"}, {"a": 1})[:-1] + "..x",
+        b64(b"[1]") + "." + b64(b"{}") + "." + b64(b"\0" * 32),  # header not an object
+        b64(b"{not json") + "." + b64(b"{}") + "." + b64(b"\0" * 32),
+        b64(b"\xff\xfe") + "." + b64(b"{}") + "." + b64(b"\0" * 32),
+    ],
+)
+def test_malformed_tokens_are_refused_before_any_key_is_chosen(token: str) -> None:
+    with pytest.raises(MalformedToken):
+        header_of(token)
+
+
+def test_a_payload_that_is_not_an_object_or_a_short_signature_is_malformed() -> None:
+    header = b64(json.dumps({"alg": "HS256"}).encode())
+    body = b64(b"[1, 2]")
+    signature = hmac.digest(KEY, f"{header}.{body}".encode(), hashlib.sha256)
+    with pytest.raises(MalformedToken):
+        verified_payload(f"{header}.{body}.{b64(signature)}", KEY)
+    with pytest.raises(MalformedToken):
+        verified_payload(f"{header}.{b64(b'{}')}.{b64(signature[:31])}", KEY)
