@@ -47,20 +47,24 @@ def _device(request: web.Request, token: str) -> str | None:
 
 async def join(request: web.Request) -> web.Response:
     body = await _body(request, JoinBody)
-    live = request.app[LIVE]
-    claims = request.app[SERVICES].admission.peek(body.token)
-    device = request.cookies.get(device_cookie_name(claims.invite_id)) if claims else None
-    result, media = await live.join(body.token, body.password, device, request.remote or "unknown")
+    cookies = request.cookies
+    result, media = await request.app[LIVE].join(
+        body.token,
+        body.password,
+        lambda invite_id: cookies.get(device_cookie_name(invite_id)),
+        request.remote or "unknown",
+    )
     response = web.json_response(join_view(result, media))
-    if result.device_secret is not None and claims is not None:
+    if result.device_secret is not None:
+        invite = result.record.invite
         now = request.app[SERVICES].clock.now()
         response.set_cookie(
-            device_cookie_name(claims.invite_id),
+            device_cookie_name(invite.id),
             result.device_secret,
             httponly=True,
             samesite="Strict",
             secure=request.app[SETTINGS].public_url.startswith("https://"),
-            max_age=int((claims.expires_at - now).total_seconds()) + 60,
+            max_age=int((invite.expires_at - now).total_seconds()) + 60,
             path="/",
         )
     return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -41,6 +42,9 @@ class JoinResult:
     device_secret: str | None  # set when this join bound the invite to a new device
     record: JoinRecord
     policy: Policy
+
+
+DeviceOf = Callable[[str], str | None]
 
 
 class AdmissionService:
@@ -84,10 +88,13 @@ class AdmissionService:
             return None
 
     async def join(
-        self, token: str, password: str | None, device_secret: str | None, source: str
+        self, token: str, password: str | None, device_of: DeviceOf, source: str
     ) -> JoinResult:
+        """`device_of(invite_id)`: the device secret this browser presents for that invite (its
+        cookie is named after the invite, which is known only once the token is verified)."""
         now = self._clock.now()
         claims = self._tokens.verify(token, now)
+        device_secret = device_of(claims.invite_id)
         record = await self._store.join_record(claims.invite_id)
         if (
             record is None

@@ -23,7 +23,7 @@ from gateway.domain.liveness import orphaned
 from gateway.domain.models import Decision, Grants, Outcome, PersonKind, Presence, SessionRole
 from gateway.domain.policy import Policy
 from gateway.domain.supervision import evaluate_supervision
-from gateway.services.admission import AdmissionService, JoinResult, presence_of
+from gateway.services.admission import AdmissionService, DeviceOf, JoinResult, presence_of
 from gateway.services.live_ports import MediaCredentialCodec, MediaPlatform, PlatformEvent
 from gateway.services.ports import Alerts, JoinRecord, LiveState, Store
 
@@ -85,9 +85,9 @@ class LiveSessionService:
 
     # joining ---------------------------------------------------------------------------------
     async def join(
-        self, token: str, password: str | None, device_secret: str | None, source: str
+        self, token: str, password: str | None, device_of: DeviceOf, source: str
     ) -> tuple[JoinResult, Mapping[str, object] | None]:
-        result = await self._admission.join(token, password, device_secret, source)
+        result = await self._admission.join(token, password, device_of, source)
         if result.decision.outcome is Outcome.DENY:
             return result, None
         participant = result.participant

@@ -17,6 +17,7 @@ from gateway.adapters.compact_hs256 import (
     BadSignature,
     MalformedToken,
     RefusedAlgorithm,
+    _mac,
     header_of,
     sign,
     verified_payload,
@@ -117,3 +118,8 @@ def test_a_payload_that_is_not_an_object_or_a_short_signature_is_malformed() -> 
         verified_payload(f"{header}.{body}.{b64(signature)}", KEY)
     with pytest.raises(MalformedToken):
         verified_payload(f"{header}.{b64(b'{}')}.{b64(signature[:31])}", KEY)
+
+
+@given(st.binary(max_size=200), st.binary(max_size=3000))
+def test_the_mac_is_rfc_2104_hmac_sha256(key: bytes, data: bytes) -> None:
+    assert _mac(key, data) == hmac.digest(key, data, hashlib.sha256)

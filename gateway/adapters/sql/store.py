@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Row
 from gateway.adapters.sql import schema as t
 from gateway.adapters.sql.direct import DirectQuery
 from gateway.adapters.sql.engine import Database
+from gateway.adapters.sql.read_batch import ReadBatch
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import Clock, from_us, to_us
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
@@ -43,6 +44,7 @@ class SqlStore:
         self._audit_key = audit_key
         self._clock = clock
         self.writer = AuditedWriter(database, audit_key, clock)
+        self._join_reads: ReadBatch[str, JoinRecord | None] = ReadBatch(database, _join_record)
 
     async def start(self) -> None:
         await self.writer.start()
@@ -445,8 +447,8 @@ class SqlStore:
         return await self.writer.write(job)
 
     async def join_record(self, invite_id: str) -> JoinRecord | None:
-        # Every join reads this: the whole read in one hop (SQLite: one thread hop).
-        return await self._db.read(lambda conn: _join_record(conn, invite_id))
+        # Every join reads this: joins arriving together share one hop and one snapshot.
+        return await self._join_reads.get(invite_id)
 
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]

@@ -1,0 +1,74 @@
+"""Reads that arrive together run together: one hop to the database, one snapshot.
+
+Every join reads its invite's record. Under load dozens arrive within one turn of the event loop,
+and one hop each (a thread hand-off, a pooled connection, BEGIN and ROLLBACK) cost more than the
+reads. `ReadBatch.get(key)` queues the key; at the end of the loop's current turn everything
+queued goes to the database as one unit of work. Each key still gets its own answer, or its own
+exception; a failure of the whole unit fails every caller in it (fail closed: nobody is
+admitted on a read that did not happen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from gateway.adapters.sql.engine import Database
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+MAX_BATCH = 64
+
+
+class ReadBatch(Generic[K, V]):
+    def __init__(self, database: Database, read_one: Callable[[Connection, K], V]) -> None:
+        self._database = database
+        self._read_one = read_one
+        self._queued: list[tuple[K, asyncio.Future[V]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def get(self, key: K) -> V:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[V] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)  # after every read queued in this turn
+        self._queued.append((key, future))
+        return await future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), MAX_BATCH):
+            task = asyncio.create_task(self._run(queued[start : start + MAX_BATCH]))
+            self._tasks.add(task)  # keep a reference until done
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
+        def read_all(conn: Connection) -> list[tuple[bool, V | BaseException]]:
+            answers: list[tuple[bool, V | BaseException]] = []
+            for key, _ in batch:
+                try:
+                    answers.append((True, self._read_one(conn, key)))
+                except Exception as error:  # this key's own failure
+                    answers.append((False, error))
+            return answers
+
+        try:
+            answers = await self._database.read(read_all)
+        except BaseException as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for (_, future), (ok, value) in zip(batch, answers, strict=True):
+            if future.done():  # the caller gave up (cancelled)
+                continue
+            if ok:
+                future.set_result(value)  # type: ignore[arg-type]
+            else:
+                future.set_exception(value)  # type: ignore[arg-type]
