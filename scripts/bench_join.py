@@ -22,14 +22,17 @@ What runs (every server is a subprocess on 127.0.0.1, stopped at the end):
 4. For each host invite, one join with aiohttp binds the invite to a "device" (the HttpOnly
    cookie it sets); wrk then replays {"token", "password"} with that Cookie header on every
    request: a vetted adult admitted, one `join.decision` audit entry per join.
-5. wrk -t2 -cN -dD --latency on each (a 2 s warm-up first, not counted). After the gateway has
-   stopped (SIGINT: graceful, the audit writer drains), the audit log must hold at least one
-   `join.decision` entry per 200 answer, and `gateway audit verify` must find the chain intact.
+5. Both servers run side by side; wrk -t2 -cN -dD --latency measures them in alternating
+   rounds (bare, join, bare, join, ...; a 2 s warm-up each first, not counted), so a slow minute
+   on a shared machine hits both alike; each figure is its median round. Then the password case
+   once. After the gateway has stopped (SIGINT: graceful, the audit writer drains), the audit
+   log must hold at least one `join.decision` entry per 200 answer, and `gateway audit verify`
+   must find the chain intact.
 
 The figures go to stdout as a markdown table and into docs/benchmarks.md (its "Join" section
 and the machine line; other sections are kept). `--audit` also runs scripts/bench_audit.py
 (about 2.5 minutes on 2 cores, mostly generating the log) and fills the "Audit log" section.
-`scripts/bench` passes no flags: BENCH_JOIN_DURATION / BENCH_JOIN_CONNECTIONS set them there.
+`scripts/bench` passes no flags: BENCH_JOIN_DURATION / _CONNECTIONS / _ROUNDS set them there.
 """
 
 from __future__ import annotations
@@ -607,7 +610,8 @@ def main() -> int:
             "machine": machine(),
             "join": (
                 f"`scripts/bench_join.py`: wrk -t2 -c{args.connections} -d{args.duration}s "
-                "--latency on 127.0.0.1 (after a 2 s warm-up), each server a separate process "
+                f"--latency on 127.0.0.1, {args.rounds} alternating rounds of bare and join "
+                "(each after a 2 s warm-up; median round shown), each server a separate process "
                 "started like `gateway serve` (`web.run_app`), SQLite in a temporary directory. "
                 "The join replays one vetted host's invite with its bound device cookie: "
                 "admitted every time, one `join.decision` audit entry committed (group commit) "
