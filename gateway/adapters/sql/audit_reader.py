@@ -53,7 +53,7 @@ from gateway.domain.audit import (
     ChainProblem,
     ChainReport,
     decode_entry,
-    seal_mac,
+    seal_matches,
     walk_entries,
 )
 
@@ -134,8 +134,8 @@ def _segment_intact(key: bytes, segment: int, row: Sequence[Any]) -> bool:
         if segment != 1:
             return False
         previous_seal = GENESIS
-    # The blob is already RS-joined: seal_mac joins a one-item list to the blob itself.
-    return hmac.compare_digest(seal_mac(key, bytes(previous_seal), [bytes(blob)]), bytes(seal))
+    # The blob is already RS-joined: a one-item list joins to the blob itself.
+    return seal_matches(key, bytes(previous_seal), [bytes(blob)], bytes(seal))
 
 
 def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | None:
@@ -265,8 +265,9 @@ def _seal_matches(conn: Connection, key: bytes, segment: int) -> bool:
     previous_seal, seal = row
     if seal is None or (previous_seal is None and segment != 1):
         return False
-    expected = seal_mac(key, bytes(previous_seal or GENESIS), (bytes(e) for e in entries))
-    return hmac.compare_digest(expected, bytes(seal))
+    return seal_matches(
+        key, bytes(previous_seal or GENESIS), [bytes(e) for e in entries], bytes(seal)
+    )
 
 
 async def verify_chain(
