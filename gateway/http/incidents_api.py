@@ -27,7 +27,7 @@ from gateway.http.keys import SETTINGS
 from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
-from gateway.services.admission import AdmissionService
+from gateway.services.admission import AdmissionService, DeviceOf
 from gateway.services.incidents import LIST_LIMIT, IncidentDetail, IncidentService
 from gateway.services.ports import Organisation
 
@@ -140,8 +140,8 @@ class IncidentConcernReporter(ConcernReporter):
         self._admission = admission
         self._incidents = incidents
 
-    async def __call__(self, token: str, device: str | None, note: str | None) -> str:
-        record = await self._admission.participant(token, device)
+    async def __call__(self, token: str, device_of: DeviceOf, note: str | None) -> str:
+        record = await self._admission.participant(token, device_of)
         participant = record.participant
         incident = await self._incidents.report_concern(
             record.invite.org_id,

@@ -24,6 +24,7 @@ from gateway.http.bodies import (
 )
 from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.routing import Route
+from gateway.services.admission import DeviceOf
 from gateway.services.live import LiveSessionService, join_view
 
 DEVICE_COOKIE = "sgw_device_"
@@ -40,19 +41,17 @@ async def _body(request: web.Request, model: type[M]) -> M:
     return await parse_body(request, model, request.app[SETTINGS].max_body_bytes)
 
 
-def _device(request: web.Request, token: str) -> str | None:
-    claims = request.app[SERVICES].admission.peek(token)
-    return request.cookies.get(device_cookie_name(claims.invite_id)) if claims else None
+def _device_of(request: web.Request) -> DeviceOf:
+    """The device secret this browser presents for an invite: its cookie is named after the
+    invite, known to the service only once it has verified the token."""
+    cookies = request.cookies
+    return lambda invite_id: cookies.get(device_cookie_name(invite_id))
 
 
 async def join(request: web.Request) -> web.Response:
     body = await _body(request, JoinBody)
-    cookies = request.cookies
     result, media = await request.app[LIVE].join(
-        body.token,
-        body.password,
-        lambda invite_id: cookies.get(device_cookie_name(invite_id)),
-        request.remote or "unknown",
+        body.token, body.password, _device_of(request), request.remote or "unknown"
     )
     response = web.json_response(join_view(result, media))
     if result.device_secret is not None:
@@ -72,7 +71,7 @@ async def join(request: web.Request) -> web.Response:
 
 async def leave(request: web.Request) -> web.Response:
     body = await _body(request, LeaveBody)
-    await request.app[LIVE].leave(body.token, _device(request, body.token))
+    await request.app[LIVE].leave(body.token, _device_of(request))
     return web.json_response({"left": True})
 
 
@@ -85,7 +84,7 @@ async def offer(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     body = await _body(request, LeaveBody)
     live = request.app[LIVE]
-    record = await live.caller(body.token, _device(request, body.token))
+    record = await live.caller(body.token, _device_of(request))
     identity = record.participant.masked_identity
     queue = live.subscribe(identity)
     response = web.StreamResponse(
@@ -122,7 +121,7 @@ async def concern(request: web.Request) -> web.Response:
     report = request.app.get(REPORT_CONCERN)
     if report is None:
         raise Refusal(ErrorCode.INTERNAL, "Concerns cannot be recorded right now.")
-    incident_id = await report(body.token, _device(request, body.token), body.note)
+    incident_id = await report(body.token, _device_of(request), body.note)
     return web.json_response(
         {
             "incident_id": incident_id,
@@ -135,20 +134,20 @@ async def concern(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     body = await _body(request, RemoveBody)
-    await request.app[LIVE].remove(body.token, _device(request, body.token), body.identity)
+    await request.app[LIVE].remove(body.token, _device_of(request), body.identity)
     return web.json_response({"removed": True})
 
 
 async def end(request: web.Request) -> web.Response:
     body = await _body(request, LeaveBody)
-    await request.app[LIVE].end(body.token, _device(request, body.token))
+    await request.app[LIVE].end(body.token, _device_of(request))
     return web.json_response({"ended": True})
 
 
 class ConcernReporter:
     """Turns a participant's 'report a concern' into an incident (wired in app.py)."""
 
-    async def __call__(self, token: str, device: str | None, note: str | None) -> str:
+    async def __call__(self, token: str, device_of: DeviceOf, note: str | None) -> str:
         raise NotImplementedError
 
 

@@ -17,7 +17,7 @@ from gateway.domain.admission import JoinFacts, decide_join, is_vetted_adult
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import local_date
-from gateway.domain.invite_token import InviteClaims, device_hash
+from gateway.domain.invite_token import device_hash
 from gateway.domain.models import Decision, Outcome, Participant, Person, Presence, Session, Staff
 from gateway.domain.policy import Policy
 from gateway.services.policies import PolicyBook
@@ -79,13 +79,6 @@ class AdmissionService:
                 raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
             path = self._policy_paths[org_id] = org.policy_path or ""
         return self._policies.for_path(path or None)
-
-    def peek(self, token: str) -> InviteClaims | None:
-        """The verified claims of a token, or None: lets the caller find the device cookie."""
-        try:
-            return self._tokens.verify(token, self._clock.now())
-        except Refusal:
-            return None
 
     async def join(
         self, token: str, password: str | None, device_of: DeviceOf, source: str
@@ -167,9 +160,10 @@ class AdmissionService:
                 ) from exc
         return JoinResult(decision, record.session, record.participant, new_secret, record, policy)
 
-    async def participant(self, token: str, device_secret: str | None) -> JoinRecord:
+    async def participant(self, token: str, device_of: DeviceOf) -> JoinRecord:
         """Who is calling, from a redeemed invite and the device it is bound to."""
         claims = self._tokens.verify(token, self._clock.now())
+        device_secret = device_of(claims.invite_id)
         record = await self._store.join_record(claims.invite_id)
         if record is None or record.invite.device_hash is None or device_secret is None:
             raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
@@ -177,9 +171,9 @@ class AdmissionService:
             raise Refusal(ErrorCode.INVITE_OTHER_DEVICE, "This invite belongs to another device.")
         return record
 
-    async def leave(self, token: str, device_secret: str | None) -> JoinRecord:
+    async def leave(self, token: str, device_of: DeviceOf) -> JoinRecord:
         """Leaving always works for the device the invite is bound to."""
-        record = await self.participant(token, device_secret)
+        record = await self.participant(token, device_of)
         try:
             await self._live.leave(record.invite.session_id, record.participant.id)
         except Exception:  # leaving is never blocked; reconciliation tidies up later

@@ -197,8 +197,8 @@ class LiveSessionService:
         await self._audit(seat, kind)
         await self.evaluate(seat.session_id)
 
-    async def leave(self, token: str, device_secret: str | None) -> None:
-        record = await self._admission.leave(token, device_secret)
+    async def leave(self, token: str, device_of: DeviceOf) -> None:
+        record = await self._admission.leave(token, device_of)
         seat = self._seats.get(record.participant.masked_identity)
         if seat is not None:
             await self._platform.remove(seat.session_id, seat.identity)
@@ -379,8 +379,8 @@ class LiveSessionService:
         return None
 
     # host actions ----------------------------------------------------------------------------
-    async def remove(self, token: str, device_secret: str | None, identity: str) -> None:
-        host = await self._host(token, device_secret)
+    async def remove(self, token: str, device_of: DeviceOf, identity: str) -> None:
+        host = await self._host(token, device_of)
         seat = self._seats.get(identity)
         if seat is None or seat.session_id != host.invite.session_id:
             raise Refusal(ErrorCode.NOT_FOUND, "No such participant in this session.")
@@ -409,8 +409,8 @@ class LiveSessionService:
             log.exception("live state unavailable while removing; the invite is revoked")
         await self.evaluate(seat.session_id)
 
-    async def end(self, token: str, device_secret: str | None) -> None:
-        host = await self._host(token, device_secret)
+    async def end(self, token: str, device_of: DeviceOf) -> None:
+        host = await self._host(token, device_of)
         session_id = host.invite.session_id
         for seat in self._session_seats(session_id):
             await self._push(seat.identity, {"type": "ended"})
@@ -431,14 +431,14 @@ class LiveSessionService:
             ],
         )
 
-    async def _host(self, token: str, device_secret: str | None) -> JoinRecord:
-        record = await self._admission.participant(token, device_secret)
+    async def _host(self, token: str, device_of: DeviceOf) -> JoinRecord:
+        record = await self._admission.participant(token, device_of)
         if record.participant.role is not SessionRole.HOST:
             raise Refusal(ErrorCode.FORBIDDEN, "Only the session's host can do that.")
         return record
 
-    async def caller(self, token: str, device_secret: str | None) -> JoinRecord:
-        return await self._admission.participant(token, device_secret)
+    async def caller(self, token: str, device_of: DeviceOf) -> JoinRecord:
+        return await self._admission.participant(token, device_of)
 
     def roster(
         self, session_id: str, held: frozenset[str] = frozenset()
