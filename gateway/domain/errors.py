@@ -1,8 +1,13 @@
 """The one error base and its stable codes.
 
-Refusal (code, message)        -- a request the gateway will not carry out, as plain data
-  raised by domain rules and services; the HTTP layer maps `code` to a status and renders
-  {"error": {"code": ..., "message": ...}}. Messages never carry personal data or secrets.
+Refusal (code, message, retry_after=None)
+  |   a request the gateway will not carry out, as plain data, raised by domain rules and
+  |   services; the HTTP layer maps `code` to a status and renders
+  |   {"error": {"code": ..., "message": ...}} (plus `Retry-After` when `retry_after` is set).
+  |   Messages never carry personal data or secrets.
+  +-- Unavailable (code, message, retry_after=2.0)
+        a dependency (SQL, live state, the platform) is down or past its deadline: always a
+        503 with `Retry-After`, never a 500, never an admission.
 """
 
 from __future__ import annotations
@@ -50,13 +55,29 @@ class ErrorCode(enum.StrEnum):
     # the gateway itself
     AUDIT_UNAVAILABLE = "audit_unavailable"
     LIVE_STATE_UNAVAILABLE = "live_state_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    PLATFORM_UNAVAILABLE = "platform_unavailable"
+    OVERLOADED = "overloaded"
+    # request routing
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INTERNAL = "internal"
 
 
 class Refusal(Exception):
-    """A request refused for a stated, stable reason."""
+    """A request refused for a stated, stable reason; `retry_after` (seconds) when trying
+    again later can succeed."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+
+
+class Unavailable(Refusal):
+    """A dependency is down or past its deadline. Fail closed for admissions and recordings;
+    exits (leave, end, withdraw) catch this and store what they can."""
+
+    def __init__(self, code: ErrorCode, message: str, retry_after: float = 2.0) -> None:
+        super().__init__(code, message, retry_after)

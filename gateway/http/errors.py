@@ -40,6 +40,11 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.SDP_TOO_LARGE: 413,
     ErrorCode.AUDIT_UNAVAILABLE: 503,
     ErrorCode.LIVE_STATE_UNAVAILABLE: 503,
+    ErrorCode.DATABASE_UNAVAILABLE: 503,
+    ErrorCode.PLATFORM_UNAVAILABLE: 503,
+    ErrorCode.OVERLOADED: 503,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL: 500,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,6 @@ from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.http.errors import error_response
 from gateway.http.keys import PUBLIC_PATHS, SERVICES
-from gateway.services.admission import TooManyAttempts
 from gateway.services.ports import Organisation
 
 log = logging.getLogger("gateway.http")
@@ -54,8 +54,8 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
         except Refusal:
             log.error("refusal could not be audited", extra={"code": refusal.code.value})
         headers = None
-        if isinstance(refusal, TooManyAttempts):
-            headers = {"Retry-After": str(max(1, int(refusal.retry_after + 0.999)))}
+        if refusal.retry_after is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(refusal.retry_after)))}
         return error_response(refusal, headers)
     except web.HTTPException as exc:
         if exc.status == 404:

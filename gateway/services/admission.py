@@ -249,8 +249,9 @@ class AdmissionService:
 
 class TooManyAttempts(Refusal):
     def __init__(self, retry_after: float) -> None:
-        super().__init__(ErrorCode.TOO_MANY_ATTEMPTS, "Too many attempts; wait and try again.")
-        self.retry_after = retry_after
+        super().__init__(
+            ErrorCode.TOO_MANY_ATTEMPTS, "Too many attempts; wait and try again.", retry_after
+        )
 
 
 def presence_of(
