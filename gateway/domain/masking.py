@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import base64
 import unicodedata
+from collections.abc import Iterable
 
-from gateway.domain.errors import ErrorCode, Refusal
-from gateway.domain.models import Person, PersonKind, SessionRole
+from gateway.domain.models import Person, PersonKind, SessionRole, person_kind
+from gateway.domain.names import (
+    check_person_name,
+    distinct_display_name,
+    graphemes,
+    looks_like_reserved,
+)
 from gateway.domain.policy import NameStyle, Policy
 
 MASKED_IDENTITY_PREFIX = "p_"
 MIN_IDENTITY_BYTES = 10
-MAX_NAME_LENGTH = 100
-
-# Punctuation allowed in a person's name besides letters, combining marks and spaces.
-_NAME_PUNCTUATION = frozenset("'\u2019-\u2010.")  # apostrophes, hyphens, full stop
+# A shown first name is cut to this many characters (grapheme clusters) and code points, so a
+# display name with its initial and a " (12)" suffix fits the stored column (120).
+MAX_SHOWN_CLUSTERS = 40
+MAX_SHOWN_CODE_POINTS = 100
 
 ROLE_LABELS: dict[SessionRole, str] = {
     SessionRole.HOST: "Tutor",
@@ -37,33 +43,17 @@ def new_masked_identity(random_bytes: bytes) -> str:
     return MASKED_IDENTITY_PREFIX + encoded
 
 
-def _name_char_allowed(char: str) -> bool:
-    category = unicodedata.category(char)
-    return category[0] in "LM" or char == " " or char in _NAME_PUNCTUATION
+def reserved_titles(policy: Policy | None) -> tuple[str, ...]:
+    """Titles no name may be or begin with: the policy's list and the gateway's own labels
+    ("Student 3" must not be someone's name)."""
+    reserved = policy.names.reserved if policy is not None else ()
+    return (*reserved, *ROLE_LABELS.values())
 
 
-def validate_person_name(name: str) -> str:
-    """The NFC-normalised name without surrounding spaces, or Refusal(NAME_INVALID).
-
-    Allowed: letters, combining marks, spaces, apostrophes, hyphens and full stops, with at
-    least one letter, at most 100 characters. Everything else is refused: control and format
-    characters (bidi overrides, zero-width characters), line and paragraph separators, tabs,
-    digits, symbols. The message never echoes the name.
-    """
-    normalised = unicodedata.normalize("NFC", name)
-    if not all(_name_char_allowed(c) for c in normalised):
-        raise Refusal(
-            ErrorCode.NAME_INVALID,
-            "a name may contain only letters, spaces, apostrophes, hyphens and full stops",
-        )
-    stripped = normalised.strip(" ")
-    if not stripped:
-        raise Refusal(ErrorCode.NAME_INVALID, "a name cannot be empty")
-    if len(stripped) > MAX_NAME_LENGTH:
-        raise Refusal(ErrorCode.NAME_INVALID, f"a name can be at most {MAX_NAME_LENGTH} characters")
-    if not any(unicodedata.category(c)[0] == "L" for c in stripped):
-        raise Refusal(ErrorCode.NAME_INVALID, "a name must contain at least one letter")
-    return stripped
+def validate_person_name(name: str, policy: Policy | None = None) -> str:
+    """The name as stored (PRECIS Nickname enforcement, see names.py), or
+    Refusal(NAME_INVALID) naming the rule broken; never echoing the name."""
+    return check_person_name(name, reserved_titles(policy))
 
 
 def _initial(part: str) -> str:
@@ -97,11 +87,37 @@ def display_name(person: Person, role: SessionRole, style: NameStyle, ordinal: i
     parts = unicodedata.normalize("NFC", person.name).split()
     if not parts or not _initial(parts[0]):
         return label
-    first = parts[0]
+    first = _shortened(parts[0])
     if style == "first_name" or len(parts) == 1:
         return first
     initial = _initial(parts[-1])
     return f"{first} {initial}." if initial else first
+
+
+def _shortened(part: str) -> str:
+    """At most MAX_SHOWN_CLUSTERS whole characters (never splitting a letter from its accents)
+    and MAX_SHOWN_CODE_POINTS code points."""
+    shown = ""
+    for count, cluster in enumerate(graphemes(part)):
+        if count == MAX_SHOWN_CLUSTERS or len(shown) + len(cluster) > MAX_SHOWN_CODE_POINTS:
+            break
+        shown += cluster
+    return shown
+
+
+def session_display_name(
+    person: Person, role: SessionRole, policy: Policy, ordinal: int, taken: Iterable[str]
+) -> str:
+    """The display name a person gets when added to a session's roster.
+
+    Shaped by the policy's style; the role label when the shaped name looks like a reserved
+    title (a title reserved after the person was registered); and told apart from everyone
+    already on the roster (`taken`) whose display name looks alike ("Sam R. (2)").
+    """
+    shown = display_name(person, role, display_style(policy, role, person_kind(person)), ordinal)
+    if shown != role_label(role, ordinal) and looks_like_reserved(shown, reserved_titles(policy)):
+        shown = role_label(role, ordinal)
+    return distinct_display_name(shown, taken)
 
 
 def display_style(policy: Policy, role: SessionRole, person_kind: PersonKind) -> NameStyle:

@@ -132,6 +132,43 @@ class DisplayNamePolicy(_Section):
     viewers: NameStyle = "role_number"
 
 
+DEFAULT_RESERVED_TITLES = (
+    "Teacher",
+    "Tutor",
+    "Host",
+    "Observer",
+    "Safeguarding Lead",
+    "Designated Safeguarding Lead",
+    "DSL",
+    "Admin",
+    "Administrator",
+    "Moderator",
+    "Staff",
+    "Head Teacher",
+)
+
+
+class NamesPolicy(_Section):
+    """Role titles nobody may be registered as (or with a name beginning with): compared
+    after case-folding and confusable skeleton, so look-alikes are refused too."""
+
+    reserved: Annotated[tuple[str, ...], Field(max_length=200)] = DEFAULT_RESERVED_TITLES
+
+    @field_validator("reserved")
+    @classmethod
+    def _titles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for title in value:
+            if not 1 <= len(title.strip()) <= 64 or not title.isprintable():
+                raise ValueError("each reserved title is 1 to 64 printable characters")
+            if not any(c.isalpha() for c in title):
+                raise ValueError(f"reserved title {title!r} has no letter")
+            if title.casefold() in seen:
+                raise ValueError(f"reserved title {title!r} is listed twice")
+            seen.add(title.casefold())
+        return value
+
+
 class RecordingPurpose(_Section):
     description: Annotated[str, Field(min_length=1, max_length=500)]
     retention_days: Annotated[StrictInt, Field(ge=1, le=3650)]
@@ -182,6 +219,7 @@ class Policy(_Section):
     hours: HoursPolicy = Field(default_factory=HoursPolicy)
     supervision: SupervisionPolicy = Field(default_factory=SupervisionPolicy)
     display_names: DisplayNamePolicy = Field(default_factory=DisplayNamePolicy)
+    names: NamesPolicy = Field(default_factory=NamesPolicy)
     recording: RecordingPolicy = Field(default_factory=RecordingPolicy)
     consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
     livestream: LivestreamPolicy = Field(default_factory=LivestreamPolicy)

@@ -65,6 +65,12 @@ def render_policy(policy: Policy) -> str:
         ),
         f"- Adults are shown by their {STYLE_WORDS[p.display_names.adults]}; children by their "
         f"{STYLE_WORDS[p.display_names.children]}. Nobody can change the name they are shown by.",
+        "- Nobody is registered under a role title or a name that begins with one, or anything "
+        "that looks like one: "
+        + ", ".join(f'"{title}"' for title in p.names.reserved)
+        + ". Names with invisible characters, mixed alphabets that look alike, or piled-up "
+        "accents are not accepted either, and two people in a session whose names look alike "
+        "are shown with a number to tell them apart.",
         f"- Livestream viewers are shown by their {STYLE_WORDS[p.display_names.viewers]}, "
         "can only watch and listen, and "
         + (

@@ -43,7 +43,7 @@ class RegistryService:
         staff = Staff(
             id=new_id(),
             org_id=org.id,
-            name=validate_person_name(name),
+            name=validate_person_name(name, policy),
             email=check_staff_email(email, policy),
             roles=frozenset(roles),
             vetting=vetting,
@@ -71,7 +71,8 @@ class RegistryService:
         contact = contact.strip()
         if not 3 <= len(contact) <= 320 or not contact.isprintable():
             raise Refusal(ErrorCode.BODY_INVALID, "A guardian's contact is 3 to 320 characters.")
-        guardian = Guardian(new_id(), org.id, validate_person_name(name), contact)
+        policy = self._policies.for_path(org.policy_path)
+        guardian = Guardian(new_id(), org.id, validate_person_name(name, policy), contact)
         event = AuditEvent("guardian.registered", actor, org.id, person_id=guardian.id)
         await self._store.add_person(guardian, [event])
         return guardian
@@ -91,7 +92,11 @@ class RegistryService:
             if await self._store.person(org.id, PersonKind.GUARDIAN, guardian_id) is None:
                 raise Refusal(ErrorCode.NOT_FOUND, "No such guardian.")
         child = Child(
-            new_id(), org.id, validate_person_name(name), date_of_birth, frozenset(guardian_ids)
+            new_id(),
+            org.id,
+            validate_person_name(name, self._policies.for_path(org.policy_path)),
+            date_of_birth,
+            frozenset(guardian_ids),
         )
         event = AuditEvent(
             "child.registered",

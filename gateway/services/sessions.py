@@ -12,7 +12,7 @@ from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import schedule_reasons
-from gateway.domain.masking import display_name, display_style, new_masked_identity
+from gateway.domain.masking import new_masked_identity, session_display_name
 from gateway.domain.models import (
     Invite,
     Participant,
@@ -173,7 +173,10 @@ class SessionService:
             person_id=person.id,
             role=role,
             masked_identity=new_masked_identity(os.urandom(10)),
-            display_name=display_name(person, role, display_style(policy, role, kind), ordinal),
+            # Distinct from everyone already on the roster whose name looks alike.
+            display_name=session_display_name(
+                person, role, policy, ordinal, (p.display_name for p in roster)
+            ),
         )
         await self._store.add_participant(
             org.id,
