@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from tests.http.world import VETTING, World
+from tests.http.world import VETTING, World, build_world
 from tests.plugins.gateway_server import Answer, Client, Gateway
 
 
@@ -246,3 +246,95 @@ async def test_child_cannot_be_registered_as_an_observer_on_a_session(gateway: G
     assert enrolled.status == 201, enrolled.body
     await refusal(world, world.enrol("Sam Green", "child", "child"), 409, "conflict", sam)
     assert await _count(world.admin, roster) == 2
+
+
+# Names as they were observed to pass before they were checked as nicknames (issue 7).
+OBSERVED_BAD_NAMES = {
+    "Teacher": "role title",
+    "Host": "role title",
+    "Safeguarding Lead": "role title",
+    "Host Sam": "role title",  # shown as "Host" or "Host S."
+    "H0st": "role title",
+    "\uff28\uff2f\uff33\uff34": "role title",  # full-width HOST
+    "H\u043est": "role title",  # Cyrillic o
+    "\u0422\u0435\u0430\u0441\u04bb\u0435\u0433": "role title",  # all-Cyrillic "Teacher"
+    "S\u0430m Green": "one alphabet",  # Cyrillic a in a Latin name
+    "\u03a3am Green": "one alphabet",  # Greek capital sigma
+    "Sam\u034f": "invisible",  # COMBINING GRAPHEME JOINER
+    "\u3164": "invisible",  # HANGUL FILLER: a name that shows as nothing
+    "Sam\u3164Green": "invisible",
+    "Sam\u115f": "invisible",  # HANGUL CHOSEONG FILLER
+    "Sam\uffa0": "invisible",  # HALFWIDTH HANGUL FILLER
+    "Sa" + "\u0301" * 100 + "m": "accents",  # a hundred stacked accents
+}
+
+
+async def test_observed_bad_names_are_refused_saying_which_rule_and_audited(
+    gateway: Gateway,
+) -> None:
+    world = await _world(gateway)
+    guardian = await world.guardian("Gail Green")
+    for name, rule in OBSERVED_BAD_NAMES.items():
+        for path, body in (
+            ("/v1/staff", {"name": name, "email": "sam@example.org", "roles": ["observer"]}),
+            ("/v1/guardians", {"name": name, "contact": "call 0100"}),
+            (
+                "/v1/children",
+                {"name": name, "date_of_birth": "2016-04-02", "guardian_ids": [guardian]},
+            ),
+        ):
+            answer = await refusal(
+                world, world.admin.post(path, body), 422, "name_invalid", name, "Sam"
+            )
+            message = answer.body["error"]["message"]
+            assert rule in message, (name, message)
+            assert message.isprintable()
+    assert await _count(world.admin, "/v1/staff") == 0
+    assert await _count(world.admin, "/v1/guardians") == 1
+    assert await _count(world.admin, "/v1/children") == 0
+
+
+async def test_full_width_names_are_folded_and_titles_as_surnames_accepted(
+    gateway: Gateway,
+) -> None:
+    world = await _world(gateway)
+    wide = await world.admin.post(
+        "/v1/guardians", {"name": "\uff27\uff41\uff49\uff4c  Host", "contact": "call 0100"}
+    )
+    assert wide.status == 201, wide.body
+    assert wide.body["name"] == "Gail Host"  # width-folded, spaces collapsed; Host is a surname
+    japanese = await world.admin.post(
+        "/v1/guardians", {"name": "\u5c71\u7530\u3000\u82b1\u5b50", "contact": "call 0101"}
+    )
+    assert japanese.status == 201, japanese.body
+    assert japanese.body["name"] == "\u5c71\u7530 \u82b1\u5b50"
+
+
+async def test_look_alike_names_in_one_session_are_shown_apart(gateway: Gateway) -> None:
+    """Two children shown as "Sam G.", and a Latin and a Cyrillic "Sasha K.", each get a
+    display name that looks like nobody else's in the session, in their join answer."""
+    world = await build_world(gateway)  # Sam Green and Ada Hill on the roster
+    await world.child("Sam Grey", "2016-05-02", "Gail Green")
+    await world.child("Sasha Kent", "2016-06-02", "Gail Green")
+    sasha_cyrillic = "\u0405\u0430\u0455\u04bb\u0430 \u041a\u043e\u0442\u043e\u0432\u0430"
+    await world.child(sasha_cyrillic, "2016-07-02", "Gail Green")
+    for name in ("Sam Grey", "Sasha Kent", sasha_cyrillic):
+        answer = await world.enrol(name, "child", "child")
+        assert answer.status == 201, answer.body
+        await world.invite(name)
+    await world.join("Tina Tutor")
+    await world.join("Oscar Observer")
+    shown = {}
+    for name in ("Sam Green", "Sam Grey", "Sasha Kent", sasha_cyrillic):
+        answer = await world.join(name)
+        assert answer.status == 200 and answer.body["outcome"] == "admit", answer.body
+        shown[name] = answer.body["participant"]["display_name"]
+    assert shown == {
+        "Sam Green": "Sam G.",
+        "Sam Grey": "Sam G. (2)",
+        "Sasha Kent": "Sasha K.",
+        sasha_cyrillic: "\u0405\u0430\u0455\u04bb\u0430 \u041a. (2)",
+    }
+    roster = await world.admin.get(f"/v1/sessions/{world.session['id']}/participants")
+    names = [p["display_name"] for p in roster.body["items"]]
+    assert len(names) == len(set(names)) == 7
