@@ -47,7 +47,10 @@ def reserved_titles(policy: Policy | None) -> tuple[str, ...]:
     """Titles no name may be or begin with: the policy's list and the gateway's own labels
     ("Student 3" must not be someone's name)."""
     reserved = policy.names.reserved if policy is not None else ()
-    return (*reserved, *ROLE_LABELS.values())
+    unique: dict[str, str] = {}
+    for title in (*reserved, *ROLE_LABELS.values()):
+        unique.setdefault(title.casefold(), title)
+    return tuple(unique.values())
 
 
 def validate_person_name(name: str, policy: Policy | None = None) -> str:

@@ -224,6 +224,7 @@ def skeleton(text: str) -> str:
     return unicodedata.normalize("NFD", "".join(mapped))
 
 
+@functools.lru_cache(maxsize=16384)  # a roster's names are compared at every enrolment
 def lookalike_key(text: str) -> str:
     """What a reader takes `text` to say: compatibility-folded, skeleton and case-fold repeated
     until stable ("H0ST" -> "HOST" -> "host"), then only letters and digits, accents dropped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.domain.masking import reserved_titles
 from gateway.domain.policy import Policy
 
 DAY_NAMES = {
@@ -67,7 +68,7 @@ def render_policy(policy: Policy) -> str:
         f"{STYLE_WORDS[p.display_names.children]}. Nobody can change the name they are shown by.",
         "- Nobody is registered under a role title or a name that begins with one, or anything "
         "that looks like one: "
-        + ", ".join(f'"{title}"' for title in p.names.reserved)
+        + ", ".join(f'"{title}"' for title in reserved_titles(p))
         + ". Names with invisible characters, mixed alphabets that look alike, or piled-up "
         "accents are not accepted either, and two people in a session whose names look alike "
         "are shown with a number to tell them apart.",

@@ -27,6 +27,7 @@ from gateway.domain.names import (
     skeleton,
 )
 from gateway.domain.policy import PolicyError, parse_policy
+from gateway.domain.policy_text import render_policy
 
 from .factories import DEFAULT_POLICY, DEFAULT_POLICY_TEXT, child, make_policy, staff
 
@@ -212,9 +213,13 @@ def test_policy_names_section_is_validated(reserved: str, reason: str) -> None:
     assert reason in caught.value.reason
 
 
-def test_default_policy_reserves_the_observed_titles() -> None:
+def test_default_policy_reserves_the_observed_titles_and_says_so() -> None:
     for title in ("Teacher", "Host", "Safeguarding Lead", "DSL", "Admin", "Moderator"):
         assert title in DEFAULT_POLICY.names.reserved
+        assert f'"{title}"' in render_policy(DEFAULT_POLICY)
+    coach = render_policy(make_policy(names={"reserved": ["Coach"]}))
+    assert '"Coach", "Tutor", "Observer", "Student", "Guardian", "Viewer"' in coach
+    assert '"Teacher"' not in coach
 
 
 # -- look-alikes -------------------------------------------------------------------------------
