@@ -22,7 +22,8 @@ someone pass for someone else in front of children. So a registered name is:
 Sources of the tables: the PRECIS derived properties are computed by `precis-i18n` from
 Python's `unicodedata`; the confusable prototypes (confusables.txt) and the script of each
 character (Scripts.txt) are the Unicode Consortium's files as shipped by
-`confusable-homoglyphs`. Nothing here is a hand-written character table.
+`confusable-homoglyphs`. The only hand-written lists are the few punctuation marks a name
+may carry and the UTS #39 script combinations below.
 
 Refusals are Refusal(NAME_INVALID) with a message naming the rule, never the name.
 """
@@ -49,9 +50,9 @@ _NICKNAME = precis_i18n.get_profile("NicknameCasePreserved")
 _GRAPHEME = regex.compile(r"\X")
 # Punctuation a name may carry besides letters, marks and spaces: apostrophes, hyphens, full stop.
 _NAME_PUNCTUATION = frozenset("'\u2019-\u2010.")
-# The ideographic space is a full-width space: width mapping folds it to an ASCII space.
-_SPACES = frozenset(" \u3000")
 _NONSPACING = frozenset({"Mn", "Me"})
+# Hangul fillers as PRECIS sees them after width mapping (U+3164 and U+FFA0 become U+1160).
+_HANGUL_FILLERS = frozenset({"\u115f", "\u1160"})
 _IGNORED_SCRIPTS = frozenset({"COMMON", "INHERITED"})
 # UTS #39 5.2 "Highly Restrictive": one script, or Latin with one of these CJK writing systems.
 _HIGHLY_RESTRICTIVE = (
@@ -87,7 +88,7 @@ _PRECIS_REASONS = {
     "empty": EMPTY,
     "controls": CONTROL,
     "precis_ignorable_properties": INVISIBLE,
-    "old_hangul_jamo": INVISIBLE,  # the Hangul fillers, after width mapping
+    "old_hangul_jamo": INVISIBLE,  # only for the Hangul fillers, see check_person_name
     "join_control": INVISIBLE,
     "zero_width_joiner": INVISIBLE,
     "zero_width_nonjoiner": INVISIBLE,
@@ -113,15 +114,18 @@ def check_person_name(name: str, reserved_titles: Iterable[str] = ()) -> str:
         enforced = _NICKNAME.enforce(name)
     except UnicodeEncodeError as exc:
         kind = str(exc.reason).removeprefix("DISALLOWED/")
+        if kind == "old_hangul_jamo" and exc.object[exc.start : exc.end] not in _HANGUL_FILLERS:
+            kind = "other"  # a visible archaic jamo, not a filler
         raise _refuse(_PRECIS_REASONS.get(kind, CHARACTERS)) from None
     # Join controls allowed by PRECIS in context are still invisible.
     if any(unicodedata.category(c) == "Cf" for c in enforced):
         raise _refuse(INVISIBLE)
     if looks_like_reserved(enforced, reserved_titles):
         raise _refuse(RESERVED)
-    # Raw and enforced alike: a non-breaking space is refused, not silently mapped, and NFKC
-    # cannot turn a refused character (a Roman numeral, a superscript digit) into letters.
-    if not (_allowed_characters(name) and _allowed_characters(enforced)):
+    # Raw and enforced alike: only width forms are mapped (full-width "Ｓａｍ" is "Sam"); a
+    # non-breaking space is refused, not silently mapped, and NFKC cannot turn a refused
+    # character (a Roman numeral, a superscript digit) into letters.
+    if not all(_allowed(c) or _width_form(c) for c in name) or not all(map(_allowed, enforced)):
         raise _refuse(CHARACTERS)
     if not any(unicodedata.category(c)[0] == "L" for c in enforced):
         raise _refuse(NO_LETTER)
@@ -133,10 +137,13 @@ def check_person_name(name: str, reserved_titles: Iterable[str] = ()) -> str:
     return enforced
 
 
-def _allowed_characters(text: str) -> bool:
-    return all(
-        unicodedata.category(c)[0] in "LM" or c in _SPACES or c in _NAME_PUNCTUATION for c in text
-    )
+def _allowed(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LM" or char == " " or char in _NAME_PUNCTUATION
+
+
+def _width_form(char: str) -> bool:
+    """A full-width or half-width form, which PRECIS width mapping folds to its usual form."""
+    return unicodedata.decomposition(char).startswith(("<wide>", "<narrow>"))
 
 
 def graphemes(text: str) -> list[str]:
