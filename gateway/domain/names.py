@@ -6,11 +6,13 @@ alphabets so it reads as another name, or that reads as a role title ("Teacher",
 someone pass for someone else in front of children. So a registered name is:
 
 1. enforced with the PRECIS Nickname profile (RFC 8266, `precis-i18n`): width and
-   compatibility forms folded by NFKC (full-width "ＨＯＳＴ" becomes "HOST"), non-ASCII spaces
-   mapped, spaces collapsed and trimmed; control characters, default-ignorable and invisible
-   code points (U+034F, U+200B, U+202E bidi overrides, Hangul fillers U+115F/U+1160/U+3164/U+FFA0
-   ...) and unassigned code points refused;
-2. limited to letters, combining marks, spaces, apostrophes, hyphens and full stops;
+   compatibility forms folded by NFKC (full-width "ＨＯＳＴ" becomes "HOST"), spaces collapsed
+   and trimmed; control characters, default-ignorable and invisible code points (U+034F,
+   U+200B, U+202E and the other bidi controls, Hangul fillers U+115F/U+1160/U+3164/U+FFA0 ...)
+   and unassigned code points refused;
+2. limited to letters, combining marks, spaces, apostrophes, hyphens and full stops, before and
+   after that mapping: of the non-ASCII spaces only the full-width one is folded, the others
+   (no-break, thin, ...) are refused rather than silently turned into spaces;
 3. bounded: at most MAX_MARKS_PER_CLUSTER non-spacing marks on one letter and no mark repeated
    (UTS #39 section 5.4), at most MAX_NAME_CLUSTERS grapheme clusters (`regex` \\X) and
    MAX_NAME_CODE_POINTS code points (the stored column's width);
@@ -75,8 +77,8 @@ NO_LETTER = "a name must contain at least one letter"
 TOO_MANY_MARKS = f"a name can have at most {MAX_MARKS_PER_CLUSTER} accents or marks on one letter"
 REPEATED_MARK = "a name cannot repeat the same accent or mark on one letter"
 MIXED_SCRIPTS = (
-    "a name must be written in one alphabet: letters of different alphabets "
-    "that look alike (such as Latin with Cyrillic or Greek) cannot be mixed"
+    "a name must be written in one alphabet (or Latin with Chinese, Japanese or Korean "
+    "characters), so that look-alike letters such as Latin and Cyrillic cannot be mixed"
 )
 RESERVED = (
     "a name cannot be, or begin with, a role title (such as a staff role) "
@@ -89,8 +91,7 @@ _PRECIS_REASONS = {
     "controls": CONTROL,
     "precis_ignorable_properties": INVISIBLE,
     "old_hangul_jamo": INVISIBLE,  # only for the Hangul fillers, see check_person_name
-    "join_control": INVISIBLE,
-    "zero_width_joiner": INVISIBLE,
+    "zero_width_joiner": INVISIBLE,  # PRECIS context rules failed: a join control out of place
     "zero_width_nonjoiner": INVISIBLE,
     "unassigned": UNASSIGNED,
 }
@@ -168,8 +169,8 @@ def _check_marks(text: str) -> None:
 
 
 def scripts_of(text: str) -> frozenset[str]:
-    """The scripts (Unicode Scripts.txt names, upper case) of the letters and marks of
-    `text`, without Common and Inherited."""
+    """The scripts (Unicode Scripts.txt names, upper case) of the characters of `text`,
+    without Common (spaces, punctuation) and Inherited (combining marks)."""
     return frozenset(categories.alias(c) for c in text) - _IGNORED_SCRIPTS
 
 
