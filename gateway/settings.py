@@ -7,11 +7,14 @@ one table come `Settings.from_env`, the list in `gateway serve --help` and `gate
 checks the README against it). Adding a setting is adding one entry, for example:
 
     metrics_token: str | None = setting(
-        "GATEWAY_METRICS_TOKEN", optional(TOKEN), None,
+        "GATEWAY_METRICS_TOKEN", optional(TEXT), None,
         "bearer token /metrics asks for (unset: ...)", secret=True,
     )
 
-then reading `settings.metrics_token` where `gateway/app.py` wires the thing it configures.
+then reading `settings.metrics_token` where `gateway/app.py` wires the thing it configures
+(a test fails for a setting no code reads), and pasting `gateway settings` into the README. A
+new kind of value is a `Kind(name, reader)` whose reader raises `Invalid(what it accepts)`;
+give it a sample value in tests/test_settings.py.
 
 A bad value stops the command with one line naming the variable and what it accepts
 (`SettingError`, exit status 2). Values of secret settings (URLs that may carry a password,
@@ -36,6 +39,7 @@ import json
 import math
 import os
 import pwd
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -45,7 +49,17 @@ from urllib.parse import urlsplit
 from gateway.adapters.sql.urls import DatabaseUrlError, normalise_database_url
 
 __all__ = [
+    "BYTES",
+    "DATABASE_URL",
+    "HTTP_URL",
+    "ICE_SERVERS",
+    "LOG_LEVEL",
     "PACKAGED_POLICIES",
+    "PATH",
+    "REDIS_URL",
+    "SECONDS",
+    "TEXT",
+    "Invalid",
     "Kind",
     "Setting",
     "SettingError",
@@ -131,7 +145,8 @@ def setting(
     secret: bool = False,
 ) -> T:
     """Declare a field of `Settings` (see the module docstring). `default` is text read by
-    `kind` like a variable's value; one naming `<state>` is worked out when settings are made."""
+    `kind` like a variable's value; one naming `<state>` is worked out when settings are made,
+    from the environment given to `from_env` (`Settings()`: this process's HOME)."""
     spec = Setting("", variable, kind, default, help, secret)
     metadata = {_SPEC: spec}
     if default is None:
@@ -399,10 +414,15 @@ def settings_help() -> str:
     lines = ["settings (environment variables; an empty value counts as unset):"]
     for row in SETTINGS:
         lines.append(f"  {row.variable}  [{row.kind.name}]")
-        lines.append(f"      {row.help}")
+        lines.extend(
+            textwrap.wrap(row.help, 92, initial_indent="      ", subsequent_indent="      ")
+        )
         lines.append(f"      default: {_shown_default(row)}")
     lines.append("")
-    lines.extend(f"  {text.replace('`', '')}" for text in _PLACES.values())
+    for text in _PLACES.values():
+        lines.extend(
+            textwrap.wrap(text.replace("`", ""), 92, initial_indent="  ", subsequent_indent="    ")
+        )
     return "\n".join(lines) + "\n"
 
 
