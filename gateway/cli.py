@@ -188,15 +188,18 @@ async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[
 
 
 def _unreachable(error: BaseException) -> str | None:
-    """One line for a database that cannot be reached or opened at start; None for a bug."""
+    """One line for a database that cannot be reached or opened at start; None for anything
+    else (a failing statement is a bug: its traceback is kept)."""
     from sqlalchemy.exc import DBAPIError
 
-    if isinstance(error, DBAPIError):
+    if isinstance(error, DBAPIError) and error.statement is None:  # raised on connecting
         cause: BaseException = error.orig if isinstance(error.orig, BaseException) else error
     elif isinstance(error, OSError):
         cause = error
     else:
         return None
+    while cause.__cause__ is not None:  # the driver's own error, under SQLAlchemy's adapters
+        cause = cause.__cause__
     detail = _os_problem(cause) if isinstance(cause, OSError) else str(cause)
     first_line = detail.strip().splitlines()[0] if detail.strip() else type(cause).__name__
     return (

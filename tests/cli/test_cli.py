@@ -360,6 +360,17 @@ def test_postgres_urls_as_libpq_writes_them(
     assert created.code == 0, created.err
     assert "Harbour Tutors" in in_process(capsys, "org", "list").out
 
+    # A database that is not there: one line from the server's answer, no traceback.
+    server = usual.rpartition("/")[0]
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"{server}/no_such_database?sslmode=disable")
+    missing = in_process(capsys, "migrate")
+    assert missing.code == 1, missing
+    assert missing.err.startswith(
+        "error: GATEWAY_DATABASE_URL: cannot open the database: InvalidCatalogNameError: "
+        'database "no_such_database" does not exist'
+    ), missing.err
+    assert missing.err.count("\n") == 1
+
 
 def test_configuration_errors_are_one_line_naming_the_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
