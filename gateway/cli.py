@@ -135,7 +135,7 @@ def check_configuration(settings: Settings) -> None:
         prepare_sqlite_file(settings.database_url)
     except OSError as error:
         raise Misconfigured(
-            f"{Settings.variable('database_url')}: cannot create the database file "
+            f"{Settings.variable('database_url')}: cannot use the database file "
             f"{sqlite_file(settings.database_url)}: {_os_problem(error)}"
         ) from None
 

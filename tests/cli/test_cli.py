@@ -431,7 +431,7 @@ def test_configuration_errors_are_one_line_naming_the_variable(
             ["org", "list"],
             {"GATEWAY_DATABASE_URL": f"sqlite:///{a_file}/gateway.db"},
             2,
-            f"error: GATEWAY_DATABASE_URL: cannot create the database file {a_file}/gateway.db: "
+            f"error: GATEWAY_DATABASE_URL: cannot use the database file {a_file}/gateway.db: "
             "Not a directory",
         ),
     ]
