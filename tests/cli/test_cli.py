@@ -280,7 +280,7 @@ def test_serve_runs_from_any_directory_and_keeps_its_data_to_itself(tmp_path: Pa
     home = tmp_path / "home"  # made by the gateway, like the folders under it
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)],
+        [PYTHON, "-m", "gateway", "serve", "--port", str(port)],  # gateway/__main__.py
         cwd=elsewhere,
         env=_bare_env(home),
         stdout=subprocess.PIPE,
