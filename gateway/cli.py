@@ -1,8 +1,8 @@
 """`gateway serve | migrate | settings | org | policy | audit | demo`: the operator's commands.
 
 A configuration mistake ends a command with one line on stderr naming the variable, and no
-traceback: a bad setting, an unreadable or invalid policy, a keys folder or database file that
-cannot be created (exit status 2), or a database that cannot be reached at start (1).
+traceback: a bad setting, an unreadable or invalid policy, a keys folder or database file it
+cannot use (exit status 2), or a database that cannot be reached at start (1).
 
 The web stack, the relay and the stores are imported by the commands that use them, so `--help`,
 `gateway settings` and a bad setting answer without loading them.

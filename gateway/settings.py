@@ -264,7 +264,7 @@ def _ice_servers(raw: str) -> str:
     )
     try:
         entries = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Invalid(accepted) from None
     if not isinstance(entries, list):
         raise Invalid(accepted)
@@ -287,7 +287,7 @@ def _ice_servers(raw: str) -> str:
 _ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
 
 
-def _name(raw: str) -> str:
+def _text(raw: str) -> str:
     text = raw.strip()
     if not text or len(text) > 200 or not text.isprintable():
         raise Invalid("printable text of 1 to 200 characters")
@@ -302,7 +302,7 @@ DATABASE_URL = Kind("URL", _database_url)
 REDIS_URL = Kind("URL", _redis_url)
 PATH = Kind("path", _path)
 ICE_SERVERS = Kind("JSON", _ice_servers)
-TEXT = Kind("text", _name)
+TEXT = Kind("text", _text)
 
 
 # --- the table -----------------------------------------------------------------------------
