@@ -1,50 +1,64 @@
-"""`gateway serve | migrate | org | policy | audit | demo`: the operator's commands."""
+"""`gateway serve | migrate | settings | org | policy | audit | demo`: the operator's commands.
+
+A configuration mistake ends a command with one line on stderr naming the variable, and no
+traceback: a bad setting, an unreadable or invalid policy, a keys folder or database file it
+cannot use (exit status 2), or a database that cannot be reached at start (1).
+
+The web stack, the relay and the stores are imported by the commands that use them, so `--help`,
+`gateway settings` and a bad setting answer without loading them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from gateway.app import Runtime, build_app, build_runtime, configure_logging
+from gateway.domain.errors import Refusal
 from gateway.domain.policy import PolicyError
-from gateway.domain.policy_text import render_policy
-from gateway.services.policies import load_policy_file
-from gateway.settings import Settings
+from gateway.settings import SettingError, Settings, settings_help, settings_markdown
 
-ENVIRONMENT_HELP = """environment:
-  GATEWAY_DATABASE_URL  database (default sqlite+aiosqlite:///var/gateway.db)
-  GATEWAY_REDIS_URL     Redis for live state (default: unset, in-process)
-  GATEWAY_POLICY        default policy file (default policies/default.toml)
-  GATEWAY_KEYS_DIR      signing and audit keys (default var/keys)
-  GATEWAY_PUBLIC_URL    base of invite links (default http://127.0.0.1:8080)
-"""
+if TYPE_CHECKING:
+    from gateway.app import Runtime
+
+CONFIGURATION = 2  # exit status: the configuration is wrong
+CANNOT_START = 1  # exit status: a dependency could not be reached at start
+
+
+class Misconfigured(Exception):
+    """A setting names something the gateway cannot use; the message is the line to print."""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="Safeguarding gateway for live video sessions with children.",
-        epilog=ENVIRONMENT_HELP,
+        epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the gateway (HTTP API and join pages)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway (HTTP API and join pages)",
+        description="Run the gateway. It reads only the settings below.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
 
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser("settings", help="print every setting as the README's markdown table")
 
     org = commands.add_parser("org", help="organisations and their API keys")
     org_commands = org.add_subparsers(dest="org_command", required=True, metavar="ACTION")
     create = org_commands.add_parser("create", help="create an organisation; prints its API key")
     create.add_argument("name")
-    create.add_argument("--policy", help="the organisation's own policy file")
+    create.add_argument("--policy", type=Path, help="the organisation's own policy file")
     rotate = org_commands.add_parser("rotate-key", help="issue a new API key, revoke the old")
     rotate.add_argument("org_id")
     revoke = org_commands.add_parser("revoke-keys", help="revoke every API key")
@@ -66,28 +80,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _with_runtime(settings: Settings, work: object) -> int:
-    runtime = await build_runtime(settings)
-    try:
-        assert callable(work)
-        result: int = await work(runtime)
-        return result
-    finally:
-        await runtime.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    if args.command == "settings":
+        print(settings_markdown(), end="")
+        return 0
+    try:
+        settings = Settings.from_env()
+    except SettingError as error:
+        return _refuse(str(error), CONFIGURATION)
     if args.command == "policy":
         return _policy(args, settings)
+    try:
+        check_configuration(settings)
+    except Misconfigured as error:
+        return _refuse(str(error), CONFIGURATION)
     if args.command == "serve":
-        configure_logging(settings.log_level)
-        print(f"Gateway listening on http://{args.host}:{args.port}/", flush=True)
-        web.run_app(
-            build_app(settings), host=args.host, port=args.port, print=None, shutdown_timeout=5
-        )
-        return 0
+        return _serve(settings, args.host, args.port)
     if args.command == "migrate":
         return asyncio.run(_with_runtime(settings, _migrated))
     if args.command == "org":
@@ -101,17 +110,134 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def check_configuration(settings: Settings) -> None:
+    """Try what the settings name before anything starts: the default policy, the keys folder
+    and the SQLite file (made private here if new). Misconfigured names the variable."""
+    from gateway.adapters.keys import KeyRing, KeyRingError
+    from gateway.adapters.sql.urls import prepare_sqlite_file, sqlite_file
+    from gateway.services.policies import load_policy_file
+
+    try:
+        load_policy_file(settings.policy_path)
+    except PolicyError as error:
+        variable = Settings.variable("policy_path")
+        raise Misconfigured(_policy_problem(settings.policy_path, error, f"{variable}: ")) from None
+    try:
+        KeyRing.load_or_create(settings.keys_dir)
+    except KeyRingError as error:
+        raise Misconfigured(f"{Settings.variable('keys_dir')}: {error}") from None
+    except OSError as error:
+        raise Misconfigured(
+            f"{Settings.variable('keys_dir')}: cannot use {settings.keys_dir} as the keys "
+            f"folder: {_os_problem(error)}"
+        ) from None
+    try:
+        prepare_sqlite_file(settings.database_url)
+    except OSError as error:
+        raise Misconfigured(
+            f"{Settings.variable('database_url')}: cannot use the database file "
+            f"{sqlite_file(settings.database_url)}: {_os_problem(error)}"
+        ) from None
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from aiohttp import web
+
+    from gateway.app import build_app, configure_logging
+
+    configure_logging(settings.log_level)
+    app = build_app(settings)
+    stage = ["starting"]
+
+    async def started(app: web.Application) -> None:
+        stage[0] = "binding"  # runs after the runtime in app.cleanup_ctx was built
+
+    def listening(_banner: str) -> None:
+        stage[0] = "serving"
+        print(f"Gateway listening on http://{host}:{port}/", flush=True)
+
+    app.on_startup.append(started)
+    try:
+        web.run_app(app, host=host, port=port, print=listening, shutdown_timeout=5)
+    except Exception as error:
+        if stage[0] == "binding" and isinstance(error, OSError):
+            return _refuse(f"cannot listen on {host}:{port}: {_os_problem(error)}", CANNOT_START)
+        problem = _unreachable(error) if stage[0] == "starting" else None
+        if problem is None:
+            raise
+        return _refuse(problem, CANNOT_START)
+    return 0
+
+
+async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[int]]) -> int:
+    from gateway.app import build_runtime
+
+    try:
+        runtime = await build_runtime(settings)
+    except Exception as error:
+        problem = _unreachable(error)
+        if problem is None:
+            raise
+        return _refuse(problem, CANNOT_START)
+    try:
+        return await work(runtime)
+    except Refusal as refusal:
+        return _refuse(refusal.message, 1)
+    finally:
+        await runtime.close()
+
+
+def _unreachable(error: BaseException) -> str | None:
+    """One line for a database that cannot be reached or opened at start; None for anything
+    else (a failing statement is a bug: its traceback is kept)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(error, DBAPIError) and error.statement is None:  # raised on connecting
+        cause: BaseException = error.orig if isinstance(error.orig, BaseException) else error
+    elif isinstance(error, OSError):
+        cause = error
+    else:
+        return None
+    while cause.__cause__ is not None:  # the driver's own error, under SQLAlchemy's adapters
+        cause = cause.__cause__
+    detail = _os_problem(cause) if isinstance(cause, OSError) else str(cause)
+    first_line = detail.strip().splitlines()[0] if detail.strip() else type(cause).__name__
+    return (
+        f"{Settings.variable('database_url')}: cannot open the database: "
+        f"{type(cause).__name__}: {first_line[:300]}"
+    )
+
+
+def _os_problem(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _policy_problem(path: Path, error: PolicyError, prefix: str = "") -> str:
+    reason = " ".join(error.reason.split())  # one line
+    if error.key == "(file)":
+        return f"{prefix}{reason}"
+    return f"{prefix}{path}: invalid policy: {error.key}: {reason}"
+
+
+def _refuse(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
 async def _migrated(runtime: Runtime) -> int:
     print("Database is at the newest schema.")
     return 0
 
 
 def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.domain.policy_text import render_policy
+    from gateway.services.policies import load_policy_file
+
     path: Path = args.file or settings.policy_path
     try:
         policy = load_policy_file(path)
     except PolicyError as exc:
-        print(f"{path}: invalid policy: {exc.key}: {exc.reason}", file=sys.stderr)
+        print(_policy_problem(path, exc), file=sys.stderr)
         return 1
     if args.policy_command == "check":
         print(f"{path}: valid (version {policy.label})")
@@ -123,7 +249,10 @@ def _policy(args: argparse.Namespace, settings: Settings) -> int:
 async def _org(runtime: Runtime, args: argparse.Namespace) -> int:
     organisations = runtime.services.organisations
     if args.org_command == "create":
-        org, key = await organisations.create(args.name, args.policy)
+        # Stored absolute, so the organisation's policy is found whichever directory the
+        # gateway is started from.
+        policy = str(args.policy.absolute()) if args.policy else None
+        org, key = await organisations.create(args.name, policy)
         print(f"organisation: {org.id}\napi key (shown once, keep it safe): {key}")
     elif args.org_command == "rotate-key":
         key = await organisations.rotate_key(args.org_id)

@@ -17,10 +17,10 @@ from gateway.domain.models import (
     Vetting,
 )
 from gateway.services.ports import Organisation
-from gateway.settings import Settings
+from gateway.settings import PACKAGED_POLICIES, Settings
 
 DEMO_NAME = "Demo Tutoring Club"
-DEMO_POLICY = "policies/demo.toml"
+DEMO_POLICY = str(PACKAGED_POLICIES / "demo.toml")  # absolute: found from any directory
 ACTOR = "demo"
 
 

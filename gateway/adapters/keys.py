@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from gateway.adapters.private_files import FILE_MODE, private_directory
+
 __all__ = ["KEY_BYTES", "KEY_FILE", "KeyRing", "KeyRingError"]
 
 KEY_FILE = "keys.json"
@@ -91,11 +93,10 @@ class KeyRing:
 
     @classmethod
     def load_or_create(cls, directory: Path) -> KeyRing:
-        """Load `directory/keys.json`, creating the directory (0700) and file (0600) if missing."""
+        """Load `directory/keys.json`, creating the directory (0700, and any missing parents)
+        and the file (0600) if missing."""
         directory = Path(directory)
-        if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+        private_directory(directory)  # it and every folder made for it 0700, whatever the umask
         path = directory / KEY_FILE
         if not path.exists():
             ring = cls.generate(directory)
@@ -181,10 +182,10 @@ class KeyRing:
         assert self._directory is not None
         path = self._directory / KEY_FILE
         temp = self._directory / f".{KEY_FILE}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             try:
-                os.fchmod(fd, 0o600)
+                os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask took off
                 os.write(fd, self._document())
                 os.fsync(fd)
             finally:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import http.client
+import logging
 import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +24,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.adapters.keys import KeyRing
 from gateway.cli import main
+from tests.plugins.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable  # the project venv (/tmp/venv) when run through its pytest
-COMMANDS = ("serve", "migrate", "org", "policy", "audit", "demo")
+COMMANDS = ("serve", "migrate", "settings", "org", "policy", "audit", "demo")
 ACTIONS = {
     "org": ("create", "rotate-key", "revoke-keys", "list"),
     "policy": ("check", "show"),
@@ -51,16 +57,21 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def gateway_cli(tmp_path: Path, *commands: Sequence[str]) -> list[Run]:
     """Run each command line in its own process (in parallel), in the project root."""
+    return gateway_runs(*[(argv, _env(tmp_path), ROOT) for argv in commands])
+
+
+def gateway_runs(*commands: tuple[Sequence[str], dict[str, str], Path]) -> list[Run]:
+    """Run each (command line, environment, directory) in its own process, in parallel."""
     started = [
         subprocess.Popen(
             [PYTHON, "-m", "gateway.cli", *argv],
-            cwd=ROOT,
-            env=_env(tmp_path),
+            cwd=cwd,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for argv in commands
+        for argv, env, cwd in commands
     ]
     runs = []
     for process in started:
@@ -231,3 +242,220 @@ def test_a_command_closes_its_database_connections(
         assert main(["audit", "verify"]) == 0
         gc.collect()
     assert [str(w.message) for w in caught if _leaked_connection(w)] == []
+
+
+# --- set-up: any directory, standard URLs, one-line configuration errors, private data ---------
+
+
+def _bare_env(home: Path, **settings: str) -> dict[str, str]:
+    """Only the GATEWAY_ variables given, and a fresh HOME (the data defaults live under it)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GATEWAY_") and k != "XDG_STATE_HOME"
+    }
+    env.update(HOME=str(home), **settings)
+    return env
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _status(port: int, path: str, headers: dict[str, str] | None = None) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_serve_runs_from_any_directory_and_keeps_its_data_to_itself(tmp_path: Path) -> None:
+    """Started outside the repository with nothing configured: the default policy comes from
+    the package, the database and keys go under ~/.local/state (not the current directory),
+    and every folder made is 0700 and every file 0600, though the umask would allow 755/644."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    home = tmp_path / "home"  # made by the gateway, like the folders under it
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "gateway", "serve", "--port", str(port)],  # gateway/__main__.py
+        cwd=elsewhere,
+        env=_bare_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        umask=0o022,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                if _status(port, "/healthz") == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert process.poll() is None, process.communicate()[1]
+        # Refused and audited: the database is written, so SQLite has its -wal and -shm files.
+        assert _status(port, "/v1/staff", {"Authorization": "Bearer sgw_unknown"}) == 401
+
+        state = home / ".local" / "state" / "safeguarding-gateway"
+        folders = [home, home / ".local", home / ".local" / "state", state, state / "keys"]
+        files = [state / name for name in ("gateway.db", "gateway.db-wal", "gateway.db-shm")]
+        files.append(state / "keys" / "keys.json")
+        assert {str(p): _mode(p) for p in folders} == {str(p): 0o700 for p in folders}
+        assert {str(p): _mode(p) for p in files} == {str(p): 0o600 for p in files}
+        assert list(elsewhere.iterdir()) == []  # nothing written where it was started
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert "Traceback" not in err
+
+
+def test_standard_database_urls_and_older_files_made_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite:///relative` is taken from the directory the command starts in; a database file
+    an older version left readable by others (0644) is narrowed to 0600. (In-process: the same
+    entry point, without the seconds of a new interpreter.)"""
+    _in_process_env(tmp_path, monkeypatch)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    older = tmp_path / "older" / "gateway.db"
+    older.parent.mkdir(mode=0o755)
+    older.touch(mode=0o644)
+    os.chmod(older, 0o644)
+    umask = os.umask(0o022)
+    try:
+        monkeypatch.setenv("GATEWAY_DATABASE_URL", "sqlite:///data/gateway.db")
+        relative = in_process(capsys, "migrate")
+        monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite:///{older}")
+        absolute = in_process(capsys, "migrate")
+    finally:
+        os.umask(umask)
+    for run in (relative, absolute):
+        assert (run.code, run.err) == (0, ""), run
+        assert "newest schema" in run.out
+    made = work / "data" / "gateway.db"
+    assert (_mode(made.parent), _mode(made), _mode(older)) == (0o700, 0o600, 0o600)
+    assert _mode(older.parent) == 0o755  # a folder it did not make is left as it was
+    with sqlite3.connect(made) as db:
+        assert db.execute("SELECT count(*) FROM organisations").fetchone() == (0,)
+
+
+def test_postgres_urls_as_libpq_writes_them(
+    tmp_path: Path,
+    postgres_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _in_process_env(tmp_path, monkeypatch)
+    usual = postgres_url.replace("postgresql+asyncpg://", "postgres://") + "?sslmode=disable"
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", usual)
+    migrated = in_process(capsys, "migrate")
+    assert (migrated.code, migrated.err) == (0, ""), migrated
+    created = in_process(capsys, "org", "create", "Harbour Tutors")
+    assert created.code == 0, created.err
+    assert "Harbour Tutors" in in_process(capsys, "org", "list").out
+
+    # A database that is not there: one line from the server's answer, no traceback.
+    server = usual.rpartition("/")[0]
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"{server}/no_such_database?sslmode=disable")
+    missing = in_process(capsys, "migrate")
+    assert missing.code == 1, missing
+    assert missing.err.startswith(
+        "error: GATEWAY_DATABASE_URL: cannot open the database: InvalidCatalogNameError: "
+        'database "no_such_database" does not exist'
+    ), missing.err
+    assert missing.err.count("\n") == 1
+
+
+def test_configuration_errors_are_one_line_naming_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    one_adult = tmp_path / "one_adult.toml"
+    one_adult.write_text(
+        (ROOT / "policies" / "default.toml")
+        .read_text()
+        .replace("min_vetted_adults = 2", "min_vetted_adults = 1")
+    )
+    loose = tmp_path / "loose-keys"
+    KeyRing.load_or_create(loose)
+    os.chmod(loose / "keys.json", 0o644)
+    cases = [
+        (
+            ["serve", "--port", str(free_port())],
+            {"GATEWAY_RECONCILE_SECONDS": "abc"},
+            2,
+            'error: GATEWAY_RECONCILE_SECONDS must be a positive number of seconds, got "abc"',
+        ),
+        (
+            ["migrate"],
+            {"GATEWAY_DATABASE_URL": "mysql://gateway:s3cret@db/gateway"},
+            2,
+            "error: GATEWAY_DATABASE_URL must be a sqlite:///path/to/gateway.db or "
+            'postgresql://user:password@host/database URL, got scheme "mysql"',
+        ),
+        (
+            ["serve", "--port", str(free_port())],
+            {"GATEWAY_POLICY": str(tmp_path / "missing.toml")},
+            2,
+            f"error: GATEWAY_POLICY: cannot read {tmp_path}/missing.toml: "
+            "No such file or directory",
+        ),
+        (
+            ["migrate"],
+            {"GATEWAY_POLICY": str(one_adult)},
+            2,
+            f"error: GATEWAY_POLICY: {one_adult}: invalid policy: supervision.min_vetted_adults: ",
+        ),
+        (
+            ["serve", "--port", str(free_port())],
+            {"GATEWAY_KEYS_DIR": str(a_file / "keys")},
+            2,
+            f"error: GATEWAY_KEYS_DIR: cannot use {a_file}/keys as the keys folder: "
+            "Not a directory",
+        ),
+        (
+            ["audit", "verify"],
+            {"GATEWAY_KEYS_DIR": str(loose)},
+            2,
+            f"error: GATEWAY_KEYS_DIR: key file {loose}/keys.json is accessible to others "
+            "(mode 644); make it 0600",
+        ),
+        (
+            ["org", "list"],
+            {"GATEWAY_DATABASE_URL": f"sqlite:///{a_file}/gateway.db"},
+            2,
+            f"error: GATEWAY_DATABASE_URL: cannot use the database file {a_file}/gateway.db: "
+            "Not a directory",
+        ),
+    ]
+    runs = gateway_runs(*[(argv, {**_env(tmp_path), **bad}, ROOT) for argv, bad, _, _ in cases])
+    for (argv, bad, code, line), run in zip(cases, runs, strict=True):
+        assert run.code == code, (argv, bad, run)
+        assert run.out == "", (argv, run.out)  # nothing started, nothing announced
+        assert run.err.count("\n") == 1 and run.err.startswith(line), (argv, bad, run.err)
+        assert "s3cret" not in run.err
+
+    # A database that cannot be reached at start (in-process: it loads the whole gateway).
+    _in_process_env(tmp_path, monkeypatch)
+    unreachable = f"postgresql://gateway:s3cret@127.0.0.1:{free_port()}/gateway"
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", unreachable)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # `serve` sets up logging for the process
+    try:
+        runs = [in_process(capsys, "migrate"), in_process(capsys, "serve", "--port", "9")]
+    finally:
+        root.handlers[:], root.level = handlers, level
+    for argv, run in zip(("migrate", "serve"), runs, strict=True):
+        assert run.code == 1, (argv, run)
+        assert run.err.count("\n") == 1, run.err
+        assert run.err.startswith(
+            "error: GATEWAY_DATABASE_URL: cannot open the database: ConnectionRefusedError: "
+        ), run.err
+        assert "s3cret" not in run.err and "Gateway listening" not in run.out

@@ -18,12 +18,13 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.adapters.sql.urls import prepare_sqlite_file
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ def make_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     if not is_sqlite(url):
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         return engine, engine
-    _make_parent(url)
+    prepare_sqlite_file(url)  # new folders 0700, the file 0600, before SQLite opens it
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=READERS, max_overflow=READERS)
     _sqlite_pragmas(writer.sync_engine, begin="BEGIN IMMEDIATE")
@@ -116,12 +117,6 @@ def _read_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
 def _write_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
         return fn(conn)
-
-
-def _make_parent(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
