@@ -13,6 +13,8 @@
 | GATEWAY_LIVE_HEARTBEAT_SECONDS | 10 (a process silent this long is dead; renewed every third) |
 | GATEWAY_LIVE_SWEEP_SECONDS | 5 (one process removes dead processes' presences this often) |
 | GATEWAY_ICE_SERVERS      | [] (JSON list of {urls, username, credential}; no public STUN) |
+| GATEWAY_SQL_TIMEOUT_SECONDS | 5 (deadline of each database call; past it: 503 + Retry-After) |
+| GATEWAY_REDIS_TIMEOUT_SECONDS | 2 (connect and command deadline of each Redis call) |
 """
 
 from __future__ import annotations
@@ -38,9 +40,17 @@ class Settings:
     media_disconnect_seconds: float = 10.0
     live_heartbeat_seconds: float = 10.0
     live_sweep_seconds: float = 5.0
+    sql_timeout_seconds: float = 5.0
+    redis_timeout_seconds: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("reconcile_seconds", "live_heartbeat_seconds", "live_sweep_seconds"):
+        for name in (
+            "reconcile_seconds",
+            "live_heartbeat_seconds",
+            "live_sweep_seconds",
+            "sql_timeout_seconds",
+            "redis_timeout_seconds",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -65,5 +75,11 @@ class Settings:
             ),
             live_sweep_seconds=float(
                 env.get("GATEWAY_LIVE_SWEEP_SECONDS", defaults.live_sweep_seconds)
+            ),
+            sql_timeout_seconds=float(
+                env.get("GATEWAY_SQL_TIMEOUT_SECONDS", defaults.sql_timeout_seconds)
+            ),
+            redis_timeout_seconds=float(
+                env.get("GATEWAY_REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_seconds)
             ),
         )
