@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -342,8 +341,10 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         stop_renewing.set()
         await renewing
         await jobs.close()
-        with contextlib.suppress(Unavailable):
+        try:  # an entry left behind only delays the next start by one lease period
             await registry.release()
+        except Exception:
+            logging.getLogger(__name__).warning("could not release this process's registration")
         await runtime.close()
 
     app.cleanup_ctx.append(lifetime)
