@@ -2,7 +2,7 @@
 
 `serve_gateway(database_url, redis_url=None)` starts an in-process gateway on a loopback port
 with short deadlines (`SQL_TIMEOUT`, `REDIS_TIMEOUT`) and stops it at the end of the test.
-`stoppable_postgres` is a PostgreSQL cluster of this module's own, so that stopping it leaves
+`stoppable_postgres` is a PostgreSQL cluster of these tests' own, so that stopping it leaves
 the session's shared server alone; it restarts on the same port (the gateway's URL stays valid).
 """
 
@@ -41,7 +41,7 @@ class StoppablePostgres(PostgresServer):
         self._start_once()  # start() would pick a new port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stoppable_postgres() -> Iterator[StoppablePostgres]:
     server = StoppablePostgres()
     try:
