@@ -35,7 +35,7 @@ from typing import Any, TypeAlias
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -105,11 +105,17 @@ async def close_client(client: RedisClient) -> None:
 
 @contextmanager
 def unavailable_on_error() -> Iterator[None]:
-    """Turn a lost, refused or timed-out Redis connection (or one answering "loading" or
-    "busy") into `RedisUnavailable`."""
+    """Turn a lost, refused or timed-out Redis connection (or a server still loading, or a
+    replica left read-only by a failover) into `RedisUnavailable`."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
+    except (
+        RedisConnectionError,
+        RedisTimeoutError,
+        BusyLoadingError,
+        ReadOnlyError,
+        OSError,
+    ) as exc:
         log.warning("redis unavailable", extra={"code": type(exc).__name__})
         raise RedisUnavailable() from exc
 
