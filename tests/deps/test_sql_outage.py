@@ -3,6 +3,8 @@ a hang, never an admission; /healthz names SQL; when the database is back, every
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -112,3 +114,41 @@ async def test_sqlite_writer_elsewhere_answers_503_within_busy_timeout(
     finally:
         other.close()
     assert (await staff_write(world)).status == 201
+
+
+def cluster_pids(server: StoppablePostgres) -> list[int]:
+    """The postmaster and every process it forked (backends, writer, checkpointer...)."""
+    process = server._proc  # the fixture's own process handle: there is no public pid
+    assert process is not None
+    pids = [process.pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == process.pid:  # its parent is the postmaster
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+async def test_frozen_postgres_answers_503_within_deadline(
+    stoppable_postgres: StoppablePostgres, own_postgres_url: str, serve_gateway: ServeGateway
+) -> None:
+    """A server that stops answering altogether (no statement_timeout can fire there): the
+    gateway's own deadlines still answer."""
+    gateway = await serve_gateway(own_postgres_url)
+    world = await build_world(gateway)
+    probe = await gateway.client()
+    pids = cluster_pids(stoppable_postgres)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for attempt in (world.join("Tina Tutor"), staff_write(world), probe.get("/healthz")):
+            started = time.monotonic()
+            answer = await attempt
+            assert time.monotonic() - started < 2 * SQL_TIMEOUT + MARGIN
+            assert answer.status == 503, answer.body
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert (await world.join("Tina Tutor")).body["outcome"] == "admit"

@@ -24,10 +24,9 @@ writer's thread). A database that is down, or a call past its deadline, raises
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,6 +133,7 @@ class Database:
         self._sync_reader: Engine | None = None
         self._write_thread: ThreadPoolExecutor | None = None
         self._read_threads: ThreadPoolExecutor | None = None
+        self._abandoned: set[asyncio.Future[Any]] = set()  # past their deadline, cleaning up
         if is_sqlite(url):
             sync_url = make_url(url).set(drivername="sqlite+pysqlite")
             # check_same_thread off: a pooled connection is used by one thread at a time, but
@@ -155,14 +155,15 @@ class Database:
         """`deadline_seconds` overrides the deadline for this call (a health probe's is
         shorter)."""
         try:
-            async with _deadline(deadline_seconds or self.timeout_seconds):
-                if self._sync_reader is not None and self._read_threads is not None:
-                    engine = self._sync_reader
-                    return await asyncio.get_running_loop().run_in_executor(
-                        self._read_threads, _read_on, engine, fn
-                    )
-                async with self.reader_engine.connect() as conn:
-                    return await conn.run_sync(fn)
+            if self._sync_reader is not None and self._read_threads is not None:
+                engine = self._sync_reader
+                reading = asyncio.get_running_loop().run_in_executor(
+                    self._read_threads, _read_on, engine, fn
+                )
+                return await self._within(reading, deadline_seconds or self.timeout_seconds)
+            return await self._within(
+                self._read_async(fn), deadline_seconds or self.timeout_seconds
+            )
         except Exception as error:
             if is_outage(error):
                 raise unavailable(error) from error
@@ -175,12 +176,40 @@ class Database:
                 return await asyncio.get_running_loop().run_in_executor(
                     self._write_thread, _write_on, engine, fn
                 )
-            async with _deadline(self.timeout_seconds), self.writer_engine.begin() as conn:
-                return await conn.run_sync(fn)
+            return await self._within(self._write_async(fn), self.timeout_seconds)
         except Exception as error:
             if is_outage(error):
                 raise unavailable(error) from error
             raise
+
+    async def _read_async(self, fn: Callable[[Connection], T]) -> T:
+        async with self.reader_engine.connect() as conn:
+            return await conn.run_sync(fn)
+
+    async def _write_async(self, fn: Callable[[Connection], T]) -> T:
+        async with self.writer_engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def _within(self, work: Awaitable[T], seconds: float | None) -> T:
+        """`work`'s result, or TimeoutError after `seconds`. The caller is answered at the
+        deadline; the abandoned work is cancelled and finishes in the background, because
+        closing a connection to a server that stopped answering waits for the driver's own
+        timeout (asyncpg's command timeout), which would double the caller's wait."""
+        if seconds is None:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), seconds)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._forget)
+            raise
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("abandoned database call ended", extra={"code": "late"})
 
     async def ping(self, deadline_seconds: float = PROBE_SECONDS) -> None:
         """Return when the database answers a query in time; else raise `Unavailable`."""
@@ -191,6 +220,8 @@ class Database:
 
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._abandoned:  # let calls past their deadline finish closing their connections
+            await asyncio.wait(set(self._abandoned), timeout=self.timeout_seconds)
         for pool in (self._write_thread, self._read_threads):
             if pool is not None:
                 await loop.run_in_executor(None, pool.shutdown)
@@ -200,15 +231,6 @@ class Database:
         await self.writer_engine.dispose()
         if self.reader_engine is not self.writer_engine:
             await self.reader_engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def _deadline(seconds: float | None) -> AsyncIterator[None]:
-    if seconds is None:
-        yield
-    else:
-        async with asyncio.timeout(seconds):
-            yield
 
 
 def _read_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
