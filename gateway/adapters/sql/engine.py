@@ -197,6 +197,10 @@ class Database:
         timeout (asyncpg's command timeout), which would double the caller's wait."""
         if seconds is None:
             return await work
+        if isinstance(work, asyncio.Future):  # a worker thread's: nothing to clean up here
+            async with asyncio.timeout(seconds):
+                result: T = await work
+            return result
         task = asyncio.ensure_future(work)
         try:
             return await asyncio.wait_for(asyncio.shield(task), seconds)
