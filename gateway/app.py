@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
-from collections.abc import AsyncIterator
+import signal
+import socket
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,11 +32,14 @@ from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
-from gateway.adapters.sql.engine import Database
+from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
+from gateway.adapters.sql.processes import ProcessRegistry
 from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
+from gateway.domain.errors import Unavailable
+from gateway.domain.processes import GatewayProcess, LiveStateKind
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
 from gateway.http.live_api import LIVE, REPORT_CONCERN
@@ -70,6 +76,9 @@ class Runtime:
     incidents: IncidentService
     leader: LeaderLock
     redis: RedisClient | None = None
+    database: Database | None = None
+    live_state: LiveState | None = None
+    process_id: str = ""
 
     async def close(self) -> None:
         await self.platform.close()
@@ -86,7 +95,7 @@ async def build_runtime(
     clock = clock or SystemClock()
     policies = PolicyBook(load_policy_file(settings.policy_path))
     keyring = KeyRing.load_or_create(settings.keys_dir)
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, timeout_seconds=settings.sql_timeout_seconds)
     await migrate(database.writer_engine)
     store = SqlStore(database, keyring.audit_key(), clock)
     await store.start()
@@ -102,7 +111,7 @@ async def build_runtime(
     process_id = secrets.token_hex(8)
     if settings.redis_url:
         # Shared live state: several gateway processes see the same sessions (rebuildable).
-        redis = redis_client(settings.redis_url)
+        redis = redis_client(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
         live_state = RedisLiveState(redis, process_id=process_id)
         alerts = RedisAlerts(redis, clock)
         limiter = RedisAttemptLimiter(redis)
@@ -149,7 +158,19 @@ async def build_runtime(
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
     return Runtime(
-        services, store, keyring, hasher, alerts, platform, live, incidents, leader, redis
+        services,
+        store,
+        keyring,
+        hasher,
+        alerts,
+        platform,
+        live,
+        incidents,
+        leader,
+        redis,
+        database=database,
+        live_state=live_state,
+        process_id=process_id,
     )
 
 
@@ -174,8 +195,55 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Whether SQL and the live state answer, each within `PROBE_SECONDS`; 503 if either
+    does not (a load balancer then sends joins elsewhere)."""
+    runtime = request.app[RUNTIME]
+    assert runtime.database is not None and runtime.live_state is not None
+    sql, live_state = await asyncio.gather(
+        _probe(runtime.database.ping()), _probe(runtime.live_state.ping())
+    )
+    up = sql and live_state
+    return web.json_response(
+        {
+            "status": "ok" if up else "degraded",
+            "sql": "ok" if sql else "unavailable",
+            "live_state": "ok" if live_state else "unavailable",
+        },
+        status=200 if up else 503,
+        headers=None if up else {"Retry-After": "2"},
+    )
+
+
+async def _probe(check: Awaitable[None]) -> bool:
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            await check
+    except (Unavailable, LiveStateUnavailable, TimeoutError):
+        return False
+    return True
+
+
+def _registration(runtime: Runtime, settings: Settings) -> ProcessRegistry:
+    """This serving process's entry among those on its database (see `domain/processes.py`)."""
+    assert runtime.database is not None
+    kind = LiveStateKind.REDIS if settings.redis_url else LiveStateKind.IN_PROCESS
+    me = GatewayProcess(runtime.process_id, kind, socket.gethostname(), os.getpid())
+    return ProcessRegistry(runtime.database, me, settings.live_heartbeat_seconds)
+
+
+async def _keep_registered(registry: ProcessRegistry) -> None:
+    try:
+        conflict = await registry.renew()
+    except Unavailable:
+        logging.getLogger(__name__).warning("could not renew this process's registration")
+        return
+    if conflict is not None:  # our entry lapsed and a process with its own live state started
+        logging.getLogger(__name__).critical("stopping: %s", conflict)
+        os.kill(os.getpid(), signal.SIGTERM)  # run_app's graceful shutdown
 
 
 class LiveLoops(Protocol):
@@ -243,6 +311,13 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, clock)
+        registry = _registration(runtime, settings)
+        try:  # before anything is served: a second process with its own live state stops here
+            await registry.claim()
+        except BaseException:
+            await runtime.close()
+            raise
+        app[RUNTIME] = runtime
         app[SERVICES] = runtime.services
         app[LIVE] = runtime.live
         app[INCIDENTS] = runtime.incidents
@@ -252,8 +327,24 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         except LiveStateUnavailable:
             logging.getLogger(__name__).warning("live state unavailable at start")
         jobs = start_live_jobs(runtime.live, runtime.leader, settings)
+        stop_renewing = asyncio.Event()
+        renewing = asyncio.create_task(
+            run_periodically(
+                InProcessLeaderLock(),
+                "process.registration",
+                settings.live_heartbeat_seconds / 3,
+                lambda: _keep_registered(registry),
+                stop_renewing,
+            )
+        )
         yield
+        stop_renewing.set()
+        await renewing
         await jobs.close()
+        try:  # an entry left behind only delays the next start by one lease period
+            await registry.release()
+        except Exception:
+            logging.getLogger(__name__).warning("could not release this process's registration")
         await runtime.close()
 
     app.cleanup_ctx.append(lifetime)

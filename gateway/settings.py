@@ -390,6 +390,19 @@ class Settings:
         "5",
         "how often one process removes the presences of dead processes",
     )
+    sql_timeout_seconds: float = setting(
+        "GATEWAY_SQL_TIMEOUT_SECONDS",
+        SECONDS,
+        "5",
+        "deadline of each database call (PostgreSQL statement_timeout, lock_timeout half of it;"
+        " SQLite busy timeout); past it: 503 with Retry-After",
+    )
+    redis_timeout_seconds: float = setting(
+        "GATEWAY_REDIS_TIMEOUT_SECONDS",
+        SECONDS,
+        "2",
+        "connect and command deadline of each Redis call; past it: 503 with Retry-After",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

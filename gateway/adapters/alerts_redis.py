@@ -8,8 +8,10 @@ pattern-subscribed to `{channel_prefix}:*`; it hands each alert to this instance
 the publishing instance's included: local delivery goes through Redis too, so nobody gets an
 alert twice.
 
-When Redis is lost: `publish` still hands the alert to this instance's own subscribers, then
-raises `LiveStateUnavailable` so the caller knows the other instances did not get it. The
+When Redis is lost or misses its deadline: `publish` still hands the alert to this instance's
+own subscribers, then raises `RedisUnavailable` (a `LiveStateUnavailable`, and a 503
+`live_state_unavailable` if it reaches a request) so the caller knows the other instances did
+not get it; `recent_alerts` raises the same. The
 listener logs, retries every `reconnect_seconds` and resubscribes; alerts published while it was
 away are in `recent_alerts` (Redis pub/sub does not replay them).
 """

@@ -2,8 +2,9 @@
 
 Redis holds only what can be rebuilt (DESIGN.md): lose it and the gateway fails closed until the
 reconciliation loop has rebuilt presence from SQL and the platform. Every method turns a lost or
-slow connection into `LiveStateUnavailable` within the client's socket timeout (see
-`redis_client`), never into an answer.
+slow connection into `RedisUnavailable` within the client's socket timeout (see `redis_client`),
+never into an answer: a `LiveStateUnavailable` for the callers that catch it, and an
+`Unavailable(LIVE_STATE_UNAVAILABLE)` (503 with Retry-After) for those that let it through.
 
 Keys (`prefix` defaults to "sgw"):
 
@@ -25,6 +26,7 @@ presences of processes whose heartbeat ran out.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -33,6 +35,7 @@ from typing import Any, TypeAlias
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import BusyLoadingError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -41,33 +44,55 @@ from gateway.adapters.live_memory import (
     LiveStateUnavailable,
     ParticipantRemoved,
 )
+from gateway.domain.errors import ErrorCode, Unavailable
 from gateway.domain.liveness import OwnedPresence
 from gateway.domain.models import PersonKind, Presence, SessionRole
 
 __all__ = [
     "RedisClient",
     "RedisLiveState",
+    "RedisUnavailable",
     "close_client",
     "redis_client",
     "unavailable_on_error",
 ]
+
+log = logging.getLogger(__name__)
 
 # redis-py 8 ships its own types, where `Redis` is not generic; the old types-redis stubs (if
 # still installed) make it generic over the reply type. This alias reads the same under both.
 RedisClient: TypeAlias = "Redis[Any]"  # type: ignore[type-arg, unused-ignore]
 
 
+HEALTH_CHECK_SECONDS = 15  # a connection idle this long is PINGed before it is used again
+UNAVAILABLE_MESSAGE = "The live session state is not available right now; try again shortly."
+
+
+class RedisUnavailable(LiveStateUnavailable, Unavailable):
+    """Redis is down, refused the connection or missed its deadline. Both a
+    `LiveStateUnavailable` (what the live-state contract promises) and an `Unavailable`: a
+    caller that lets it through answers 503 `live_state_unavailable` with Retry-After. The
+    message is fixed: addresses and driver errors stay in the log and the cause."""
+
+    def __init__(self) -> None:
+        Unavailable.__init__(self, ErrorCode.LIVE_STATE_UNAVAILABLE, UNAVAILABLE_MESSAGE)
+
+
 def redis_client(url: str, *, timeout_seconds: float = 1.0) -> RedisClient:
-    """A client that gives up quickly: connect and read timeouts of `timeout_seconds`, and one
-    immediate retry on a dropped connection only (so one closed by a Redis restart is replaced at
-    once; a timeout is not retried) instead of redis-py's default of ten retries with backoff,
-    which would keep a failing caller waiting for seconds."""
+    """A client that gives up quickly: connect and read timeouts of `timeout_seconds`
+    (GATEWAY_REDIS_TIMEOUT_SECONDS), and one immediate retry on a dropped connection only (so one
+    closed by a Redis restart is replaced at once; a timeout is not retried) instead of
+    redis-py's default of ten retries with backoff, which would keep a failing caller waiting
+    for seconds. A pooled connection idle for `HEALTH_CHECK_SECONDS` is checked before use, so a
+    connection Redis dropped while idle is replaced rather than failing a caller."""
+    if not timeout_seconds > 0:
+        raise ValueError("timeout_seconds must be positive")
     client: RedisClient = Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        health_check_interval=0,
+        health_check_interval=HEALTH_CHECK_SECONDS,
     )
     return client
 
@@ -80,11 +105,19 @@ async def close_client(client: RedisClient) -> None:
 
 @contextmanager
 def unavailable_on_error() -> Iterator[None]:
-    """Turn a lost, refused or timed-out Redis connection into `LiveStateUnavailable`."""
+    """Turn a lost, refused or timed-out Redis connection (or a server still loading, or a
+    replica left read-only by a failover) into `RedisUnavailable`."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise LiveStateUnavailable(f"redis: {exc}") from exc
+    except (
+        RedisConnectionError,
+        RedisTimeoutError,
+        BusyLoadingError,
+        ReadOnlyError,
+        OSError,
+    ) as exc:
+        log.warning("redis unavailable", extra={"code": type(exc).__name__})
+        raise RedisUnavailable() from exc
 
 
 _ENTER = """

@@ -9,8 +9,10 @@ passes is checked (it must be time-zone aware, as in-process) but not used to pl
 Tests that move a frozen clock to close a window must use `InProcessAttemptLimiter`; tests of this
 class use short real windows or `reset`.
 
-Failures: a lost or slow Redis raises `LiveStateUnavailable` from every method; the caller must
-then refuse the attempt (fail closed), never let it through unchecked.
+Failures: a lost or slow Redis raises `RedisUnavailable` from every method within the client's
+deadline (a `LiveStateUnavailable`, and an `Unavailable(LIVE_STATE_UNAVAILABLE)`: a password join
+that lets it through is refused with 503 and Retry-After, and audited like any refusal); the
+caller must refuse the attempt (fail closed), never let it through unchecked.
 
 Keys: `{prefix}:attempts:{key}`, an integer counter with the window as its TTL.
 """

@@ -4,13 +4,16 @@ For the reads every join makes. On these machines SQLAlchemy's per-execution wor
 metadata, type processors, cache keys) cost about 250 us a statement; the statements themselves
 take about 20 us. Compiling is still SQLAlchemy's, per dialect, so SQLite and PostgreSQL run the
 same statement text they would otherwise. Values come back as the driver returns them: callers
-normalise types the drivers disagree on (SQLite returns DATE columns as ISO strings).
+normalise types the drivers disagree on (SQLite returns DATE columns as ISO strings). Driver
+errors are wrapped as SQLAlchemy's would be (without the parameters), so a timeout or a lost
+connection here is recognised as an outage like anywhere else (`engine.is_outage`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
@@ -32,10 +35,13 @@ class DirectQuery:
         sql, names = compiled
         if not conn.in_transaction():
             conn.begin()  # one snapshot for all of a read's statements (engine's begin event)
+        dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         cursor = conn.connection.cursor()
         try:
             cursor.execute(sql, tuple(params[name] for name in names))
             columns = [column[0] for column in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        except dbapi_error as error:
+            raise sa_exc.DBAPIError.instance(sql, None, error, dbapi_error) from error
         finally:
             cursor.close()

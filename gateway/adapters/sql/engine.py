@@ -10,43 +10,106 @@ Store code is written once, as synchronous SQLAlchemy Core functions of a `Conne
   same functions.
 
 The async engines stay for what streams or runs once: migrations and chain verification.
+
+Deadlines (`timeout_seconds`, from GATEWAY_SQL_TIMEOUT_SECONDS; None: none, for tools): nothing
+waits on the database without one. PostgreSQL gets `statement_timeout` (the deadline) and
+`lock_timeout` (half of it) as server settings of every connection, and asyncpg connect and
+command timeouts and a pool checkout timeout on the client side; SQLite gets `busy_timeout`.
+Around each unit of work an asyncio deadline is the backstop (SQLite writes excepted: their only
+wait is the busy timeout at BEGIN, and a write abandoned by its caller would still commit on the
+writer's thread). A database that is down, or a call past its deadline, raises
+`Unavailable(DATABASE_UNAVAILABLE)`: a 503 with Retry-After, never a hang or a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.adapters.sql.urls import prepare_sqlite_file
+from gateway.domain.errors import ErrorCode, Unavailable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 READERS = 4  # SQLite reader threads (and pooled connections); WAL lets them read beside the writer
+SQLITE_BUSY_MS = 10_000  # without a deadline (tools): how long SQLite waits for another writer
+PROBE_SECONDS = 1.0  # /healthz: a probe answers within this, or the database counts as down
+UNAVAILABLE_MESSAGE = "The database is not answering right now; try again shortly."
+
+# SQLSTATE classes and codes of a database that is down, restarting, overloaded or past a
+# deadline (retrying later can succeed), as opposed to a fault in the request or the code.
+_TRANSIENT_CLASSES = ("08", "53", "57", "58")  # connection, resources, operator, system
+_TRANSIENT_CODES = ("55P03", "40001", "40P01", "25P02")  # lock timeout, serialization,
+# deadlock, and "transaction aborted" (what follows a timeout inside one unit of work)
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when `error` says the database is unreachable, overloaded or past a deadline."""
+    if isinstance(
+        error,
+        TimeoutError
+        | OSError
+        | sa_exc.TimeoutError  # pool checkout
+        | sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sqlite3.OperationalError,
+    ):
+        return True
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    driver_error = getattr(error, "orig", None) or error
+    state = getattr(driver_error, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_CODES
+    return False
+
+
+def unavailable(error: BaseException) -> Unavailable:
+    """The 503 for a database outage (the cause is logged by class only: SQL errors can carry
+    values)."""
+    log.warning("database unavailable", extra={"code": type(error).__name__})
+    return Unavailable(ErrorCode.DATABASE_UNAVAILABLE, UNAVAILABLE_MESSAGE)
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
+def make_engines(url: str, timeout_seconds: float | None = None) -> tuple[AsyncEngine, AsyncEngine]:
     """(writer, reader). On SQLite the writer takes the write lock at BEGIN (IMMEDIATE) so
     chained audit entries never interleave, and readers use WAL snapshots beside it. On
     PostgreSQL one pool serves both; the writer locks the audit head row instead."""
     if not is_sqlite(url):
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        args: dict[str, Any] = {}
+        if timeout_seconds is not None:
+            milliseconds = max(1, round(timeout_seconds * 1000))
+            args["pool_timeout"] = timeout_seconds
+            args["connect_args"] = {
+                "timeout": timeout_seconds,  # connecting
+                "command_timeout": timeout_seconds,  # a server that stopped answering
+                "server_settings": {
+                    "statement_timeout": str(milliseconds),
+                    "lock_timeout": str(max(1, milliseconds // 2)),
+                },
+            }
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **args)
         return engine, engine
     prepare_sqlite_file(url)  # new folders 0700, the file 0600, before SQLite opens it
+    busy_ms = SQLITE_BUSY_MS if timeout_seconds is None else max(1, round(timeout_seconds * 1000))
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=READERS, max_overflow=READERS)
-    _sqlite_pragmas(writer.sync_engine, begin="BEGIN IMMEDIATE")
-    _sqlite_pragmas(reader.sync_engine, begin="BEGIN")
+    _sqlite_pragmas(writer.sync_engine, begin="BEGIN IMMEDIATE", busy_ms=busy_ms)
+    _sqlite_pragmas(reader.sync_engine, begin="BEGIN", busy_ms=busy_ms)
     return writer, reader
 
 
@@ -55,17 +118,22 @@ class Database:
 
     `write` runs `fn` in one transaction on the single writer connection (SQLite: BEGIN
     IMMEDIATE, so writers in other processes queue behind it) and commits when it returns;
-    `read` runs it in a read snapshot that is rolled back afterwards.
+    `read` runs it in a read snapshot that is rolled back afterwards. Both raise
+    `Unavailable(DATABASE_UNAVAILABLE)` when the database is down or past `timeout_seconds`.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_seconds: float | None = None) -> None:
+        if timeout_seconds is not None and not timeout_seconds > 0:
+            raise ValueError("timeout_seconds must be positive")
         self.url = url
-        self.writer_engine, self.reader_engine = make_engines(url)
+        self.timeout_seconds = timeout_seconds
+        self.writer_engine, self.reader_engine = make_engines(url, timeout_seconds)
         self.dialect = self.writer_engine.dialect.name
         self._sync_writer: Engine | None = None
         self._sync_reader: Engine | None = None
         self._write_thread: ThreadPoolExecutor | None = None
         self._read_threads: ThreadPoolExecutor | None = None
+        self._abandoned: set[asyncio.Future[Any]] = set()  # past their deadline, cleaning up
         if is_sqlite(url):
             sync_url = make_url(url).set(drivername="sqlite+pysqlite")
             # check_same_thread off: a pooled connection is used by one thread at a time, but
@@ -73,31 +141,91 @@ class Database:
             args: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
             self._sync_writer = create_engine(sync_url, pool_size=1, max_overflow=0, **args)
             self._sync_reader = create_engine(sync_url, pool_size=READERS, max_overflow=0, **args)
-            _sqlite_pragmas(self._sync_writer, begin="BEGIN IMMEDIATE")
-            _sqlite_pragmas(self._sync_reader, begin="BEGIN")
+            busy_ms = (
+                SQLITE_BUSY_MS if timeout_seconds is None else max(1, round(timeout_seconds * 1000))
+            )
+            _sqlite_pragmas(self._sync_writer, begin="BEGIN IMMEDIATE", busy_ms=busy_ms)
+            _sqlite_pragmas(self._sync_reader, begin="BEGIN", busy_ms=busy_ms)
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             self._read_threads = ThreadPoolExecutor(READERS, thread_name_prefix="sqlite-reader")
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
-        if self._sync_reader is not None and self._read_threads is not None:
-            engine = self._sync_reader
-            return await asyncio.get_running_loop().run_in_executor(
-                self._read_threads, _read_on, engine, fn
+    async def read(
+        self, fn: Callable[[Connection], T], *, deadline_seconds: float | None = None
+    ) -> T:
+        """`deadline_seconds` overrides the deadline for this call (a health probe's is
+        shorter)."""
+        try:
+            if self._sync_reader is not None and self._read_threads is not None:
+                engine = self._sync_reader
+                reading = asyncio.get_running_loop().run_in_executor(
+                    self._read_threads, _read_on, engine, fn
+                )
+                return await self._within(reading, deadline_seconds or self.timeout_seconds)
+            return await self._within(
+                self._read_async(fn), deadline_seconds or self.timeout_seconds
             )
+        except Exception as error:
+            if is_outage(error):
+                raise unavailable(error) from error
+            raise
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        try:
+            if self._sync_writer is not None and self._write_thread is not None:
+                engine = self._sync_writer
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._write_thread, _write_on, engine, fn
+                )
+            return await self._within(self._write_async(fn), self.timeout_seconds)
+        except Exception as error:
+            if is_outage(error):
+                raise unavailable(error) from error
+            raise
+
+    async def _read_async(self, fn: Callable[[Connection], T]) -> T:
         async with self.reader_engine.connect() as conn:
             return await conn.run_sync(fn)
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
-        if self._sync_writer is not None and self._write_thread is not None:
-            engine = self._sync_writer
-            return await asyncio.get_running_loop().run_in_executor(
-                self._write_thread, _write_on, engine, fn
-            )
+    async def _write_async(self, fn: Callable[[Connection], T]) -> T:
         async with self.writer_engine.begin() as conn:
             return await conn.run_sync(fn)
 
+    async def _within(self, work: Awaitable[T], seconds: float | None) -> T:
+        """`work`'s result, or TimeoutError after `seconds`. The caller is answered at the
+        deadline; the abandoned work is cancelled and finishes in the background, because
+        closing a connection to a server that stopped answering waits for the driver's own
+        timeout (asyncpg's command timeout), which would double the caller's wait."""
+        if seconds is None:
+            return await work
+        if isinstance(work, asyncio.Future):  # a worker thread's: nothing to clean up here
+            async with asyncio.timeout(seconds):
+                result: T = await work
+            return result
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), seconds)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._forget)
+            raise
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("abandoned database call ended", extra={"code": "late"})
+
+    async def ping(self, deadline_seconds: float = PROBE_SECONDS) -> None:
+        """Return when the database answers a query in time; else raise `Unavailable`."""
+        await self.read(
+            lambda conn: conn.exec_driver_sql("SELECT 1").scalar(),
+            deadline_seconds=deadline_seconds,
+        )
+
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._abandoned:  # let calls past their deadline finish closing their connections
+            await asyncio.wait(set(self._abandoned), timeout=self.timeout_seconds)
         for pool in (self._write_thread, self._read_threads):
             if pool is not None:
                 await loop.run_in_executor(None, pool.shutdown)
@@ -119,7 +247,7 @@ def _write_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
         return fn(conn)
 
 
-def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
+def _sqlite_pragmas(engine: Engine, *, begin: str, busy_ms: int) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINTs; take it over (SQLAlchemy docs,
     # "Serializable isolation / Savepoints / Transactional DDL").
     @event.listens_for(engine, "connect")
@@ -129,7 +257,7 @@ def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # acknowledged means on disk
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

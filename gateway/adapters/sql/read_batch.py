@@ -5,7 +5,9 @@ and one hop each (a thread hand-off, a pooled connection, BEGIN and ROLLBACK) co
 reads. `ReadBatch.get(key)` queues the key; at the end of the loop's current turn everything
 queued goes to the database as one unit of work. Each key still gets its own answer, or its own
 exception; a failure of the whole unit fails every caller in it (fail closed: nobody is
-admitted on a read that did not happen).
+admitted on a read that did not happen). An outage met by one key's read (a lock or statement
+timeout, a lost connection) ends the whole unit: the transaction is gone for the keys after it,
+so every caller gets `Unavailable(DATABASE_UNAVAILABLE)` rather than an error of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from gateway.adapters.sql.engine import Database
+from gateway.adapters.sql.engine import Database, is_outage
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,8 +54,10 @@ class ReadBatch(Generic[K, V]):
             for key, _ in batch:
                 try:
                     answers.append((True, self._read_one(conn, key)))
-                except Exception as error:  # this key's own failure
-                    answers.append((False, error))
+                except Exception as error:
+                    if is_outage(error):
+                        raise  # the database, not this key: Database.read maps it to a 503
+                    answers.append((False, error))  # this key's own failure
             return answers
 
         try:

@@ -8,6 +8,14 @@ refused request) need no savepoint: they are only chained.
 
 A group is one synchronous function run by `Database.write`: on SQLite one hop to the writer's
 thread and one fsync for the whole group, however many jobs it holds.
+
+Deadlines: a caller waits in the queue at most the database's deadline (`Database.
+timeout_seconds`); one whose job has not started by then is answered 503 and its job never runs
+(an abandoned job must not commit behind its caller's back, e.g. bind a device whose secret
+nobody received). A job already in a committing group waits for that group's outcome, which the
+database's own deadlines bound. A group that cannot commit answers every caller in it
+`Unavailable(AUDIT_UNAVAILABLE)` ("no audit, no action"); a job that meets an outage alone (a lock
+timeout) answers `Unavailable(DATABASE_UNAVAILABLE)`.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.adapters.sql.engine import Database
+from gateway.adapters.sql.engine import Database, is_outage, unavailable
 from gateway.adapters.sql.schema import audit_head, audit_log, audit_seals
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import (
@@ -33,10 +41,11 @@ from gateway.domain.audit import (
     seal_mac,
     segment_of,
 )
-from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+AUDIT_UNAVAILABLE_MESSAGE = "The audit log is not available right now; try again shortly."
 
 
 @dataclass
@@ -61,6 +70,7 @@ class _Pending(Generic[T]):
     events: Sequence[AuditEvent]
     on_refusal: RefusalEvent | None
     future: asyncio.Future[T]
+    started: bool = False  # taken into a committing group (set on the event loop)
 
 
 class AuditedWriter:
@@ -98,10 +108,21 @@ class AuditedWriter:
         self, job: Job[T] | None, events: Sequence[AuditEvent], on_refusal: RefusalEvent | None
     ) -> T:
         if self._task is None or self._task.done():
-            raise Refusal(ErrorCode.AUDIT_UNAVAILABLE, "The audit log is not available.")
+            raise Unavailable(ErrorCode.AUDIT_UNAVAILABLE, AUDIT_UNAVAILABLE_MESSAGE)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(job, events, on_refusal, future))
-        return await future
+        pending = _Pending(job, events, on_refusal, future)
+        self._queue.put_nowait(pending)
+        deadline = self._database.timeout_seconds
+        if deadline is None:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), deadline)
+        except TimeoutError:
+            if pending.started:  # committing now: its outcome is the answer, bounded by the
+                return await future  # database's deadlines
+            future.cancel()  # still queued: it will never run
+            log.warning("audited write still queued at its deadline")
+            raise Unavailable(ErrorCode.AUDIT_UNAVAILABLE, AUDIT_UNAVAILABLE_MESSAGE) from None
 
     async def _run(self) -> None:
         while True:
@@ -109,13 +130,20 @@ class AuditedWriter:
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             try:
-                await self._commit(group)
-            except Exception:  # the whole group is refused: fail closed
-                log.exception("audit group commit failed")
+                live = [pending for pending in group if not pending.future.done()]
+                for pending in live:
+                    pending.started = True
+                if live:
+                    await self._commit(live)
+            except Exception as error:  # the whole group is refused: fail closed
+                if isinstance(error, Unavailable):
+                    log.warning("audit group not committed: the database is unavailable")
+                else:
+                    log.exception("audit group commit failed")
                 for pending in group:
                     if not pending.future.done():
                         pending.future.set_exception(
-                            Refusal(ErrorCode.AUDIT_UNAVAILABLE, "The audit log is not available.")
+                            Unavailable(ErrorCode.AUDIT_UNAVAILABLE, AUDIT_UNAVAILABLE_MESSAGE)
                         )
             finally:
                 for _ in group:
@@ -157,10 +185,13 @@ class AuditedWriter:
                     outcomes.append((False, refusal))
                     event = pending.on_refusal(refusal) if pending.on_refusal else None
                     events = [event] if event else []
-                except Exception:  # a bug or a storage fault: nothing of this job stays
+                except Exception as error:  # a bug or a storage fault: nothing of this job stays
                     savepoint.rollback()
-                    log.exception("write job failed")
-                    outcomes.append((False, Refusal(ErrorCode.INTERNAL, "Internal error.")))
+                    if is_outage(error):  # e.g. its row's lock not granted in time
+                        outcomes.append((False, unavailable(error)))
+                    else:
+                        log.exception("write job failed")
+                        outcomes.append((False, Refusal(ErrorCode.INTERNAL, "Internal error.")))
                     events = []
                 else:
                     savepoint.commit()
