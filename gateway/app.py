@@ -34,6 +34,7 @@ from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
+from gateway.http.connection_limits import body_deadline
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
 from gateway.http.live_api import LIVE, REPORT_CONCERN
@@ -235,7 +236,12 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
-        middlewares=[metrics_middleware(registry), refusals, authentication],
+        middlewares=[
+            metrics_middleware(registry),
+            refusals,
+            body_deadline(settings.read_timeout_seconds),
+            authentication,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

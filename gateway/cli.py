@@ -8,11 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from gateway.app import Runtime, build_app, build_runtime, configure_logging
 from gateway.domain.policy import PolicyError
 from gateway.domain.policy_text import render_policy
+from gateway.http.connection_limits import serve
 from gateway.services.policies import load_policy_file
 from gateway.settings import Settings
 
@@ -84,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         configure_logging(settings.log_level)
         print(f"Gateway listening on http://{args.host}:{args.port}/", flush=True)
-        web.run_app(
-            build_app(settings), host=args.host, port=args.port, print=None, shutdown_timeout=5
-        )
+        serve(build_app(settings), args.host, args.port, settings)
         return 0
     if args.command == "migrate":
         return asyncio.run(_with_runtime(settings, _migrated))

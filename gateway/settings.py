@@ -13,6 +13,9 @@
 | GATEWAY_LIVE_HEARTBEAT_SECONDS | 10 (a process silent this long is dead; renewed every third) |
 | GATEWAY_LIVE_SWEEP_SECONDS | 5 (one process removes dead processes' presences this often) |
 | GATEWAY_ICE_SERVERS      | [] (JSON list of {urls, username, credential}; no public STUN) |
+| GATEWAY_TRUSTED_PROXIES  | none (comma-separated CIDRs whose X-Forwarded-For is believed) |
+| GATEWAY_READ_TIMEOUT_SECONDS | 10 (a request head, then its body, must arrive within this) |
+| GATEWAY_CONNECTIONS_PER_SOURCE | 64 (open connections allowed from one address) |
 """
 
 from __future__ import annotations
@@ -38,9 +41,18 @@ class Settings:
     media_disconnect_seconds: float = 10.0
     live_heartbeat_seconds: float = 10.0
     live_sweep_seconds: float = 5.0
+    trusted_proxies: tuple[str, ...] = ()
+    read_timeout_seconds: float = 10.0
+    connections_per_source: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("reconcile_seconds", "live_heartbeat_seconds", "live_sweep_seconds"):
+        for name in (
+            "reconcile_seconds",
+            "live_heartbeat_seconds",
+            "live_sweep_seconds",
+            "read_timeout_seconds",
+            "connections_per_source",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -65,5 +77,16 @@ class Settings:
             ),
             live_sweep_seconds=float(
                 env.get("GATEWAY_LIVE_SWEEP_SECONDS", defaults.live_sweep_seconds)
+            ),
+            trusted_proxies=tuple(
+                cidr.strip()
+                for cidr in env.get("GATEWAY_TRUSTED_PROXIES", "").split(",")
+                if cidr.strip()
+            ),
+            read_timeout_seconds=float(
+                env.get("GATEWAY_READ_TIMEOUT_SECONDS", defaults.read_timeout_seconds)
+            ),
+            connections_per_source=int(
+                env.get("GATEWAY_CONNECTIONS_PER_SOURCE", defaults.connections_per_source)
             ),
         )
