@@ -28,7 +28,7 @@ from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_clien
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
-from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.sql.attempts import SqlFailureLedger
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
@@ -36,7 +36,7 @@ from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
 from gateway.http.connection_limits import body_deadline
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
-from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
+from gateway.http.keys import ATTEMPTS, METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
 from gateway.http.live_api import LIVE, REPORT_CONCERN
 from gateway.http.middleware import authentication, metrics_middleware, refusals
 from gateway.http.openapi import openapi_document
@@ -45,13 +45,14 @@ from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
+from gateway.services.attempts import AttemptGuard
 from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
-from gateway.services.ports import AttemptLimiter, LiveState
+from gateway.services.ports import LiveState
 from gateway.services.registry import RegistryService
 from gateway.services.sessions import SessionService
 from gateway.settings import Settings
@@ -70,6 +71,7 @@ class Runtime:
     live: LiveSessionService
     incidents: IncidentService
     leader: LeaderLock
+    attempts: AttemptGuard
     redis: RedisClient | None = None
 
     async def close(self) -> None:
@@ -96,7 +98,6 @@ async def build_runtime(
     registry = RegistryService(store, policies, clock)
     live_state: LiveState
     alerts: InProcessAlerts | RedisAlerts
-    limiter: AttemptLimiter
     leader: LeaderLock
     redis = None
     # Owner of the presences this process enters; its heartbeat tells the others it is alive.
@@ -106,21 +107,28 @@ async def build_runtime(
         redis = redis_client(settings.redis_url)
         live_state = RedisLiveState(redis, process_id=process_id)
         alerts = RedisAlerts(redis, clock)
-        limiter = RedisAttemptLimiter(redis)
         leader = RedisLeaderLock(redis, token=process_id)
     else:
         live_state = InProcessLiveState(process_id=process_id)
         alerts = InProcessAlerts(clock)
-        limiter = InProcessAttemptLimiter()
         leader = InProcessLeaderLock()
     await alerts.start()
+    # Failure tallies in SQL (durable, shared); flood counts per process (services/attempts.py).
+    attempts = AttemptGuard(
+        SqlFailureLedger(store.writer, database),
+        InProcessAttemptLimiter(),
+        hasher,
+        alerts,
+        store,
+        clock,
+    )
     admission = AdmissionService(
         store,
         live_state,
         policies,
         tokens,
         hasher,
-        limiter,
+        attempts,
         alerts,
         clock,
     )
@@ -150,7 +158,7 @@ async def build_runtime(
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
     return Runtime(
-        services, store, keyring, hasher, alerts, platform, live, incidents, leader, redis
+        services, store, keyring, hasher, alerts, platform, live, incidents, leader, attempts, redis
     )
 
 
@@ -251,6 +259,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         runtime = await build_runtime(settings, clock)
         app[SERVICES] = runtime.services
         app[LIVE] = runtime.live
+        app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
         app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
         try:  # alive before the first join, so no sweep can take this process for dead

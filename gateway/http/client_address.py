@@ -12,12 +12,13 @@ The address is used for per-source limits only; it is never logged or audited in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 
-__all__ = ["TrustedProxies", "client_address"]
+__all__ = ["TrustedProxies", "client_address", "trusted_proxies"]
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNKNOWN = "unknown"
@@ -63,8 +64,16 @@ class TrustedProxies:
         return nearest  # every hop was one of our proxies
 
 
-def client_address(request: web.Request, proxies: TrustedProxies) -> str:
-    return proxies.client(request.remote, request.headers.getall("X-Forwarded-For", []))
+def client_address(request: web.Request, cidrs: tuple[str, ...]) -> str:
+    """The request's source address, given the trusted proxies' CIDRs (from the settings)."""
+    return trusted_proxies(cidrs).client(
+        request.remote, request.headers.getall("X-Forwarded-For", [])
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def trusted_proxies(cidrs: tuple[str, ...]) -> TrustedProxies:
+    return TrustedProxies(cidrs)
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -10,9 +10,9 @@ the test fixture):
   `web_protocol.RequestHandler._process_keepalive`). So `keepalive_timeout=read_timeout` is a
   head deadline: a connection that has not sent a whole request head within it is closed.
   Requests being handled (an event stream, a slow answer) are never cut by it.
-* **Body deadline.** `body_deadline` reads a request's body before its handler runs, within the
-  same deadline; aiohttp keeps what it read, so the handler's own read is instant. Past the
-  deadline the answer is 408 and the connection is closed.
+* **Body deadline.** `body_deadline` gives a request's body the same deadline from the moment its
+  head arrived: if the handler is still waiting for body bytes by then, its read fails and the
+  answer is 408 (aiohttp then closes the connection, whose body was not read to its end).
 * **Connections per source.** At most `per_source` open connections from one address; the next
   are closed at once, before aiohttp reads a byte. Trusted proxies are exempt (every client
   behind them shares their address; they enforce their own limits).
@@ -46,20 +46,30 @@ def head_deadline(settings: Settings) -> float:
     return settings.read_timeout_seconds
 
 
+class _BodyLate(Exception):
+    """Raised into a body read that outlived its deadline."""
+
+
 def body_deadline(seconds: float) -> Middleware:
     @web.middleware
     async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists:
-            try:
-                async with asyncio.timeout(seconds):
-                    await request.read()  # kept by aiohttp for the handler's own read
-            except TimeoutError:
-                if request.transport is not None:
-                    request.transport.close()
-                raise Refusal(
-                    ErrorCode.BODY_TIMEOUT, "The request body did not arrive in time."
-                ) from None
-        return await handler(request)
+        if not request.body_exists:
+            return await handler(request)
+        content = request.content
+
+        def expire() -> None:
+            if not content.is_eof():  # still waiting for the body: wake the reader with an error
+                content.set_exception(_BodyLate())
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            return await handler(request)
+        except _BodyLate:
+            raise Refusal(
+                ErrorCode.BODY_TIMEOUT, "The request body did not arrive in time."
+            ) from None
+        finally:
+            timer.cancel()
 
     return deadline
 
