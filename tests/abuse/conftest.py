@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from gateway.adapters.sql.schema import audit_log
 from gateway.app import build_app
 from gateway.clock import FrozenClock
-from gateway.adapters.sql.schema import audit_log
 from gateway.domain.audit import AuditEntry, decode_entry
 from gateway.http.connection_limits import ConnectionCap, start_server
 from gateway.services.ports import AuditQuery
