@@ -261,7 +261,9 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[LIVE] = runtime.live
         app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
-        app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
+        app[REPORT_CONCERN] = IncidentConcernReporter(
+            runtime.services.admission, runtime.incidents, runtime.attempts
+        )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:

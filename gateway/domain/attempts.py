@@ -16,6 +16,7 @@ __all__ = ["Limits", "PasswordVerdict", "Tally", "after_wrong_password", "before
 class Tally:
     failures: int
     closes_at: datetime  # the window's end; a tally past it counts nothing
+    ref: str | None = None  # what the window is about, when that matters (a concern's incident)
 
     def current(self, now: datetime) -> int:
         return self.failures if now < self.closes_at else 0

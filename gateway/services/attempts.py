@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -72,6 +72,10 @@ JOINS_PER_SOURCE = 600
 BAD_INVITES_PER_SOURCE = 60
 # Second-device attempts per invite holder within the policy's attempt window, before 429.
 OTHER_DEVICE_ATTEMPTS = 10
+# Concerns per participant: the first in a window opens an incident, the next ones in it are
+# added to that incident (one alert), past the limit 429.
+CONCERN_WINDOW = timedelta(minutes=10)
+CONCERNS_PER_WINDOW = 5
 # Past the source or organisation limit: the pause before each check, and how many checks
 # from one source may wait for their turn before the next is refused outright.
 SLOW_LANE_SECONDS = 1.0
@@ -88,6 +92,7 @@ class FailureLedger(Protocol):
         window: timedelta,
         now: datetime,
         events: Callable[[Mapping[str, Tally]], Sequence[AuditEvent]],
+        ref: str | None = None,
     ) -> dict[str, Tally]: ...
     async def clear(self, keys: Collection[str], events: Sequence[AuditEvent]) -> None: ...
 
@@ -302,6 +307,40 @@ class AttemptGuard:
             ]
         )
         return Refusal(ErrorCode.INVITE_INVALID, BAD_INVITE_MESSAGE)
+
+    # concerns -----------------------------------------------------------------------------------
+    async def concern(
+        self, record: JoinRecord, note: str | None, report: Callable[[], Awaitable[str]]
+    ) -> str:
+        """`report()` opens an incident (and alerts) for the first concern of a participant in
+        a window; later ones in the window go to that incident (audited, no new alert), and
+        past CONCERNS_PER_WINDOW the answer is 429. The incident's id either way."""
+        now = self._clock.now()
+        key = f"concern:{record.participant.id}"
+        tally = (await self._ledger.tallies([key]))[key]
+        if tally.current(now) >= CONCERNS_PER_WINDOW:
+            raise TooManyAttempts(tally.wait(now))
+        if tally.current(now) == 0 or tally.ref is None:
+            incident_id = await report()
+            await self._ledger.fail([key], CONCERN_WINDOW, now, lambda _: [], ref=incident_id)
+            return incident_id
+        incident_id = tally.ref
+
+        def events(after: Mapping[str, Tally]) -> list[AuditEvent]:
+            return [
+                self._event(
+                    record,
+                    "incident.concern_repeated",
+                    {
+                        "incident": incident_id,
+                        "concerns": after[key].current(now),
+                        "note": note is not None,
+                    },
+                )
+            ]
+
+        await self._ledger.fail([key], CONCERN_WINDOW, now, events)
+        return incident_id
 
     # lifting a lock -----------------------------------------------------------------------------
     async def readmit(self, host: JoinRecord, identity: str) -> None:

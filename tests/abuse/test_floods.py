@@ -3,6 +3,8 @@ second-device attempts, joins per invite and per source."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.abuse.conftest import MakeGateway, alerts_of, audit
 from tests.http.world import build_world
 
@@ -56,3 +58,34 @@ async def test_a_flood_of_bad_invites_from_one_source_is_answered_429_and_not_au
     body = {"token": world.invites["Sam Green"]["token"], "password": "open-sesame"}
     joined = await other.post("/v1/join", body, headers={"X-Forwarded-For": "203.0.113.5"})
     assert joined.status == 200
+
+
+async def test_thirty_concerns_from_one_child_open_one_incident(
+    make_gateway: MakeGateway, database_url: str
+) -> None:
+    gateway = await make_gateway(database_url)
+    world = await build_world(gateway)
+    sam = await gateway.client()
+    assert (await world.join("Sam Green", sam)).status == 200
+    token = world.invites["Sam Green"]["token"]
+    answers = [
+        await sam.post("/v1/live/concern", {"token": token, "note": f"it happened again {i}"})
+        for i in range(30)
+    ]
+    assert all(a.status == 201 for a in answers[:5])
+    assert len({a.body["incident_id"] for a in answers[:5]}) == 1  # added to the first one
+    assert all(a.status == 429 and int(a.headers["Retry-After"]) >= 1 for a in answers[5:])
+    listed = await world.admin.get(f"/v1/incidents?session_id={world.session['id']}")
+    assert [i["kind"] for i in listed.body["items"]] == ["concern"]
+    assert len(await alerts_of(gateway, world.session["id"], "concern")) == 1
+    repeated = await audit(gateway, world.org_id, "incident.concern_repeated")
+    assert [e.data["concerns"] for e in repeated] == [2, 3, 4, 5]
+    # another child's concern is its own incident
+    ada = await gateway.client()
+    assert (await world.join("Ada Hill", ada)).status == 200
+    other = await ada.post("/v1/live/concern", {"token": world.invites["Ada Hill"]["token"]})
+    assert other.status == 201 and other.body["incident_id"] != answers[0].body["incident_id"]
+    # after the window, a new concern opens a new incident
+    gateway.clock.advance(timedelta(minutes=11))
+    later = await sam.post("/v1/live/concern", {"token": token, "note": "again"})
+    assert later.status == 201 and later.body["incident_id"] != answers[0].body["incident_id"]

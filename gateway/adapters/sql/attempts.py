@@ -31,6 +31,7 @@ attempt_tallies = Table(
     Column("key", String(96), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("closes_at", BigInteger, nullable=False),  # UTC microseconds
+    Column("ref", String(64), nullable=True),  # e.g. the incident a run of concerns went to
 )
 
 
@@ -51,8 +52,10 @@ class SqlFailureLedger:
         window: timedelta,
         now: datetime,
         events: Callable[[Mapping[str, Tally]], Sequence[AuditEvent]],
+        ref: str | None = None,
     ) -> dict[str, Tally]:
-        """Count one failure for each key; `events(tallies after)` are audited with it."""
+        """Count one failure for each key; `events(tallies after)` are audited with it. `ref`
+        is kept with a window it opens."""
         at = to_us(now)
         closes = to_us(now + window)
 
@@ -67,13 +70,15 @@ class SqlFailureLedger:
                         .where(attempt_tallies.c.key == key)
                         .values(failures=attempt_tallies.c.failures + 1)
                     )
-                    after[key] = Tally(tally.failures + 1, tally.closes_at)
+                    after[key] = Tally(tally.failures + 1, tally.closes_at, tally.ref)
                 else:  # no window open: this failure opens one
                     tx.conn.execute(delete(attempt_tallies).where(attempt_tallies.c.key == key))
                     tx.conn.execute(
-                        insert(attempt_tallies).values(key=key, failures=1, closes_at=closes)
+                        insert(attempt_tallies).values(
+                            key=key, failures=1, closes_at=closes, ref=ref
+                        )
                     )
-                    after[key] = Tally(1, from_us(closes))
+                    after[key] = Tally(1, from_us(closes), ref)
             for event in events(after):
                 tx.audit(event)
             return after
@@ -102,7 +107,7 @@ class SqlFailureLedger:
 
 def _read(conn: Connection, keys: Collection[str]) -> dict[str, Tally]:
     found = {
-        row.key: Tally(row.failures, from_us(row.closes_at))
+        row.key: Tally(row.failures, from_us(row.closes_at), row.ref)
         for row in conn.execute(
             select(attempt_tallies).where(attempt_tallies.c.key.in_(list(keys)))
         )

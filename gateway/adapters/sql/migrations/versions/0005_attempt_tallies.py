@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=96), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("closes_at", sa.BigInteger(), nullable=False),
+        sa.Column("ref", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("key"),
     )
 
