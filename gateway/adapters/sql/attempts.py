@@ -35,10 +35,14 @@ attempt_tallies = Table(
 )
 
 
+SWEEP_EVERY = 256  # failures between two deletions of closed windows (keeps the table small)
+
+
 class SqlFailureLedger:
     def __init__(self, writer: AuditedWriter, database: Database) -> None:
         self._writer = writer
         self._db = database
+        self._since_sweep = 0
 
     async def tallies(self, keys: Collection[str]) -> dict[str, Tally]:
         def read(conn: Connection) -> dict[str, Tally]:
@@ -58,8 +62,14 @@ class SqlFailureLedger:
         is kept with a window it opens."""
         at = to_us(now)
         closes = to_us(now + window)
+        self._since_sweep += 1
+        sweep = self._since_sweep >= SWEEP_EVERY
+        if sweep:
+            self._since_sweep = 0
 
         def job(tx: WriteTx) -> dict[str, Tally]:
+            if sweep:  # closed windows count nothing: the table holds only open ones
+                tx.conn.execute(delete(attempt_tallies).where(attempt_tallies.c.closes_at <= at))
             found = _read(tx.conn, keys)
             after: dict[str, Tally] = {}
             for key in keys:
@@ -92,17 +102,6 @@ class SqlFailureLedger:
                 tx.audit(event)
 
         await self._writer.write(job)
-
-    async def forget_closed(self, now: datetime) -> int:
-        """Delete tallies whose window has closed (they count nothing any more)."""
-
-        def job(tx: WriteTx) -> int:
-            result = tx.conn.execute(
-                delete(attempt_tallies).where(attempt_tallies.c.closes_at <= to_us(now))
-            )
-            return int(result.rowcount or 0)
-
-        return await self._writer.write(job)
 
 
 def _read(conn: Connection, keys: Collection[str]) -> dict[str, Tally]:
