@@ -31,7 +31,7 @@ from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_clien
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
-from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.sql.attempts import SqlFailureLedger
 from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
@@ -40,8 +40,9 @@ from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
 from gateway.domain.errors import Unavailable
 from gateway.domain.processes import GatewayProcess, LiveStateKind
+from gateway.http.connection_limits import body_deadline
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
-from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
+from gateway.http.keys import ATTEMPTS, METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
 from gateway.http.live_api import LIVE, REPORT_CONCERN
 from gateway.http.middleware import authentication, metrics_middleware, refusals
 from gateway.http.openapi import openapi_document
@@ -50,13 +51,14 @@ from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
+from gateway.services.attempts import AttemptGuard
 from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
-from gateway.services.ports import AttemptLimiter, LiveState
+from gateway.services.ports import LiveState
 from gateway.services.registry import RegistryService
 from gateway.services.sessions import SessionService
 from gateway.settings import Settings
@@ -75,6 +77,7 @@ class Runtime:
     live: LiveSessionService
     incidents: IncidentService
     leader: LeaderLock
+    attempts: AttemptGuard
     redis: RedisClient | None = None
     database: Database | None = None
     live_state: LiveState | None = None
@@ -104,7 +107,6 @@ async def build_runtime(
     registry = RegistryService(store, policies, clock)
     live_state: LiveState
     alerts: InProcessAlerts | RedisAlerts
-    limiter: AttemptLimiter
     leader: LeaderLock
     redis = None
     # Owner of the presences this process enters; its heartbeat tells the others it is alive.
@@ -114,21 +116,28 @@ async def build_runtime(
         redis = redis_client(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
         live_state = RedisLiveState(redis, process_id=process_id)
         alerts = RedisAlerts(redis, clock)
-        limiter = RedisAttemptLimiter(redis)
         leader = RedisLeaderLock(redis, token=process_id)
     else:
         live_state = InProcessLiveState(process_id=process_id)
         alerts = InProcessAlerts(clock)
-        limiter = InProcessAttemptLimiter()
         leader = InProcessLeaderLock()
     await alerts.start()
+    # Failure tallies in SQL (durable, shared); flood counts per process (services/attempts.py).
+    attempts = AttemptGuard(
+        SqlFailureLedger(store.writer, database),
+        InProcessAttemptLimiter(),
+        hasher,
+        alerts,
+        store,
+        clock,
+    )
     admission = AdmissionService(
         store,
         live_state,
         policies,
         tokens,
         hasher,
-        limiter,
+        attempts,
         alerts,
         clock,
     )
@@ -167,6 +176,7 @@ async def build_runtime(
         live,
         incidents,
         leader,
+        attempts,
         redis,
         database=database,
         live_state=live_state,
@@ -303,7 +313,12 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
-        middlewares=[metrics_middleware(registry), refusals, authentication],
+        middlewares=[
+            metrics_middleware(registry),
+            refusals,
+            body_deadline(settings.read_timeout_seconds),
+            authentication,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -320,8 +335,11 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[RUNTIME] = runtime
         app[SERVICES] = runtime.services
         app[LIVE] = runtime.live
+        app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
-        app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
+        app[REPORT_CONCERN] = IncidentConcernReporter(
+            runtime.services.admission, runtime.incidents, runtime.attempts
+        )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:

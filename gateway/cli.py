@@ -144,6 +144,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from aiohttp import web
 
     from gateway.app import build_app, configure_logging
+    from gateway.http.connection_limits import serve
 
     configure_logging(settings.log_level)
     app = build_app(settings)
@@ -152,13 +153,13 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     async def started(app: web.Application) -> None:
         stage[0] = "binding"  # runs after the runtime in app.cleanup_ctx was built
 
-    def listening(_banner: str) -> None:
+    def listening() -> None:
         stage[0] = "serving"
         print(f"Gateway listening on http://{host}:{port}/", flush=True)
 
     app.on_startup.append(started)
     try:
-        web.run_app(app, host=host, port=port, print=listening, shutdown_timeout=5)
+        serve(app, host, port, settings, on_listening=listening)
     except Exception as error:
         if stage[0] == "binding" and isinstance(error, OSError):
             return _refuse(f"cannot listen on {host}:{port}: {_os_problem(error)}", CANNOT_START)

@@ -35,6 +35,7 @@ made absolute when read, so they do not move if the process changes directory.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -50,10 +51,12 @@ from gateway.adapters.sql.urls import DatabaseUrlError, normalise_database_url
 
 __all__ = [
     "BYTES",
+    "COUNT",
     "DATABASE_URL",
     "HTTP_URL",
     "ICE_SERVERS",
     "LOG_LEVEL",
+    "NETWORKS",
     "PACKAGED_POLICIES",
     "PATH",
     "REDIS_URL",
@@ -206,6 +209,27 @@ def _bytes(raw: str) -> int:
     return value
 
 
+def _count(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise Invalid("a positive whole number") from None
+    if value <= 0:
+        raise Invalid("a positive whole number")
+    return value
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (or single addresses), each checked by `ipaddress`."""
+    networks = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise Invalid("comma-separated networks such as 10.0.0.0/8,::1") from None
+    return networks
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -296,6 +320,8 @@ def _text(raw: str) -> str:
 
 SECONDS = Kind("seconds", _seconds)
 BYTES = Kind("bytes", _bytes)
+COUNT = Kind("count", _count)
+NETWORKS = Kind("networks", _networks)
 LOG_LEVEL = Kind("level", _log_level)
 HTTP_URL = Kind("URL", _public_url)
 DATABASE_URL = Kind("URL", _database_url)
@@ -389,6 +415,25 @@ class Settings:
         SECONDS,
         "5",
         "how often one process removes the presences of dead processes",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        "GATEWAY_TRUSTED_PROXIES",
+        NETWORKS,
+        "",
+        "networks of reverse proxies whose X-Forwarded-For is believed (comma-separated CIDRs;"
+        " none: the client address is the peer's)",
+    )
+    read_timeout_seconds: float = setting(
+        "GATEWAY_READ_TIMEOUT_SECONDS",
+        SECONDS,
+        "10",
+        "a request's head, then its body, must arrive within this (slow senders are cut off)",
+    )
+    connections_per_source: int = setting(
+        "GATEWAY_CONNECTIONS_PER_SOURCE",
+        COUNT,
+        "64",
+        "open connections allowed from one address (trusted proxies exempt)",
     )
     sql_timeout_seconds: float = setting(
         "GATEWAY_SQL_TIMEOUT_SECONDS",

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = {
     settings_module.SECONDS: ("7.5", 7.5),
     settings_module.BYTES: ("1234", 1234),
+    settings_module.COUNT: ("12", 12),
+    settings_module.NETWORKS: ("10.0.0.0/8, ::1", ("10.0.0.0/8", "::1")),
     settings_module.LOG_LEVEL: ("debug", "DEBUG"),
     settings_module.HTTP_URL: ("https://gateway.example.org/", "https://gateway.example.org"),
     settings_module.DATABASE_URL: (

@@ -5,7 +5,10 @@ PyJWT's generality (any algorithm, key preparation and DER sniffing on every cal
 header twice to pick a key by `kid`) cost about 0.3 ms a token on these machines, a third of the
 event loop's time per join. What is left is small enough to check by eye:
 
-- the token is ASCII `header.payload.signature`, each part unpadded base64url;
+- the token is ASCII `header.payload.signature`, each part unpadded base64url in its one
+  canonical form (RFC 4648 3.5: no padding, unused trailing bits zero), so one signature has
+  exactly one spelling and a token cannot be varied without breaking it (PyJWT, like Python's
+  decoder, ignores the trailing bits and so accepts up to 16 spellings of one signature);
 - the header is a JSON object whose `alg` is exactly HS256, with no `crit` (RFC 7515 4.1.11:
   extensions we do not understand must be refused);
 - the key is chosen by the caller from the header (an unknown `kid` is refused by the caller)
@@ -126,6 +129,11 @@ def _unb64(part: str) -> bytes:
     if len(part) % 4 == 1:  # no base64 text has this length
         raise MalformedToken
     try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
         raise MalformedToken from None
+    # Canonical only: the decoder ignores unused trailing bits, so "...Q" and "...R" can decode
+    # to the same bytes; re-encoding must give back exactly the text received.
+    if _b64(raw) != part.encode("ascii"):
+        raise MalformedToken
+    return raw

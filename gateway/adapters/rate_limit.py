@@ -1,17 +1,16 @@
-"""Failure limits (R1): wrong passwords per invite and per source address, answered with 429.
+"""Flood limits (R1): counts per key in a window, answered with 429 (`services/attempts.py`).
 
 `AttemptLimiter` is the port (the same shape as `gateway.services.ports.AttemptLimiter`);
-`InProcessAttemptLimiter` implements it for one process. A Redis implementation shares the
-semantics below so instances agree.
+`InProcessAttemptLimiter` implements it for one process, which is what flood limits need: they
+protect this process's own time. The counts that must survive a restart or a Redis flush (wrong
+passwords, second devices) are durable tallies in SQL instead (`adapters/sql/attempts.py`).
 
 Semantics (fixed window opened by the first failure):
   * `fail(key, window_seconds, now)` records a failure. The first failure for a key opens a window
     of `window_seconds`; later failures inside it only add to the count (they do not extend it).
     Once the window has closed, the next failure opens a new one with a count of 1.
-    (Redis: INCR key; when the result is 1, EXPIRE key window_seconds.)
   * `check(key, limit, window_seconds, now)` is None while the window holds fewer than `limit`
     failures, otherwise the seconds until the window closes (> 0): the Retry-After.
-    (Redis: GET key and PTTL key.)
   * `reset(key)` forgets the key (after a success).
 
 Using it: check every key that applies (e.g. "invite:<id>" and "source:<address>") before the

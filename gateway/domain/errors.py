@@ -22,6 +22,7 @@ class ErrorCode(enum.StrEnum):
     BODY_UNKNOWN_FIELD = "body_unknown_field"
     BODY_INVALID = "body_invalid"
     QUERY_INVALID = "query_invalid"
+    BODY_TIMEOUT = "body_timeout"
     # who is asking
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"

@@ -49,6 +49,7 @@ class InvitePolicy(_Section):
     password_required: StrictBool = True
     password_max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = 5
     source_max_attempts: Annotated[StrictInt, Field(ge=1, le=10_000)] = 20
+    org_max_attempts: Annotated[StrictInt, Field(ge=1, le=100_000)] = 200
     attempt_window_minutes: Annotated[StrictInt, Field(ge=1, le=24 * 60)] = 15
 
 

@@ -12,6 +12,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.BODY_UNKNOWN_FIELD: 400,
     ErrorCode.BODY_INVALID: 400,
     ErrorCode.QUERY_INVALID: 400,
+    ErrorCode.BODY_TIMEOUT: 408,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,

@@ -28,6 +28,7 @@ from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
 from gateway.services.admission import AdmissionService, DeviceOf
+from gateway.services.attempts import AttemptGuard
 from gateway.services.incidents import LIST_LIMIT, IncidentDetail, IncidentService
 from gateway.services.ports import Organisation
 
@@ -136,22 +137,30 @@ class IncidentConcernReporter(ConcernReporter):
     """POST /v1/live/concern: the caller is the participant whose invite token and bound
     device these are (held participants too: a child waiting alone can still tell someone)."""
 
-    def __init__(self, admission: AdmissionService, incidents: IncidentService) -> None:
+    def __init__(
+        self, admission: AdmissionService, incidents: IncidentService, attempts: AttemptGuard
+    ) -> None:
         self._admission = admission
         self._incidents = incidents
+        self._attempts = attempts
 
     async def __call__(self, token: str, device_of: DeviceOf, note: str | None) -> str:
         record = await self._admission.participant(token, device_of)
         participant = record.participant
-        incident = await self._incidents.report_concern(
-            record.invite.org_id,
-            record.invite.session_id,
-            participant.id,
-            participant.masked_identity,
-            participant.display_name,
-            note,
-        )
-        return incident.id
+
+        async def report() -> str:
+            incident = await self._incidents.report_concern(
+                record.invite.org_id,
+                record.invite.session_id,
+                participant.id,
+                participant.masked_identity,
+                participant.display_name,
+                note,
+            )
+            return incident.id
+
+        # A run of concerns from one participant goes to one incident (services/attempts.py).
+        return await self._attempts.concern(record, note, report)
 
 
 INCIDENT_ROUTES: tuple[Route, ...] = (

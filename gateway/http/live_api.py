@@ -22,7 +22,8 @@ from gateway.http.bodies import (
     RemoveBody,
     parse_body,
 )
-from gateway.http.keys import SERVICES, SETTINGS
+from gateway.http.client_address import client_address
+from gateway.http.keys import ATTEMPTS, SERVICES, SETTINGS
 from gateway.http.routing import Route
 from gateway.services.admission import DeviceOf
 from gateway.services.live import LiveSessionService, join_view
@@ -50,9 +51,13 @@ def _device_of(request: web.Request) -> DeviceOf:
 
 async def join(request: web.Request) -> web.Response:
     body = await _body(request, JoinBody)
-    result, media = await request.app[LIVE].join(
-        body.token, body.password, _device_of(request), request.remote or "unknown"
-    )
+    source = client_address(request, request.app[SETTINGS].trusted_proxies)
+    try:
+        result, media = await request.app[LIVE].join(
+            body.token, body.password, _device_of(request), source
+        )
+    except Refusal as refusal:  # one answer, in one time, for every kind of bad invite
+        raise await request.app[ATTEMPTS].refused_join(refusal, source) from None
     response = web.json_response(join_view(result, media))
     if result.device_secret is not None:
         invite = result.record.invite

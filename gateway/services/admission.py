@@ -15,15 +15,15 @@ from datetime import date
 from gateway.clock import Clock
 from gateway.domain.admission import JoinFacts, decide_join, is_vetted_adult
 from gateway.domain.audit import AuditEvent
-from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.hours import local_date
 from gateway.domain.invite_token import device_hash
 from gateway.domain.models import Decision, Outcome, Participant, Person, Presence, Session, Staff
 from gateway.domain.policy import Policy
+from gateway.services.attempts import AttemptGuard
 from gateway.services.policies import PolicyBook
 from gateway.services.ports import (
     Alerts,
-    AttemptLimiter,
     InviteTokenCodec,
     JoinRecord,
     LiveState,
@@ -55,7 +55,7 @@ class AdmissionService:
         policies: PolicyBook,
         tokens: InviteTokenCodec,
         hasher: PasswordHasher,
-        limiter: AttemptLimiter,
+        attempts: AttemptGuard,
         alerts: Alerts,
         clock: Clock,
     ) -> None:
@@ -64,7 +64,7 @@ class AdmissionService:
         self._policies = policies
         self._tokens = tokens
         self._hasher = hasher
-        self._limiter = limiter
+        self._attempts = attempts  # abuse limits: services/attempts.py
         self._alerts = alerts
         self._clock = clock
         self._policy_paths: dict[str, str] = {}
@@ -116,7 +116,7 @@ class AdmissionService:
             ]
         except Exception as exc:  # fail closed: nobody is admitted on a guess
             log.warning("live state unavailable; refusing admission")
-            raise Refusal(
+            raise Unavailable(
                 ErrorCode.LIVE_STATE_UNAVAILABLE,
                 "The gateway cannot check who is in the session right now; try again shortly.",
             ) from exc
@@ -154,7 +154,7 @@ class AdmissionService:
             try:
                 await self._live.enter(invite.session_id, presence)
             except Exception as exc:  # unseen by supervision means not admitted at all
-                raise Refusal(
+                raise Unavailable(
                     ErrorCode.LIVE_STATE_UNAVAILABLE,
                     "The gateway cannot record who is in the session right now; try again.",
                 ) from exc
@@ -192,66 +192,13 @@ class AdmissionService:
         return record
 
     async def _other_device(self, record: JoinRecord) -> None:
-        invite = record.invite
-        await self._store.record(
-            [
-                AuditEvent(
-                    "invite.other_device",
-                    record.participant.masked_identity,
-                    invite.org_id,
-                    session_id=invite.session_id,
-                    person_id=record.participant.person_id,
-                    data={"invite": invite.id},
-                )
-            ]
-        )
-        await self._alerts.publish(
-            invite.org_id,
-            invite.session_id,
-            {
-                "kind": "invite_other_device",
-                "participant": record.participant.masked_identity,
-                "display_name": record.participant.display_name,
-            },
-        )
-        raise Refusal(
-            ErrorCode.INVITE_OTHER_DEVICE, "This invite is already in use on another device."
-        )
+        policy = await self._policy_of(record.invite.org_id)
+        raise await self._attempts.other_device(record, policy)
 
     async def _check_password(
         self, record: JoinRecord, policy: Policy, password: str | None, source: str
     ) -> None:
-        if record.session_password_hash is None:
-            return
-        now = self._clock.now()
-        window = policy.invites.attempt_window_minutes * 60
-        by_invite = f"password:invite:{record.invite.id}"
-        by_source = f"password:source:{source}"
-        for key, limit in (
-            (by_invite, policy.invites.password_max_attempts),
-            (by_source, policy.invites.source_max_attempts),
-        ):
-            wait = await self._limiter.check(key, limit, window, now)
-            if wait is not None:
-                raise TooManyAttempts(wait)
-        if not password:
-            raise Refusal(ErrorCode.PASSWORD_REQUIRED, "This session needs its password.")
-        # Count the attempt before checking it: concurrent guesses cannot all slip past the
-        # limit while the (slow, off-loop) hash check runs. A right password clears the count.
-        await self._limiter.fail(by_invite, window, now)
-        if len(password) > 128 or not await self._hasher.verify(
-            record.session_password_hash, password
-        ):
-            await self._limiter.fail(by_source, window, now)
-            raise Refusal(ErrorCode.PASSWORD_WRONG, "That password is not right.")
-        await self._limiter.reset(by_invite)
-
-
-class TooManyAttempts(Refusal):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(
-            ErrorCode.TOO_MANY_ATTEMPTS, "Too many attempts; wait and try again.", retry_after
-        )
+        await self._attempts.check_join(record, policy, password, source)
 
 
 def presence_of(

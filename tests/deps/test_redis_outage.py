@@ -8,8 +8,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.deps.conftest import MARGIN, REDIS_TIMEOUT, ServeGateway, paused, redis_pid
 from tests.http.world import World, build_world
 from tests.plugins.gateway_server import ROOT, Answer, Gateway
@@ -114,11 +112,6 @@ async def test_redis_paused_password_join_is_503_and_audited(
     assert refused_for_live_state(tmp_path / "gateway.db") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authority branch: admission re-raises the live state's Unavailable as a plain "
-    "Refusal, which carries no Retry-After",
-)
 async def test_join_refused_for_live_state_says_when_to_retry(
     redis_server: RedisServer, redis_url: str, tmp_path: Path, serve_gateway: ServeGateway
 ) -> None:

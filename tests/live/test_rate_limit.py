@@ -1,23 +1,17 @@
-"""The attempt-limiter contract over the in-process limiter and Redis. Redis windows are Redis
-TTLs (Redis time), so these tests use short real windows and the real clock for both; tests that
-move a frozen clock belong with `InProcessAttemptLimiter` (tests/tokens)."""
+"""The flood limiter's contract (`InProcessAttemptLimiter`) in real time: short real windows and
+the real clock. It counts floods per process only; the durable failure tallies (wrong passwords,
+second devices) are in SQL and are tested over HTTP in tests/abuse."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from gateway.adapters.live_memory import LiveStateUnavailable
-from gateway.adapters.live_redis import RedisClient, close_client, redis_client
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
-from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
-from tests.plugins.servers import RedisServer
 
-Limiter = InProcessAttemptLimiter | RedisAttemptLimiter
+Limiter = InProcessAttemptLimiter
 
 
 def now() -> datetime:
@@ -25,25 +19,8 @@ def now() -> datetime:
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[RedisClient]:
-    c = redis_client(redis_url, timeout_seconds=1.0)
-    try:
-        yield c
-    finally:
-        await close_client(c)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", id="memory"),
-        pytest.param("redis", id="redis", marks=pytest.mark.redis),
-    ]
-)
-def limiter(request: pytest.FixtureRequest) -> Iterator[Limiter]:
-    if request.param == "memory":
-        yield InProcessAttemptLimiter()
-    else:
-        yield RedisAttemptLimiter(request.getfixturevalue("client"), prefix="t")
+def limiter() -> Limiter:
+    return InProcessAttemptLimiter()
 
 
 async def test_allowed_below_the_limit_then_limited(limiter: Limiter) -> None:
@@ -93,36 +70,3 @@ async def test_bad_arguments(limiter: Limiter) -> None:
         await limiter.fail("k", 60, datetime(2026, 1, 1))  # naive
     with pytest.raises(ValueError):
         await limiter.check("k", 1, 60, datetime(2026, 1, 1))
-
-
-async def test_redis_instances_share_counts(redis_url: str) -> None:
-    a_client, b_client = redis_client(redis_url), redis_client(redis_url)
-    try:
-        a, b = RedisAttemptLimiter(a_client, "t"), RedisAttemptLimiter(b_client, "t")
-        await a.fail("k", 60, now())
-        await b.fail("k", 60, now())
-        assert await a.check("k", 2, 60, now()) is not None
-        await b.reset("k")
-        assert await a.check("k", 2, 60, now()) is None
-    finally:
-        await close_client(a_client)
-        await close_client(b_client)
-
-
-async def test_redis_lost_raises_not_allows(redis_server: RedisServer, client: RedisClient) -> None:
-    limiter = RedisAttemptLimiter(client, "t")
-    await limiter.fail("k", 60, now())
-    redis_server.stop(kill=True)
-    try:
-        for call in (
-            limiter.check("k", 3, 60, now()),
-            limiter.fail("k", 60, now()),
-            limiter.reset("k"),
-        ):
-            started = time.monotonic()
-            with pytest.raises(LiveStateUnavailable):
-                await call
-            assert time.monotonic() - started < 1.5
-    finally:
-        redis_server.start()
-    assert await limiter.check("k", 1, 60, now()) is None  # counters are rebuildable: gone

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway.app import build_app
 from gateway.clock import FrozenClock
+from gateway.http.connection_limits import start_server
 from gateway.http.keys import SERVICES
 from gateway.services.bundle import Services
 from gateway.settings import Settings
@@ -114,10 +115,7 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         media_disconnect_seconds=3.0,
     )
     app = build_app(settings, clock)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    runner, _ = await start_server(app, "127.0.0.1", port, settings)
     sessions: list[aiohttp.ClientSession] = []
     try:
         yield Gateway(f"http://127.0.0.1:{port}", clock, app, settings, sessions)

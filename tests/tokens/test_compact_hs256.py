@@ -33,7 +33,10 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-claims = st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=8)
+# Not the registered claims PyJWT checks by itself (it refuses e.g. a non-integer "iat").
+REGISTERED = {"iat", "exp", "nbf", "iss", "aud", "sub", "jti"}
+claim_names = st.text(min_size=1, max_size=12).filter(lambda name: name not in REGISTERED)
+claims = st.dictionaries(claim_names, json_values, max_size=8)
 
 
 def b64(raw: bytes) -> str:
@@ -123,3 +126,50 @@ def test_a_payload_that_is_not_an_object_or_a_short_signature_is_malformed() -> 
 @given(st.binary(max_size=200), st.binary(max_size=3000))
 def test_the_mac_is_rfc_2104_hmac_sha256(key: bytes, data: bytes) -> None:
     assert _mac(key, data) == hmac.digest(key, data, hashlib.sha256)
+
+
+def _respellings(part: str) -> list[str]:
+    """Other spellings of the last base64url character that Python's decoder reads as the same
+    bytes: only the unused trailing bits differ."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    pad = "=" * (-len(part) % 4)
+    same = base64.urlsafe_b64decode(part + pad)
+    return [
+        part[:-1] + c
+        for c in alphabet
+        if c != part[-1] and base64.urlsafe_b64decode(part[:-1] + c + pad) == same
+    ]
+
+
+def test_a_signature_has_one_spelling_as_in_pyjwt() -> None:
+    token = sign({"jti": "a" * 32, "exp": 10}, KEY)
+    header, payload, signature = token.split(".")
+    others = _respellings(signature)
+    assert others  # 32 bytes leave 2 unused bits: 3 other spellings
+    for other in others:
+        variant = f"{header}.{payload}.{other}"
+        # Python's decoder reads it as the very same signature ...
+        assert base64.urlsafe_b64decode(other + "=") == base64.urlsafe_b64decode(signature + "=")
+        # ... the reference refuses it, and so does the gateway: one token, one text
+        with pytest.raises(jwt.DecodeError):
+            jwt.decode(variant, KEY, algorithms=["HS256"])
+        with pytest.raises(MalformedToken):
+            verified_payload(variant, KEY)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_header_and_payload_must_be_canonical_too(which: int) -> None:
+    # lengths vary with the key id and the claims: find a token whose part has unused bits
+    tokens = [sign({"pad": "x" * n}, KEY, kid="k" * n) for n in range(3)]
+    parts = next(t.split(".") for t in tokens if _respellings(t.split(".")[which]))
+    parts[which] = _respellings(parts[which])[0]
+    # the payload's text is signed, so its respelling also breaks the signature
+    with pytest.raises((MalformedToken, BadSignature)):
+        header_of(".".join(parts)) if which == 0 else verified_payload(".".join(parts), KEY)
+
+
+@pytest.mark.parametrize("suffix", ["=", "==", "%3D"])
+def test_padding_or_escapes_are_refused(suffix: str) -> None:
+    token = sign({"a": 1}, KEY)
+    with pytest.raises(MalformedToken):
+        verified_payload(token + suffix, KEY)

@@ -13,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from gateway.adapters import compact_hs256
 from gateway.adapters.invite_tokens import InviteTokens, device_hash, device_token
 from gateway.adapters.keys import KeyRing
 from gateway.domain.errors import ErrorCode, Refusal
@@ -299,17 +300,34 @@ def test_non_object_payload_with_valid_signature(tokens: InviteTokens, ring: Key
 def test_over_long_token_refused_before_parsing(
     tokens: InviteTokens, ring: KeyRing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The length check comes before the production codec reads anything: a token that is
+    both over-long and unparseable is refused as too long, and the codec is never entered."""
     token = signed(ring, invite_claims(pad="x" * MAX_TOKEN_CHARS))
     assert len(token) > MAX_TOKEN_CHARS
+    garbage = "%" * 8 + token  # not even base64url: the codec would call it malformed
 
-    def explode(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("parsed an over-long token")
+    entered: list[str] = []
+    real_header_of = compact_hs256.header_of
+    real_payload = compact_hs256.verified_payload
 
-    monkeypatch.setattr(jwt, "get_unverified_header", explode)
-    monkeypatch.setattr(jwt, "decode", explode)
-    refusal = refused(tokens, token)
-    assert refusal.code is ErrorCode.INVITE_INVALID
-    assert "too long" in refusal.message
+    def header_of(raw: str) -> dict[str, Any]:
+        entered.append("header_of")
+        return real_header_of(raw)
+
+    def verified_payload(raw: str, key: bytes) -> dict[str, Any]:
+        entered.append("verified_payload")
+        return real_payload(raw, key)
+
+    monkeypatch.setattr(compact_hs256, "header_of", header_of)
+    monkeypatch.setattr(compact_hs256, "verified_payload", verified_payload)
+    for over_long in (token, garbage):
+        refusal = refused(tokens, over_long)
+        assert refusal.code is ErrorCode.INVITE_INVALID
+        assert "too long" in refusal.message
+    assert entered == []
+    # The same spies do see a token of ordinary length: the check above is not vacuous.
+    assert tokens.verify(signed(ring, invite_claims()), NOW).issuer == ISSUER
+    assert entered == ["header_of", "verified_payload"]
 
 
 def test_token_at_the_size_limit_is_parsed(tokens: InviteTokens, ring: KeyRing) -> None:

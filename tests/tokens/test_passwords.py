@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.adapters.passwords import MAX_PASSWORD_CHARS, PasswordHasher
+from gateway.domain.errors import ErrorCode, Unavailable
 
 
 @pytest.fixture
@@ -105,3 +106,45 @@ async def test_verification_does_not_block_the_event_loop() -> None:
         assert longest_gap < max(0.5 * elapsed, 0.05), (longest_gap, elapsed)
     finally:
         hasher.close()
+
+
+async def test_a_long_queue_is_refused_at_once_with_a_retry_after() -> None:
+    """Hashing cannot starve other requests: a bounded pool, and past `max_pending` checks the
+    next is refused at once (503 overloaded, with Retry-After) instead of queueing."""
+    hasher = PasswordHasher(max_workers=1, max_pending=2)  # real cost
+    try:
+        stored = await hasher.hash("the password")
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(hasher.verify(stored, "the password") for _ in range(6)), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, Unavailable)]
+        assert results[:2] == [True, True]
+        assert len(refused) == 4
+        assert all(r.code is ErrorCode.OVERLOADED and (r.retry_after or 0) >= 1 for r in refused)
+        assert hasher.pending == 0
+        batch = time.perf_counter() - started
+        # the refused ones cost nothing: the batch took about two verifications, not six
+        one = time.perf_counter()
+        assert await hasher.verify(stored, "the password") is True
+        one = time.perf_counter() - one
+        assert batch < 4 * one + 0.05
+    finally:
+        hasher.close()
+
+
+async def test_equalise_takes_a_verification_s_time() -> None:
+    slow = PasswordHasher()
+    try:
+        stored = await slow.hash("pw")
+        timings: dict[str, list[float]] = {"verify": [], "equalise": []}
+        for _ in range(5):
+            started = time.perf_counter()
+            await slow.verify(stored, "not it")
+            timings["verify"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await slow.equalise("anything")
+            timings["equalise"].append(time.perf_counter() - started)
+        assert min(timings["equalise"]) > 0.5 * min(timings["verify"])
+    finally:
+        slow.close()
