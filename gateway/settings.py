@@ -12,6 +12,7 @@
 | GATEWAY_RECONCILE_SECONDS| 3 (supervision re-checked against the relay) |
 | GATEWAY_LIVE_HEARTBEAT_SECONDS | 10 (a process silent this long is dead; renewed every third) |
 | GATEWAY_LIVE_SWEEP_SECONDS | 5 (one process removes dead processes' presences this often) |
+| GATEWAY_METRICS_TOKEN    | unset: /metrics answers 404; set: bearer token to scrape it |
 | GATEWAY_ICE_SERVERS      | [] (JSON list of {urls, username, credential}; no public STUN) |
 """
 
@@ -38,6 +39,7 @@ class Settings:
     media_disconnect_seconds: float = 10.0
     live_heartbeat_seconds: float = 10.0
     live_sweep_seconds: float = 5.0
+    metrics_token: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("reconcile_seconds", "live_heartbeat_seconds", "live_sweep_seconds"):
@@ -66,4 +68,5 @@ class Settings:
             live_sweep_seconds=float(
                 env.get("GATEWAY_LIVE_SWEEP_SECONDS", defaults.live_sweep_seconds)
             ),
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.domain.errors import ErrorCode
 from gateway.services.bundle import Services
 from gateway.settings import Settings
 
@@ -12,3 +13,9 @@ SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 PUBLIC_PATHS = web.AppKey("public_paths", frozenset)
+
+# Raw dependency errors and what they mean, given by the composition root (the HTTP layer does
+# not import the adapters' libraries): (exception types, packages whose bare OSError counts,
+# the code of the 503).
+DependencyErrors = tuple[tuple[tuple[type[BaseException], ...], tuple[str, ...], ErrorCode], ...]
+DEPENDENCY_ERRORS: web.AppKey[DependencyErrors] = web.AppKey("dependency_errors")
