@@ -150,12 +150,12 @@ def parse_query(request: web.Request, model: type[Q]) -> Q:
     """The one way query strings are read: into `model`, or a `query_invalid` refusal naming
     the parameter and the rule (never the value sent)."""
     values: dict[str, str] = {}
-    for name in request.query:
+    for name, value in request.query.items():
         if name not in model.model_fields:
             raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {name[:64]}.")
         if name in values:
             raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is given once.")
-        values[name] = request.query[name]
+        values[name] = value
     try:
         return model.model_validate(values)
     except ValidationError as exc:
