@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,9 @@ from tests.http.world import build_world
 from tests.plugins.gateway_server import Gateway
 
 SEED = 20261123
-EXAMPLES = 12  # per operation and mode: ~25 operations x 2 modes, well under a minute
+# Per operation and mode (~30 operations x 2 modes): well under a minute. A deeper local run:
+# GATEWAY_FUZZ_EXAMPLES=200 .venv/bin/python -m pytest tests/http/test_fuzz.py
+EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "12"))
 
 
 @pytest.fixture
