@@ -259,22 +259,24 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
 
 # Raw errors of the dependencies that mean "down or too slow" (503, not 500): see
 # `gateway.http.middleware.refusals`.
+SQL_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3")
 DEPENDENCY_ERROR_TABLE: DependencyErrors = (
     (
         (
             sqlalchemy.exc.OperationalError,
             sqlalchemy.exc.InterfaceError,
-            sqlalchemy.exc.TimeoutError,
+            sqlalchemy.exc.TimeoutError,  # no pooled connection within the pool's timeout
             sqlalchemy.exc.DisconnectionError,
         ),
-        ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"),
+        (),
         ErrorCode.DATABASE_UNAVAILABLE,
     ),
-    (
-        (redis.exceptions.RedisError, LiveStateUnavailable),
-        ("redis",),
-        ErrorCode.LIVE_STATE_UNAVAILABLE,
-    ),
+    # Whatever the driver says while the pool opens a connection (e.g. PostgreSQL's "not
+    # accepting connections"): the database cannot be reached.
+    ((sqlalchemy.exc.DBAPIError,), ("sqlalchemy.pool",), ErrorCode.DATABASE_UNAVAILABLE),
+    ((OSError,), SQL_MODULES, ErrorCode.DATABASE_UNAVAILABLE),
+    ((redis.exceptions.RedisError, LiveStateUnavailable), (), ErrorCode.LIVE_STATE_UNAVAILABLE),
+    ((OSError,), ("redis",), ErrorCode.LIVE_STATE_UNAVAILABLE),
 )
 REFUSAL_AGGREGATE_SECONDS = 10.0  # how often closed windows of anonymous refusals are written
 

@@ -15,7 +15,7 @@ METRICS = web.AppKey("metrics", CollectorRegistry)
 PUBLIC_PATHS = web.AppKey("public_paths", frozenset)
 
 # Raw dependency errors and what they mean, given by the composition root (the HTTP layer does
-# not import the adapters' libraries): (exception types, packages whose bare OSError counts,
-# the code of the 503).
+# not import the adapters' libraries): (exception types, modules it must have been raised
+# through, or () for anywhere; the code of the 503).
 DependencyErrors = tuple[tuple[tuple[type[BaseException], ...], tuple[str, ...], ErrorCode], ...]
 DEPENDENCY_ERRORS: web.AppKey[DependencyErrors] = web.AppKey("dependency_errors")

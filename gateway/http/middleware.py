@@ -179,13 +179,12 @@ async def _audit_refusal(request: web.Request, refusal: Refusal) -> None:
 
 
 def _dependency_failure(exc: BaseException, table: DependencyErrors) -> Unavailable | None:
-    """The `Unavailable` a raw dependency error stands for, or None. Exception types are
-    matched against the table the composition root gives (SQL, Redis, ...); a bare `OSError`
-    (a refused connection, a timeout) is attributed by the package whose code raised it."""
-    for types, packages, code in table:
-        if isinstance(exc, types):
-            return Unavailable(code, _UNAVAILABLE_MESSAGE)
-        if isinstance(exc, OSError) and _raised_in(exc.__traceback__, packages):
+    """The `Unavailable` a raw dependency error stands for, or None. The composition root
+    gives the table: a row matches an exception of one of its types, raised (when the row
+    names modules) through code of one of those modules, e.g. a bare `OSError` from the Redis
+    client, or a driver error raised while the SQL pool was connecting."""
+    for types, modules, code in table:
+        if isinstance(exc, types) and (not modules or _raised_in(exc.__traceback__, modules)):
             return Unavailable(code, _UNAVAILABLE_MESSAGE)
     return None
 
@@ -193,10 +192,10 @@ def _dependency_failure(exc: BaseException, table: DependencyErrors) -> Unavaila
 _UNAVAILABLE_MESSAGE = "A service the gateway depends on is unavailable. Try again shortly."
 
 
-def _raised_in(trace: TracebackType | None, packages: Sequence[str]) -> bool:
+def _raised_in(trace: TracebackType | None, modules: Sequence[str]) -> bool:
     while trace is not None:
-        module = str(trace.tb_frame.f_globals.get("__name__", ""))
-        if module.partition(".")[0] in packages:
+        name = str(trace.tb_frame.f_globals.get("__name__", ""))
+        if any(name == module or name.startswith(module + ".") for module in modules):
             return True
         trace = trace.tb_next
     return False
