@@ -38,8 +38,8 @@ async def test_a_database_that_refuses_connections_is_a_503_with_retry_after(
     name = _database_name(gateway)
     postgres_server.psql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
-        postgres_server.psql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        postgres_server.psql(  # the name is the fixture's own database, not input
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608
         )
         for path in ("/v1/staff", f"/v1/staff/{world.ids['Tina Tutor']}", "/v1/audit"):
             answer = await world.admin.get(path)
