@@ -125,6 +125,7 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
                 "dependency unavailable",
                 extra=_log_fields(request, code=unavailable.code.value, error=_kind(exc)),
             )
+            await _audit_refusal(request, unavailable)
             return _answer(unavailable)
         return await _failed(request, exc)
 
@@ -158,9 +159,10 @@ def _answer(refusal: Refusal, headers: dict[str, str] | None = None) -> web.Resp
 
 async def _audit_refusal(request: web.Request, refusal: Refusal) -> None:
     """Refusals are audited: one by one for an organisation's key, sampled past a rate for
-    anonymous callers (see `RequestAudit`). Refusals about an unavailable dependency are not
-    written (the log would fail or be flooded by the outage itself)."""
-    if isinstance(refusal, Unavailable) or SERVICES not in request.app:
+    anonymous callers (see `RequestAudit`); those of an outage too (the host of a child
+    refused while Redis is down must be able to see it), except when the database itself, where
+    the audit log lives, is the one that is down."""
+    if refusal.code is ErrorCode.DATABASE_UNAVAILABLE or SERVICES not in request.app:
         return
     org: Organisation | None = request.get(ORG)
     try:
