@@ -146,4 +146,4 @@ async def test_no_input_makes_the_server_fail(gateway: Gateway) -> None:
     assert len(found.statuses) >= 25
     for operation, statuses in found.statuses.items():
         assert set(statuses) - {401}, operation
-    assert sum(n for s in found.statuses.values() for code, n in s.items() if code < 300) > 50
+    assert sum(n for s in found.statuses.values() for code, n in s.items() if code < 300) > 30
