@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import web
+import redis.exceptions
+import sqlalchemy.exc
+from aiohttp import web, web_response
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.adapters.alerts_memory import InProcessAlerts
@@ -38,13 +40,28 @@ from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.processes import ProcessRegistry
 from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
-from gateway.domain.errors import Unavailable
+from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.processes import GatewayProcess, LiveStateKind
 from gateway.http.connection_limits import body_deadline
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
-from gateway.http.keys import ATTEMPTS, METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
+from gateway.http.keys import (
+    ATTEMPTS,
+    DEPENDENCY_ERRORS,
+    METRICS,
+    PUBLIC_PATHS,
+    SERVICES,
+    SETTINGS,
+    DependencyErrors,
+)
 from gateway.http.live_api import LIVE, REPORT_CONCERN
-from gateway.http.middleware import authentication, metrics_middleware, refusals
+from gateway.http.middleware import (
+    SERVER,
+    authentication,
+    bearer_matches,
+    refusals,
+    request_context,
+    response_headers,
+)
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
 from gateway.http.routes import ALL_ROUTES
@@ -60,6 +77,7 @@ from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
 from gateway.services.ports import LiveState
 from gateway.services.registry import RegistryService
+from gateway.services.request_audit import RequestAudit
 from gateway.services.sessions import SessionService
 from gateway.settings import Settings
 
@@ -163,6 +181,7 @@ async def build_runtime(
         consent=ConsentService(store, registry, policies, clock),
         sessions=SessionService(store, registry, policies, clock, hasher, tokens),
         admission=admission,
+        audit=RequestAudit(store, clock),
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
@@ -201,6 +220,13 @@ async def _openapi(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    """Behind its own bearer token (GATEWAY_METRICS_TOKEN); absent without one."""
+    settings = request.app[SETTINGS]
+    token = settings.metrics_token
+    if token is None:
+        raise web.HTTPNotFound()
+    if not bearer_matches(request, token):
+        raise Refusal(ErrorCode.UNAUTHENTICATED, "The metrics token is required.")
     body = generate_latest(request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
@@ -310,11 +336,35 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
     return LiveJobs(stop, tasks)
 
 
+# Raw errors of the dependencies that mean "down or too slow" (503, not 500): see
+# `gateway.http.middleware.refusals`.
+SQL_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3")
+DEPENDENCY_ERROR_TABLE: DependencyErrors = (
+    (
+        (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.InterfaceError,
+            sqlalchemy.exc.TimeoutError,  # no pooled connection within the pool's timeout
+            sqlalchemy.exc.DisconnectionError,
+        ),
+        (),
+        ErrorCode.DATABASE_UNAVAILABLE,
+    ),
+    # Whatever the driver says while the pool opens a connection (e.g. PostgreSQL's "not
+    # accepting connections"): the database cannot be reached.
+    ((sqlalchemy.exc.DBAPIError,), ("sqlalchemy.pool",), ErrorCode.DATABASE_UNAVAILABLE),
+    ((OSError,), SQL_MODULES, ErrorCode.DATABASE_UNAVAILABLE),
+    ((redis.exceptions.RedisError, LiveStateUnavailable), (), ErrorCode.LIVE_STATE_UNAVAILABLE),
+    ((OSError,), ("redis",), ErrorCode.LIVE_STATE_UNAVAILABLE),
+)
+REFUSAL_AGGREGATE_SECONDS = 10.0  # how often closed windows of anonymous refusals are written
+
+
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
         middlewares=[
-            metrics_middleware(registry),
+            request_context(registry),
             refusals,
             body_deadline(settings.read_timeout_seconds),
             authentication,
@@ -323,6 +373,11 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     )
     app[SETTINGS] = settings
     app[METRICS] = registry
+    app[DEPENDENCY_ERRORS] = DEPENDENCY_ERROR_TABLE
+    app.on_response_prepare.append(response_headers)
+    # Answers aiohttp writes before any route is matched (a malformed request line or header)
+    # bypass `on_response_prepare`; this is the default Server header they would carry.
+    setattr(web_response, "SERVER_SOFTWARE", SERVER)  # noqa: B010
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, clock)
@@ -355,10 +410,24 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
                 stop_renewing,
             )
         )
+        refusal_counts = asyncio.create_task(
+            run_periodically(
+                InProcessLeaderLock(),
+                "audit.refusal_counts",
+                REFUSAL_AGGREGATE_SECONDS,
+                runtime.services.audit.flush,
+                stop_renewing,
+            )
+        )
         yield
         stop_renewing.set()
         await renewing
+        await refusal_counts
         await jobs.close()
+        try:
+            await runtime.services.audit.flush(everything=True)
+        except Exception:
+            logging.getLogger(__name__).exception("refusal counts could not be audited")
         try:  # an entry left behind only delays the next start by one lease period
             await registry.release()
         except Exception:
@@ -380,14 +449,14 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line. Only fields we put in `extra` appear: no bodies, no tokens."""
 
-    SAFE = ("method", "route", "status", "code")
+    SAFE = ("method", "route", "status", "code", "request_id", "error")
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "at": self.formatTime(record),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         for key in self.SAFE:
             if key in record.__dict__:
@@ -395,6 +464,17 @@ class JsonLogFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = repr(record.exc_info[1].__class__.__name__)
         return json.dumps(entry)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """Our own messages as they are; others' as their template only: aiohttp fills in the
+    client's address ("Error handling request from %s") and its access log writes it into the
+    message itself. No policy asks for addresses in logs, so none is ever written."""
+    if record.name == "gateway" or record.name.startswith("gateway."):
+        return record.getMessage()
+    if record.name == "aiohttp.access":
+        return "access"
+    return str(record.msg)
 
 
 def configure_logging(level: str) -> None:

@@ -435,6 +435,13 @@ class Settings:
         "64",
         "open connections allowed from one address (trusted proxies exempt)",
     )
+    metrics_token: str | None = setting(
+        "GATEWAY_METRICS_TOKEN",
+        optional(TEXT),
+        None,
+        "bearer token that /metrics asks for (unset: /metrics answers 404)",
+        secret=True,
+    )
     sql_timeout_seconds: float = setting(
         "GATEWAY_SQL_TIMEOUT_SECONDS",
         SECONDS,

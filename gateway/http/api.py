@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import TypeVar
+from datetime import date
+from typing import Annotated, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gateway.clock import to_us
-from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import local_date
 from gateway.domain.models import (
     ConsentAction,
@@ -22,17 +21,22 @@ from gateway.domain.models import (
     Vetting,
 )
 from gateway.http.bodies import (
+    ASCII_DIGITS,
     ChildBody,
     ConsentBody,
     EmptyBody,
     GuardianBody,
+    Id,
+    Instant,
     ParticipantBody,
+    Query,
     SessionBody,
     StaffBody,
     parse_body,
+    parse_query,
 )
 from gateway.http.keys import SERVICES, SETTINGS
-from gateway.http.middleware import ORG, VALID_ID
+from gateway.http.middleware import ORG
 from gateway.http.routing import Route
 from gateway.http.views import (
     consent_record_view,
@@ -156,12 +160,7 @@ async def consent_state(request: web.Request) -> web.Response:
 
 # sessions ----------------------------------------------------------------------------------
 async def create_session(request: web.Request) -> web.Response:
-    body = await _body(request, SessionBody)
-    for instant in (body.starts_at, body.ends_at):
-        if instant.tzinfo is None:
-            raise Refusal(
-                ErrorCode.BODY_INVALID, "Times need a UTC offset, e.g. 2026-01-05T10:00Z."
-            )
+    body = await _body(request, SessionBody)  # times with a UTC offset, within range
     created = await _services(request).sessions.create(
         _org(request),
         _actor(request),
@@ -181,9 +180,9 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def get_session(request: web.Request) -> web.Response:
-    services = _services(request)
-    session = await services.sessions.get(_org(request), request.match_info["id"])
-    title = await services.store.session_title(_org(request).id, session.id)
+    session, title = await _services(request).sessions.titled(
+        _org(request), request.match_info["id"]
+    )
     return web.json_response(session_view(session, title))
 
 
@@ -238,60 +237,34 @@ async def revoke_invite(request: web.Request) -> web.Response:
 
 
 # audit and policy --------------------------------------------------------------------------
-def _query_time(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise Refusal(ErrorCode.QUERY_INVALID, f"{name} must be an ISO 8601 time.") from exc
-    if instant.tzinfo is None:
-        raise Refusal(ErrorCode.QUERY_INVALID, f"{name} needs a UTC offset.")
-    return to_us(instant)
+AuditKind = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
-def _query_int(request: web.Request, name: str, default: int | None, high: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 0 <= int(raw) <= high:
-        raise Refusal(ErrorCode.QUERY_INVALID, f"{name} must be a whole number up to {high}.")
-    return int(raw)
+class AuditLogQuery(Query):
+    session_id: Id | None = None
+    person_id: Id | None = None
+    kind: AuditKind | None = None
+    since: Instant | None = None
+    until: Instant | None = None
+    after: Annotated[int, Field(ge=0, le=2**62), ASCII_DIGITS] | None = None
+    limit: Annotated[int, Field(ge=1, le=500), ASCII_DIGITS] = 100
 
 
 async def audit_log(request: web.Request) -> web.Response:
-    unknown = set(request.query) - {
-        "session_id",
-        "person_id",
-        "kind",
-        "since",
-        "until",
-        "after",
-        "limit",
-    }
-    if unknown:
-        raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {sorted(unknown)[0]}.")
-    limit = _query_int(request, "limit", 100, 500)
-    if limit is None or limit < 1:
-        raise Refusal(ErrorCode.QUERY_INVALID, "limit must be between 1 and 500.")
-    for name in ("session_id", "person_id", "kind"):
-        value = request.query.get(name)
-        if value is not None and not VALID_ID.match(value.replace(".", "_")):
-            raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is not a valid value.")
+    params = parse_query(request, AuditLogQuery)
     query = AuditQuery(
         org_id=_org(request).id,
-        session_id=request.query.get("session_id"),
-        person_id=request.query.get("person_id"),
-        kind=request.query.get("kind"),
-        since_us=_query_time(request, "since"),
-        until_us=_query_time(request, "until"),
-        after_seq=_query_int(request, "after", None, 2**62),
-        limit=limit,
+        session_id=params.session_id,
+        person_id=params.person_id,
+        kind=params.kind,
+        since_us=to_us(params.since) if params.since else None,
+        until_us=to_us(params.until) if params.until else None,
+        after_seq=params.after,
+        limit=params.limit,
     )
-    entries = await _services(request).store.audit_entries(query)
+    entries = await _services(request).audit.entries(query)
     items = [entry.as_dict() for entry in entries]
-    next_after = entries[-1].seq if len(entries) == limit else None
+    next_after = entries[-1].seq if len(entries) == params.limit else None
     return web.json_response({"items": items, "next_after": next_after})
 
 
@@ -353,7 +326,7 @@ ROUTES: tuple[Route, ...] = (
         "/v1/audit",
         audit_log,
         "Page through the audit log",
-        query=("session_id", "person_id", "kind", "since", "until", "after", "limit"),
+        query=AuditLogQuery,
     ),
     Route("GET", "/v1/policy", policy, "The written policy that applies, in plain English"),
 )

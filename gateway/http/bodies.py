@@ -1,17 +1,57 @@
-"""Request bodies: bounded, strict JSON into frozen pydantic models (unknown fields refused)."""
+"""Request bodies and query strings: bounded, strict input into frozen pydantic models.
+
+Unknown fields and parameters are refused; bodies must be sent as `application/json`. The
+same models give the OpenAPI document its schemas, so what it promises is what is checked.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from gateway.domain.errors import ErrorCode, Refusal
 
 M = TypeVar("M", bound=BaseModel)
+JSON = "application/json"
+
+# Instants the gateway stores as UTC microseconds: an aware time between these bounds. Outside
+# them (year 1 at +14:00 is before year 1 in UTC) a conversion would fail deep inside.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(instant: datetime) -> datetime:
+    try:
+        inside = EARLIEST <= instant < LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ValueError("must be between 1970 and 9000 (UTC)")
+    return instant
+
+
+def _ascii_digits(value: object) -> object:
+    # int() takes "²", "①" or "١" as digits; a query or JSON count never is.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
+# After the bounds, so the schema keeps them: Annotated[int, Field(ge=1, le=9), ASCII_DIGITS].
+ASCII_DIGITS = BeforeValidator(_ascii_digits)
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
@@ -71,8 +111,8 @@ class SessionBody(Body):
     kind: Literal["tutoring", "group", "livestream"]
     title: Annotated[str, Field(min_length=1, max_length=200)]
     host_staff_id: Id
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
     recording_purpose: Annotated[str, Field(max_length=64)] | None = None
     password: Annotated[str, Field(min_length=6, max_length=128)] | None = None
     out_of_hours_approved_by: Id | None = None
@@ -97,7 +137,41 @@ class EmptyBody(Body):
     pass
 
 
+class Query(BaseModel):
+    """A query string: each parameter at most once, unknown ones refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Q = TypeVar("Q", bound=Query)
+
+
+def parse_query(request: web.Request, model: type[Q]) -> Q:
+    """The one way query strings are read: into `model`, or a `query_invalid` refusal naming
+    the parameter and the rule (never the value sent)."""
+    values: dict[str, str] = {}
+    for name, value in request.query.items():
+        if name not in model.model_fields:
+            raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {name[:64]}.")
+        if name in values:
+            raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is given once.")
+        values[name] = value
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "query"
+        raise Refusal(ErrorCode.QUERY_INVALID, f"{where}: {first['msg']}.") from exc
+
+
 async def parse_body(request: web.Request, model: type[M], limit: int) -> M:
+    # A body that is not declared JSON is refused unread (a form post or text/plain from a
+    # page on another site must not be taken as an API call); only an empty body may come
+    # without a type, where no body is needed.
+    if request.content_type != JSON and not (
+        model is EmptyBody and request.content_length in (None, 0) and not request.body_exists
+    ):
+        raise Refusal(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "The body must be application/json.")
     if request.content_length is not None and request.content_length > limit:
         raise Refusal(ErrorCode.BODY_TOO_LARGE, f"The body is over {limit} bytes.")
     raw = await _read_bounded(request, limit)

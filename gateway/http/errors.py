@@ -50,9 +50,14 @@ STATUS: dict[ErrorCode, int] = {
 }
 
 
-def error_response(refusal: Refusal, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    refusal: Refusal, headers: dict[str, str] | None = None, *, request_id: str | None = None
+) -> web.Response:
+    error: dict[str, str] = {"code": refusal.code.value, "message": refusal.message}
+    if request_id is not None:  # unexpected failures: what to quote to whoever runs the gateway
+        error["request_id"] = request_id
     return web.json_response(
-        {"error": {"code": refusal.code.value, "message": refusal.message}},
+        {"error": error},
         status=STATUS.get(refusal.code, 400),
         headers=headers,
     )

@@ -14,7 +14,6 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import Field
 
-from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import (
     NOTE_MAX,
     IncidentStatus,
@@ -22,7 +21,7 @@ from gateway.domain.incidents import (
     incident_view,
     note_view,
 )
-from gateway.http.bodies import Body, Id, parse_body
+from gateway.http.bodies import ASCII_DIGITS, Body, Id, Query, parse_body, parse_query
 from gateway.http.keys import SETTINGS
 from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
@@ -34,8 +33,15 @@ from gateway.services.ports import Organisation
 
 INCIDENTS = web.AppKey("incidents", IncidentService)
 
-LIST_QUERY = ("status", "session_id", "as_staff", "limit")
-GET_QUERY = ("as_staff",)
+
+class IncidentViewQuery(Query):
+    as_staff: Id | None = None
+
+
+class IncidentListQuery(IncidentViewQuery):
+    status: IncidentStatus | None = None
+    session_id: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=LIST_LIMIT), ASCII_DIGITS] = 100
 
 
 class NoteBody(Body):
@@ -59,61 +65,26 @@ def _actor(request: web.Request) -> str:
     return f"api:{_org(request).id}"
 
 
-def _query(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    unknown = set(request.query) - set(allowed)
-    if unknown:
-        raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {sorted(unknown)[0]}.")
-    values: dict[str, str] = {}
-    for name in allowed:
-        raw = request.query.getall(name, [])
-        if len(raw) > 1:
-            raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is given once.")
-        if raw:
-            if not 1 <= len(raw[0]) <= 64:
-                raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is 1 to 64 characters.")
-            values[name] = raw[0]
-    return values
-
-
-def _status(raw: str | None) -> IncidentStatus | None:
-    if raw is None:
-        return None
-    try:
-        return IncidentStatus(raw)
-    except ValueError as exc:
-        raise Refusal(ErrorCode.QUERY_INVALID, "status is open or closed.") from exc
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT:
-        raise Refusal(ErrorCode.QUERY_INVALID, f"limit is a whole number from 1 to {LIST_LIMIT}.")
-    return int(raw)
-
-
 def _detail(detail: IncidentDetail) -> dict[str, object]:
     return incident_detail_view(detail.incident, detail.rights, detail.notes)
 
 
 async def list_incidents(request: web.Request) -> web.Response:
-    query = _query(request, LIST_QUERY)
+    query = parse_query(request, IncidentListQuery)
     listing = await _service(request).list(
         _org(request),
-        status=_status(query.get("status")),
-        session_id=query.get("session_id"),
-        as_staff=query.get("as_staff"),
-        limit=_limit(query.get("limit")),
+        status=query.status,
+        session_id=query.session_id,
+        as_staff=query.as_staff,
+        limit=query.limit,
     )
     reveal = listing.rights.reveal_reporter
     return web.json_response({"items": [incident_view(i, reveal) for i in listing.items]})
 
 
 async def get_incident(request: web.Request) -> web.Response:
-    query = _query(request, GET_QUERY)
-    detail = await _service(request).get(
-        _org(request), request.match_info["id"], query.get("as_staff")
-    )
+    query = parse_query(request, IncidentViewQuery)
+    detail = await _service(request).get(_org(request), request.match_info["id"], query.as_staff)
     return web.json_response(_detail(detail))
 
 
@@ -165,9 +136,13 @@ class IncidentConcernReporter(ConcernReporter):
 
 INCIDENT_ROUTES: tuple[Route, ...] = (
     Route(
-        "GET", "/v1/incidents", list_incidents, "The incident log, newest first", query=LIST_QUERY
+        "GET",
+        "/v1/incidents",
+        list_incidents,
+        "The incident log, newest first",
+        query=IncidentListQuery,
     ),
-    Route("GET", "/v1/incidents/{id}", get_incident, "One incident", query=GET_QUERY),
+    Route("GET", "/v1/incidents/{id}", get_incident, "One incident", query=IncidentViewQuery),
     Route(
         "POST",
         "/v1/incidents/{id}/notes",

@@ -20,10 +20,14 @@ ERROR_SCHEMA = {
             "properties": {
                 "code": {"type": "string", "enum": [code.value for code in ErrorCode]},
                 "message": {"type": "string"},
+                "request_id": {"type": "string", "description": "On unexpected failures"},
             },
         }
     },
 }
+
+
+PATH_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 
 
 def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
@@ -41,12 +45,9 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         "responses": responses,
     }
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": PATH_ID}
         for name in _path_params(route.path)
-    ] + [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in route.query
-    ]
+    ] + _query_params(route.query)
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
@@ -65,6 +66,30 @@ def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
     for name, definition in schema.pop("$defs", {}).items():
         schemas[name] = definition
     return schema
+
+
+def _query_params(model: type[BaseModel] | None) -> list[dict[str, Any]]:
+    """Query parameters with the types and bounds the server checks (`parse_query`)."""
+    if model is None:
+        return []
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.get("$defs", {})
+    parameters = []
+    for name, field in model.model_fields.items():
+        prop = dict(schema["properties"][name])
+        # Optional parameters are simply left out: the null branch is not a query value.
+        branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+        if branches:
+            prop.update(branches[0])
+        if "$ref" in prop:  # an enum: inline it (a parameter has no components to point to)
+            prop = {**definitions[prop.pop("$ref").rsplit("/", 1)[1]], **prop}
+        prop.pop("title", None)
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        parameters.append(
+            {"name": name, "in": "query", "required": field.is_required(), "schema": prop}
+        )
+    return parameters
 
 
 def _path_params(path: str) -> list[str]:

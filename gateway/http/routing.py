@@ -16,6 +16,6 @@ class Route:
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     summary: str
     body: type[BaseModel] | None = None
-    query: tuple[str, ...] = ()
+    query: type[BaseModel] | None = None
     public: bool = False
     statuses: tuple[int, ...] = (200,)

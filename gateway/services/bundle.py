@@ -11,6 +11,7 @@ from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook
 from gateway.services.ports import Store
 from gateway.services.registry import RegistryService
+from gateway.services.request_audit import RequestAudit
 from gateway.services.sessions import SessionService
 
 
@@ -24,3 +25,4 @@ class Services:
     consent: ConsentService
     sessions: SessionService
     admission: AdmissionService
+    audit: RequestAudit

@@ -143,6 +143,11 @@ class SessionService:
             raise Refusal(ErrorCode.NOT_FOUND, "No such session.")
         return session
 
+    async def titled(self, org: Organisation, session_id: str) -> tuple[Session, str | None]:
+        """The session and its title (kept apart from the session row)."""
+        session = await self.get(org, session_id)
+        return session, await self._store.session_title(org.id, session.id)
+
     async def add_participant(
         self,
         org: Organisation,

@@ -185,7 +185,6 @@ async def test_hostile_json_is_a_bad_request_not_an_internal_error(gateway: Gate
         b'{"name": ' + b"1" * 5000 + b', "contact": "call 0100"}',  # over int digit limit
     ):
         answer = await world.admin.call("POST", "/v1/guardians", raw=raw)
-        assert answer.status == 400, answer.body
         seen = await _expect(world, answer, 400, "body_invalid_json", seen)
 
 
@@ -203,6 +202,7 @@ async def test_consent_text_with_control_characters_is_refused_not_stored(
         "given_by_kind": "guardian",
         "given_by_id": world.ids["Gail Green"],
     }
+    seen = len(await _refused(world.admin))
     for body in (
         {**base, "evidence": {**EVIDENCE, "reference": "form\x0017"}},
         {**base, "evidence": {**EVIDENCE, "reference": "form\u202e71"}},
@@ -210,7 +210,7 @@ async def test_consent_text_with_control_characters_is_refused_not_stored(
         {**base, "action": "withdraw", "purpose": "\u202enoitapicitrap"},
     ):
         answer = await world.admin.post("/v1/consents", body)
-        assert 400 <= answer.status < 500, (body, answer.status, answer.body)
+        seen = await _expect(world, answer, 400, "body_invalid", seen)
     history = (await world.admin.get(f"/v1/children/{world.ids['Sam Green']}/consent")).body
     assert history["history"] == []
 
@@ -223,5 +223,4 @@ async def test_nul_in_an_id_is_not_found_or_query_invalid(
     for path in ("/v1/staff/a%00b", "/v1/sessions/a%00b/participants", "/v1/children/%00"):
         seen = await _expect(world, await world.admin.get(path), 404, "not_found", seen)
     answer = await world.admin.get("/v1/audit?person_id=a%00b")
-    assert answer.status in (200, 400), answer.body
-    assert answer.status == 200 or answer.code == "query_invalid"
+    seen = await _expect(world, answer, 400, "query_invalid", seen)

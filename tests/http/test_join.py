@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.http.live_api import LIVE
+from tests.http.audit_rows import entries_without_org
 from tests.http.world import build_world
 from tests.plugins.gateway_server import Gateway
 
@@ -107,12 +108,15 @@ async def test_forged_and_garbage_tokens_are_refused_and_audited(gateway: Gatewa
         answer = await device.post("/v1/join", {"token": bad, "password": "open-sesame"})
         assert answer.status == 403 and answer.code == "invite_invalid"
         assert bad not in str(answer.body)
-    refused = await gateway.services.store.audit_entries(
-        __import__("gateway.services.ports", fromlist=["AuditQuery"]).AuditQuery(
-            org_id=world.org_id, kind="request.refused"
-        )
-    )
-    assert refused == []  # anonymous refusals are not filed under any organisation
+    # A forged token names no organisation it can be trusted for: the refusals are audited as
+    # anonymous ones, each with its code and route, and none under the organisation.
+    anonymous = await entries_without_org(gateway, "request.refused")
+    assert [(e.actor, e.data["code"], e.data["route"]) for e in anonymous] == [
+        ("anonymous", "invite_invalid", "/v1/join")
+    ] * 3
+    assert token not in str([e.data for e in anonymous])
+    filed = await world.admin.get("/v1/audit?kind=request.refused")
+    assert filed.status == 200 and filed.body["items"] == []
     report = await gateway.services.store.verify_audit()
     assert report.intact
 

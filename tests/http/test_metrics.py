@@ -1,13 +1,16 @@
-"""Prometheus metrics: request counts by route template, never by concrete id or token."""
+"""Prometheus metrics: request counts by route template, never by concrete id or token; the
+page itself only for whoever holds the metrics token."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
 from tests.plugins.gateway_server import Gateway
 
+METRICS_TOKEN = "scrape-me-0123456789"
 SAMPLE = re.compile(r"^gateway_http_requests_total\{(?P<labels>.*)\} (?P<value>\S+)$")
 
 
@@ -15,6 +18,11 @@ SAMPLE = re.compile(r"^gateway_http_requests_total\{(?P<labels>.*)\} (?P<value>\
 def database_url(sqlite_url: str) -> str:
     """Metrics do not depend on the database: SQLite only, to keep the suite fast."""
     return sqlite_url
+
+
+@pytest.fixture
+def gateway_settings() -> dict[str, Any]:
+    return {"metrics_token": METRICS_TOKEN}
 
 
 def _samples(text: str) -> dict[tuple[str, str, str], float]:
@@ -43,7 +51,8 @@ async def test_metrics_count_requests_by_route_template_only(gateway: Gateway) -
     await admin.post("/v1/join", {"token": token, "password": "open-sesame"})
     await admin.get(f"/v1/no-such-route/{missing}")
 
-    scrape = await (await gateway.client()).get("/metrics")  # scrapers carry no API key
+    scraper = await gateway.client()  # scrapers carry the metrics token, not an API key
+    scrape = await scraper.get("/metrics", key=METRICS_TOKEN)
     assert scrape.status == 200
     assert scrape.headers["Content-Type"].startswith("text/plain")
     text = scrape.body
@@ -60,3 +69,21 @@ async def test_metrics_count_requests_by_route_template_only(gateway: Gateway) -
     for _, route, _ in samples:
         assert route == "unmatched" or route.startswith(("/v1/", "/metrics", "/healthz")), route
     assert "gateway_http_request_seconds_bucket" in text
+
+
+async def test_metrics_need_the_metrics_token(gateway: Gateway) -> None:
+    _, key = await gateway.organisation()
+    anonymous = await gateway.client()
+    for token in (None, "", key, METRICS_TOKEN + "x", METRICS_TOKEN[:-1]):
+        answer = await anonymous.get("/metrics", key=token)
+        assert (answer.status, answer.code) == (401, "unauthenticated"), token
+        assert "gateway_http_requests" not in str(answer.body)
+    assert (await anonymous.get("/metrics", key=METRICS_TOKEN)).status == 200
+
+
+@pytest.mark.parametrize("gateway_settings", [{}])
+async def test_without_a_metrics_token_there_is_no_metrics_page(gateway: Gateway) -> None:
+    anonymous = await gateway.client()
+    for token in (None, "anything"):
+        answer = await anonymous.get("/metrics", key=token)
+        assert (answer.status, answer.code) == (404, "not_found")

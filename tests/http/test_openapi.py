@@ -140,3 +140,30 @@ async def test_every_request_body_is_closed_and_unknown_fields_are_refused(
         assert (answer.status, answer.code) == (400, "body_unknown_field"), (path, answer.body)
     assert (await admin.get("/v1/staff")).body["items"] == []
     assert (await admin.get("/v1/children")).body["items"] == []
+
+
+async def test_query_parameters_are_typed_and_bounded_as_the_server_checks_them(
+    gateway: Gateway,
+) -> None:
+    document = (await (await gateway.client()).get("/v1/openapi.json")).body
+    audit = {p["name"]: p for p in document["paths"]["/v1/audit"]["get"]["parameters"]}
+    assert set(audit) == {"session_id", "person_id", "kind", "since", "until", "after", "limit"}
+    assert audit["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 500,
+        "default": 100,
+    }
+    assert audit["since"]["schema"] == {"type": "string", "format": "date-time"}
+    assert audit["session_id"]["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+    incidents = document["paths"]["/v1/incidents"]["get"]["parameters"]
+    status = next(p for p in incidents if p["name"] == "status")
+    assert status["schema"] == {"type": "string", "enum": ["open", "closed"]}
+    assert all(not p["required"] for p in incidents)
+
+    _, key = await gateway.organisation()
+    admin = await gateway.client(key)
+    assert (await admin.get("/v1/audit?limit=500")).status == 200
+    for query in ("limit=501", "limit=0", "since=2026-11-23", "session_id=a/b", "x=1"):
+        answer = await admin.get(f"/v1/audit?{query}")
+        assert (answer.status, answer.code) == (400, "query_invalid"), query

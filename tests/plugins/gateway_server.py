@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,15 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+def gateway_settings() -> dict[str, Any]:
+    """Settings to change for one test module's gateway (override this fixture there)."""
+    return {}
+
+
+@pytest.fixture
+async def gateway(
+    database_url: str, tmp_path: Path, gateway_settings: dict[str, Any]
+) -> AsyncIterator[Gateway]:
     clock = FrozenClock(MONDAY_10AM)
     port = free_port()
     settings = Settings(
@@ -114,6 +122,7 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         reconcile_seconds=0.3,
         media_disconnect_seconds=3.0,
     )
+    settings = replace(settings, **gateway_settings)
     app = build_app(settings, clock)
     runner, _ = await start_server(app, "127.0.0.1", port, settings)
     sessions: list[aiohttp.ClientSession] = []
