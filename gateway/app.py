@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.adapters.alerts_memory import InProcessAlerts
 from gateway.adapters.alerts_redis import RedisAlerts
+from gateway.adapters.audit_witness import WITNESS_SECONDS, AuditWitnessJob, witness_for
 from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
 from gateway.adapters.leader import (
@@ -232,6 +233,15 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
     return LiveJobs(stop, tasks)
 
 
+def start_audit_witness(runtime: Runtime, settings: Settings) -> LiveJobs:
+    """One process at a time (leader lease) records the audit head outside the database."""
+    witness = witness_for(settings.audit_witness, settings.keys_dir, runtime.keyring.audit_key())
+    job = AuditWitnessJob(runtime.store.writer.head, witness, runtime.services.clock)
+    stop = asyncio.Event()
+    task = run_periodically(runtime.leader, "audit.witness", WITNESS_SECONDS, job, stop)
+    return LiveJobs(stop, (asyncio.create_task(task),))
+
+
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
@@ -252,7 +262,9 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         except LiveStateUnavailable:
             logging.getLogger(__name__).warning("live state unavailable at start")
         jobs = start_live_jobs(runtime.live, runtime.leader, settings)
+        witness = start_audit_witness(runtime, settings)
         yield
+        await witness.close()
         await jobs.close()
         await runtime.close()
 

@@ -28,6 +28,7 @@ from gateway.clock import Clock, to_us
 from gateway.domain.audit import (
     SEGMENT,
     AuditEvent,
+    WitnessedHead,
     encode_entry,
     entry_mac,
     seal_mac,
@@ -89,6 +90,12 @@ class AuditedWriter:
 
     async def write(self, job: Job[T], on_refusal: RefusalEvent | None = None) -> T:
         return await self._submit(job, (), on_refusal)
+
+    async def head(self) -> WitnessedHead:
+        """The chain's head as stored (for the witness kept outside the database)."""
+        from gateway.adapters.sql.audit_reader import read_head
+
+        return await read_head(self._database)
 
     async def record(self, *events: AuditEvent) -> None:
         """Append audit events that come with no other change (e.g. a refused request)."""
