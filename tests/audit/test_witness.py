@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,12 @@ from gateway.adapters.audit_witness import (
 )
 from gateway.adapters.leader import RedisLeaderLock, run_periodically
 from gateway.adapters.live_redis import close_client, redis_client
+from gateway.app import build_app
+from gateway.clock import FrozenClock
 from gateway.domain.audit import SEGMENT, ChainProblem, WitnessedHead, parse_witness
+from gateway.http.keys import SERVICES
+from gateway.settings import Settings
+from tests.plugins.gateway_server import MONDAY_10AM, ROOT
 
 from .conftest import KEY, AuditDb, event
 
@@ -167,3 +172,37 @@ async def test_a_failed_webhook_is_tried_again(audit_db: AuditDb, tmp_path: Path
         await job.run_once()
     assert isinstance(witness_for("", tmp_path, KEY), FileWitness)
     assert witness_for("", tmp_path, KEY).path == tmp_path / WITNESS_FILE  # type: ignore[union-attr]
+
+
+async def test_a_running_gateway_records_its_head(database_url: str, tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=database_url,
+        policy_path=ROOT / "policies" / "default.toml",
+        keys_dir=tmp_path / "keys",
+    )
+    path = tmp_path / "keys" / WITNESS_FILE
+
+    async def running(work: Callable[[web.Application], Awaitable[None]]) -> None:
+        runner = web.AppRunner(build_app(settings, FrozenClock(MONDAY_10AM)), access_log=None)
+        await runner.setup()
+        try:
+            await work(runner.app)
+        finally:
+            await runner.cleanup()
+
+    async def create_organisation(app: web.Application) -> None:
+        await app[SERVICES].organisations.create("Riverside Tutors")  # audited
+
+    async def wait_for_witness(app: web.Application) -> None:
+        head = await app[SERVICES].store.verify_audit()
+        for _ in range(100):
+            if path.exists() and recorded(path)[-1:] == [
+                WitnessedHead(head.head_seq, head.head_mac)
+            ]:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the gateway did not record its head")
+
+    await running(create_organisation)  # its last head may not be recorded before it stops
+    await running(wait_for_witness)  # the next start records it at once
+    assert len(recorded(path)) == 1
