@@ -15,11 +15,15 @@ verify_chain
     3. Only where a segment fails, and for the unsealed tail, we walk entries one by one
        (domain.audit.walk_entries) from the stored MAC of the entry before, to name the first
        bad entry. If a segment's entries all walk cleanly its seal is what was changed.
-    4. Last, the head must point at the last entry, with its MAC.
+    4. Last, the head must point at the last entry, with its MAC (computed: with no unsealed
+       tail the last segment is walked, as seals cover entries and not the MAC column).
+    5. Heads recorded outside the database (`witnessed`) must still be in the chain: the MAC
+       at each is computed by walking its segment, up to it.
 
-    Speed (>= 1,000,000 entries/s on SQLite on 2 slow cores): the cost is the database
-    reading and joining the blobs and SHA-256 over them, both C code that releases the GIL
-    (sqlite3_step, hmac.digest). So on SQLite two threads, each with its own read-only stdlib
+    Speed (aim: 1,000,000 entries/s on SQLite on 2 slow cores): the cost is the database
+    reading and joining the blobs, checking each row's index columns (one printf a row, about
+    as much CPU again as the reading) and BLAKE2b over the blobs, all C code that releases the
+    GIL (sqlite3_step, hashlib). So on SQLite two threads, each with its own read-only stdlib
     sqlite3 connection, work in parallel on separate segments: the same speed-up as two
     processes, without starting interpreters (spawn re-imports SQLAlchemy and the app, which
     alone costs more than the check) or forking a threaded server. On PostgreSQL the database
