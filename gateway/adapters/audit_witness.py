@@ -161,18 +161,17 @@ class AuditWitnessJob:
         self._witness = witness
         self._clock = clock
         self._last: WitnessedHead | None = None
-        self._loaded = False
 
     async def __call__(self) -> None:
         await self.run_once()
 
     async def run_once(self) -> bool:
         """True when a head was recorded."""
-        if not self._loaded:
-            self._last = await self._witness.last()
-            self._loaded = True
+        # A file says what was last written, also by another process (the lease moves); a
+        # webhook cannot, and then this process's memory is all there is.
+        last = await self._witness.last() or self._last
         head = await self._read_head()
-        if head == self._last or head.seq == 0:
+        if head == last or head.seq == 0:
             return False
         await self._witness.record(head, self._clock.now())
         self._last = head

@@ -83,41 +83,6 @@ async def test_the_witness_file_catches_a_covered_up_cut(audit_db: AuditDb, tmp_
     assert report.problem == ChainProblem(keep + 1, "head_cut", other=2 * SEGMENT + 300)
 
 
-async def test_one_process_records_at_a_time(
-    audit_db: AuditDb, tmp_path: Path, redis_url: str
-) -> None:
-    # Two processes, each with its own witness object on one shared file and its own lease
-    # token: without the lease each would write every head, so heads would appear twice.
-    path = tmp_path / WITNESS_FILE
-    clients = [redis_client(redis_url) for _ in range(2)]
-    stop = asyncio.Event()
-    runs = [
-        asyncio.create_task(
-            run_periodically(
-                RedisLeaderLock(client, prefix="witness-test"),
-                "audit.witness",
-                0.02,
-                job_for(audit_db, path),
-                stop,
-            )
-        )
-        for client in clients
-    ]
-    try:
-        for i in range(1, 16):
-            await audit_db.writer.record(event(i))
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.gather(*runs)
-        for client in clients:
-            await close_client(client)
-    seqs = [h.seq for h in recorded(path)]
-    assert len(seqs) >= 5, seqs
-    assert seqs == sorted(set(seqs)), seqs  # each head once, in order
-    assert seqs[-1] == 15
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[str, list[tuple[bytes, str]]]]:
     """A stand-in for the organisation's witness endpoint: keeps what it was sent."""
@@ -138,6 +103,43 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[bytes, str]]]]:
         yield f"http://127.0.0.1:{port}/witness", received
     finally:
         await runner.cleanup()
+
+
+async def test_one_process_records_at_a_time(
+    audit_db: AuditDb, receiver: tuple[str, list[tuple[bytes, str]]], redis_url: str, tmp_path: Path
+) -> None:
+    # Two processes, each with its own lease token and its own webhook witness: without the
+    # lease each would send every head, so heads would arrive twice.
+    url, received = receiver
+    clients = [redis_client(redis_url) for _ in range(2)]
+    stop = asyncio.Event()
+    runs = [
+        asyncio.create_task(
+            run_periodically(
+                RedisLeaderLock(client, prefix="witness-test"),
+                "audit.witness",
+                0.02,
+                AuditWitnessJob(
+                    audit_db.writer.head, witness_for(url, tmp_path, KEY), audit_db.clock
+                ),
+                stop,
+            )
+        )
+        for client in clients
+    ]
+    try:
+        for i in range(1, 16):
+            await audit_db.writer.record(event(i))
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*runs)
+        for client in clients:
+            await close_client(client)
+    seqs = [json.loads(body)["seq"] for body, _ in received]
+    assert len(seqs) >= 5, seqs
+    assert seqs == sorted(set(seqs)), seqs  # each head once, in order
+    assert seqs[-1] == 15
 
 
 async def test_a_webhook_receives_signed_heads(
