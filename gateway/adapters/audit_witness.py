@@ -42,6 +42,7 @@ __all__ = [
     "AuditWitnessJob",
     "FileWitness",
     "WebhookWitness",
+    "WitnessUnavailable",
     "webhook_key",
     "witness_for",
 ]
@@ -51,6 +52,11 @@ WITNESS_FILE = "audit-witness.jsonl"  # default, in the keys folder
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 SIGNATURE_HEADER = "X-Gateway-Signature"
 _WEBHOOK_KEY_LABEL = b"sgw-audit-witness-webhook"
+
+
+class WitnessUnavailable(Exception):
+    """The head could not be recorded (the job tries again next round). The message never
+    carries the webhook's URL, which may hold a token."""
 
 
 class AuditWitness(Protocol):
@@ -133,11 +139,18 @@ class WebhookWitness:
         body = witness_document(head, at)
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._key, body)}
         timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.post(self.url, data=body, headers=headers, allow_redirects=False) as answer,
-        ):
-            answer.raise_for_status()
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(self.url, data=body, headers=headers, allow_redirects=False) as answer,
+            ):
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            raise WitnessUnavailable(
+                f"witness webhook unreachable ({type(error).__name__})"
+            ) from None
+        if not 200 <= status < 300:
+            raise WitnessUnavailable(f"witness webhook answered {status}")
 
 
 def witness_for(target: str, default_folder: Path, audit_key: bytes) -> AuditWitness:

@@ -21,6 +21,7 @@ from gateway.adapters.audit_witness import (
     AuditWitnessJob,
     FileWitness,
     WebhookWitness,
+    WitnessUnavailable,
     webhook_key,
     witness_for,
 )
@@ -89,7 +90,11 @@ async def receiver() -> AsyncIterator[tuple[str, list[tuple[bytes, str]]]]:
     received: list[tuple[bytes, str]] = []
 
     async def witness(request: web.Request) -> web.Response:
-        received.append((await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        body = await request.read()
+        if request.query.get("fail") and not received:  # refuses its first delivery
+            received.append((b"", "refused"))
+            return web.Response(status=503)
+        received.append((body, request.headers.get(SIGNATURE_HEADER, "")))
         return web.Response(status=204)
 
     app = web.Application()
@@ -170,8 +175,9 @@ async def test_a_failed_webhook_is_tried_again(audit_db: AuditDb, tmp_path: Path
         audit_db.clock,
     )
     await audit_db.fill(2)
-    with pytest.raises(OSError):  # nothing listens: the round fails, the head is not marked
-        await job.run_once()
+    with pytest.raises(WitnessUnavailable, match="unreachable") as failed:
+        await job.run_once()  # nothing listens: the round fails, the head is not marked
+    assert "127.0.0.1" not in str(failed.value)  # a URL may carry a token: never in a message
     assert isinstance(witness_for("", tmp_path, KEY), FileWitness)
     assert witness_for("", tmp_path, KEY).path == tmp_path / WITNESS_FILE  # type: ignore[union-attr]
 
@@ -208,3 +214,17 @@ async def test_a_running_gateway_records_its_head(database_url: str, tmp_path: P
     await running(create_organisation)  # its last head may not be recorded before it stops
     await running(wait_for_witness)  # the next start records it at once
     assert len(recorded(path)) == 1
+
+
+async def test_a_refused_delivery_is_sent_again_next_round(
+    audit_db: AuditDb, receiver: tuple[str, list[tuple[bytes, str]]], tmp_path: Path
+) -> None:
+    url, received = receiver
+    job = AuditWitnessJob(
+        audit_db.writer.head, witness_for(f"{url}?fail=1", tmp_path, KEY), audit_db.clock
+    )
+    await audit_db.fill(4)
+    with pytest.raises(WitnessUnavailable, match="answered 503"):
+        await job.run_once()
+    assert await job.run_once()
+    assert [json.loads(body)["seq"] for body, _ in received[1:]] == [4]
