@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.adapters.alerts_memory import InProcessAlerts
 from gateway.adapters.alerts_redis import RedisAlerts
-from gateway.adapters.audit_witness import WITNESS_SECONDS, AuditWitnessJob, witness_for
+from gateway.adapters.audit_witness import WITNESS_SECONDS, AuditWitnessJob, witnesses_for
 from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
 from gateway.adapters.leader import (
@@ -235,11 +235,21 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
 
 def start_audit_witness(runtime: Runtime, settings: Settings) -> LiveJobs:
     """One process at a time (leader lease) records the audit head outside the database."""
-    witness = witness_for(settings.audit_witness, settings.keys_dir, runtime.keyring.audit_key())
-    job = AuditWitnessJob(runtime.store.writer.head, witness, runtime.services.clock)
+    key = runtime.keyring.audit_key()
     stop = asyncio.Event()
-    task = run_periodically(runtime.leader, "audit.witness", WITNESS_SECONDS, job, stop)
-    return LiveJobs(stop, (asyncio.create_task(task),))
+    tasks = tuple(
+        asyncio.create_task(
+            run_periodically(
+                runtime.leader,
+                name,
+                WITNESS_SECONDS,
+                AuditWitnessJob(runtime.store.writer.head, witness, runtime.services.clock),
+                stop,
+            )
+        )
+        for name, witness in witnesses_for(settings.audit_witness, settings.keys_dir, key).items()
+    )
+    return LiveJobs(stop, tasks)
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:

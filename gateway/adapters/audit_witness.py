@@ -7,10 +7,11 @@ rewrite, and `gateway audit verify --witness FILE` checks that every head record
 still in the chain.
 
     FileWitness     an append-only file of JSON lines {"seq", "mac", "at"} (0600, created with
-                    its folder 0700). The default, under the keys folder.
-    WebhookWitness  a POST of the same JSON to a URL the organisation runs (another machine,
-                    another administrator), signed: X-Gateway-Signature: sha256=<hex HMAC of
-                    the body> with a key derived from the audit key (`webhook_key`).
+                    its folder 0700). Always; by default under the keys folder.
+    WebhookWitness  when configured, also a POST of the same JSON to a URL the organisation
+                    runs (another machine, another administrator), signed:
+                    X-Gateway-Signature: sha256=<hex HMAC of the body> with a key derived
+                    from the audit key (`webhook_key`).
     AuditWitnessJob reads the head and hands it to the witness only when it moved; run it with
                     `leader.run_periodically` under a lease, so one process writes at a time.
 
@@ -44,7 +45,7 @@ __all__ = [
     "WebhookWitness",
     "WitnessUnavailable",
     "webhook_key",
-    "witness_for",
+    "witnesses_for",
 ]
 
 WITNESS_SECONDS = 10.0  # how often the head is looked at (it is written only when it moved)
@@ -153,12 +154,18 @@ class WebhookWitness:
             raise WitnessUnavailable(f"witness webhook answered {status}")
 
 
-def witness_for(target: str, default_folder: Path, audit_key: bytes) -> AuditWitness:
-    """The witness a setting names: an http(s) URL is a webhook, anything else a file path;
-    empty means the default file in `default_folder`."""
+def witnesses_for(target: str, default_folder: Path, audit_key: bytes) -> dict[str, AuditWitness]:
+    """The witnesses a setting names, by job name. The file always: `target` if it is a path,
+    else the default file in `default_folder`; and a webhook too when `target` is an http(s)
+    URL. Each gets its own job, so one that fails does not hold the other back."""
     if target.startswith(("https://", "http://")):
-        return WebhookWitness(target, webhook_key(audit_key))
-    return FileWitness(Path(target) if target else default_folder / WITNESS_FILE)
+        return {
+            "audit.witness.file": FileWitness(default_folder / WITNESS_FILE),
+            "audit.witness.webhook": WebhookWitness(target, webhook_key(audit_key)),
+        }
+    return {
+        "audit.witness.file": FileWitness(Path(target) if target else default_folder / WITNESS_FILE)
+    }
 
 
 class AuditWitnessJob:

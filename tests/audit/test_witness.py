@@ -23,7 +23,7 @@ from gateway.adapters.audit_witness import (
     WebhookWitness,
     WitnessUnavailable,
     webhook_key,
-    witness_for,
+    witnesses_for,
 )
 from gateway.adapters.leader import RedisLeaderLock, run_periodically
 from gateway.adapters.live_redis import close_client, redis_client
@@ -125,9 +125,10 @@ async def test_one_process_records_at_a_time(
                 "audit.witness",
                 0.02,
                 AuditWitnessJob(
-                    audit_db.writer.head, witness_for(url, tmp_path, KEY), audit_db.clock
+                    audit_db.writer.head, WebhookWitness(url, webhook_key(KEY)), audit_db.clock
                 ),
                 stop,
+                ttl_seconds=30,  # no handover mid-test: a lease is not a mutex past its ttl
             )
         )
         for client in clients
@@ -151,8 +152,7 @@ async def test_a_webhook_receives_signed_heads(
     audit_db: AuditDb, receiver: tuple[str, list[tuple[bytes, str]]], tmp_path: Path
 ) -> None:
     url, received = receiver
-    witness = witness_for(url, tmp_path, KEY)
-    assert isinstance(witness, WebhookWitness)
+    witness = WebhookWitness(url, webhook_key(KEY))
     job = AuditWitnessJob(audit_db.writer.head, witness, audit_db.clock)
     await audit_db.fill(3)
     assert await job.run_once()
@@ -171,15 +171,31 @@ async def test_a_webhook_receives_signed_heads(
 async def test_a_failed_webhook_is_tried_again(audit_db: AuditDb, tmp_path: Path) -> None:
     job = AuditWitnessJob(
         audit_db.writer.head,
-        witness_for("http://127.0.0.1:9/witness", tmp_path, KEY),
+        WebhookWitness("http://127.0.0.1:9/witness", webhook_key(KEY)),
         audit_db.clock,
     )
     await audit_db.fill(2)
     with pytest.raises(WitnessUnavailable, match="unreachable") as failed:
         await job.run_once()  # nothing listens: the round fails, the head is not marked
     assert "127.0.0.1" not in str(failed.value)  # a URL may carry a token: never in a message
-    assert isinstance(witness_for("", tmp_path, KEY), FileWitness)
-    assert witness_for("", tmp_path, KEY).path == tmp_path / WITNESS_FILE  # type: ignore[union-attr]
+
+
+def test_the_file_is_always_a_witness_and_a_url_adds_a_webhook(tmp_path: Path) -> None:
+    def kinds(target: str) -> dict[str, tuple[type, object]]:
+        return {
+            name: (type(w), getattr(w, "path", None) or getattr(w, "url", None))
+            for name, w in witnesses_for(target, tmp_path, KEY).items()
+        }
+
+    default = tmp_path / WITNESS_FILE
+    assert kinds("") == {"audit.witness.file": (FileWitness, default)}
+    assert kinds("/srv/witness.jsonl") == {
+        "audit.witness.file": (FileWitness, Path("/srv/witness.jsonl"))
+    }
+    assert kinds("https://witness.example/heads") == {
+        "audit.witness.file": (FileWitness, default),
+        "audit.witness.webhook": (WebhookWitness, "https://witness.example/heads"),
+    }
 
 
 async def test_a_running_gateway_records_its_head(database_url: str, tmp_path: Path) -> None:
@@ -221,7 +237,7 @@ async def test_a_refused_delivery_is_sent_again_next_round(
 ) -> None:
     url, received = receiver
     job = AuditWitnessJob(
-        audit_db.writer.head, witness_for(f"{url}?fail=1", tmp_path, KEY), audit_db.clock
+        audit_db.writer.head, WebhookWitness(f"{url}?fail=1", webhook_key(KEY)), audit_db.clock
     )
     await audit_db.fill(4)
     with pytest.raises(WitnessUnavailable, match="answered 503"):
