@@ -13,7 +13,7 @@
 | GATEWAY_LIVE_HEARTBEAT_SECONDS | 10 (a process silent this long is dead; renewed every third) |
 | GATEWAY_LIVE_SWEEP_SECONDS | 5 (one process removes dead processes' presences this often) |
 | GATEWAY_ICE_SERVERS      | [] (JSON list of {urls, username, credential}; no public STUN) |
-| GATEWAY_AUDIT_WITNESS    | KEYS_DIR/audit-witness.jsonl (audit head outside the DB; or a URL) |
+| GATEWAY_AUDIT_WITNESS    | KEYS_DIR/audit-witness.jsonl (audit heads); a URL adds a webhook |
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Settings:
     media_disconnect_seconds: float = 10.0
     live_heartbeat_seconds: float = 10.0
     live_sweep_seconds: float = 5.0
-    audit_witness: str = ""  # empty: the default file in keys_dir
+    audit_witness: str = ""  # a file path, or a webhook URL (the file is then the default)
 
     def __post_init__(self) -> None:
         for name in ("reconcile_seconds", "live_heartbeat_seconds", "live_sweep_seconds"):
