@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from gateway.adapters.sql.audit_reader import read_head
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.schema import audit_head, audit_log, audit_seals
 from gateway.clock import Clock, to_us
@@ -93,8 +94,6 @@ class AuditedWriter:
 
     async def head(self) -> WitnessedHead:
         """The chain's head as stored (for the witness kept outside the database)."""
-        from gateway.adapters.sql.audit_reader import read_head
-
         return await read_head(self._database)
 
     async def record(self, *events: AuditEvent) -> None:
