@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.adapters.alerts_memory import InProcessAlerts
 from gateway.adapters.alerts_redis import RedisAlerts
+from gateway.adapters.audit_witness import WITNESS_SECONDS, AuditWitnessJob, witnesses_for
 from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
 from gateway.adapters.leader import (
@@ -360,6 +361,25 @@ DEPENDENCY_ERROR_TABLE: DependencyErrors = (
 REFUSAL_AGGREGATE_SECONDS = 10.0  # how often closed windows of anonymous refusals are written
 
 
+def start_audit_witness(runtime: Runtime, settings: Settings) -> LiveJobs:
+    """One process at a time (leader lease) records the audit head outside the database."""
+    key = runtime.keyring.audit_key()
+    stop = asyncio.Event()
+    tasks = tuple(
+        asyncio.create_task(
+            run_periodically(
+                runtime.leader,
+                name,
+                WITNESS_SECONDS,
+                AuditWitnessJob(runtime.store.writer.head, witness, runtime.services.clock),
+                stop,
+            )
+        )
+        for name, witness in witnesses_for(settings.audit_witness, settings.keys_dir, key).items()
+    )
+    return LiveJobs(stop, tasks)
+
+
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
@@ -419,7 +439,9 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
                 stop_renewing,
             )
         )
+        witness = start_audit_witness(runtime, settings)
         yield
+        await witness.close()
         stop_renewing.set()
         await renewing
         await refusal_counts

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.domain.audit import WitnessedHead, parse_head, parse_witness
 from gateway.domain.errors import Refusal
 from gateway.domain.policy import PolicyError
 from gateway.settings import SettingError, Settings, settings_help, settings_markdown
@@ -74,7 +75,24 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the tamper-evident audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_commands.add_parser("verify", help="check the whole chain; name the first bad entry")
+    verify = audit_commands.add_parser(
+        "verify", help="check the whole chain; name the first bad entry; print the head"
+    )
+    verify.add_argument(
+        "--expect-head",
+        metavar="SEQ:MAC",
+        action="append",
+        default=[],
+        help="a head printed by an earlier verify: it must still be in the chain",
+    )
+    verify.add_argument(
+        "--witness",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="a witness file (GATEWAY_AUDIT_WITNESS): every head in it must be in the chain",
+    )
 
     commands.add_parser("demo", help="create (or refresh) the demo organisation and invites")
     return parser
@@ -102,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "org":
         return asyncio.run(_with_runtime(settings, lambda rt: _org(rt, args)))
     if args.command == "audit":
-        return asyncio.run(_with_runtime(settings, _verify))
+        try:
+            witnessed = _witnessed_heads(args)
+        except ValueError as error:
+            print(f"gateway audit verify: {error}", file=sys.stderr)
+            return 2
+        return asyncio.run(_with_runtime(settings, lambda rt: _verify(rt, witnessed)))
     if args.command == "demo":
         from gateway.demo import create_demo
 
@@ -267,12 +290,32 @@ async def _org(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _verify(runtime: Runtime) -> int:
-    report = await runtime.services.store.verify_audit()
+def _witnessed_heads(args: argparse.Namespace) -> list[WitnessedHead]:
+    """--expect-head values and the heads of --witness files; ValueError names the bad one."""
+    heads = []
+    for text in args.expect_head:
+        try:
+            heads.append(parse_head(text))
+        except ValueError as error:
+            raise ValueError(f"--expect-head {text!r}: {error}") from None
+    for path in args.witness:
+        try:
+            with path.open(encoding="utf-8", errors="replace") as lines:
+                heads.extend(parse_witness(lines))
+        except OSError as error:
+            raise ValueError(f"--witness {path}: {error.strerror or error}") from None
+        except ValueError as error:
+            raise ValueError(f"--witness {path}: {error}") from None
+    return heads
+
+
+async def _verify(runtime: Runtime, witnessed: Sequence[WitnessedHead]) -> int:
+    report = await runtime.services.store.verify_audit(witnessed)
     if report.intact:
+        checked = f"; {len(witnessed)} recorded head(s) still in the chain" if witnessed else ""
         print(
-            f"audit log intact: {report.checked} entries; head {report.head_seq} "
-            f"{report.head_mac.hex()} (keep this line somewhere else to detect a cut later)"
+            f"audit log intact: {report.checked} entries{checked}; head {report.head} "
+            "(keep this head elsewhere; --expect-head it later to detect a cut)"
         )
         return 0
     assert report.problem is not None

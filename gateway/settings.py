@@ -442,6 +442,14 @@ class Settings:
         "bearer token that /metrics asks for (unset: /metrics answers 404)",
         secret=True,
     )
+    audit_witness: str | None = setting(
+        "GATEWAY_AUDIT_WITNESS",
+        optional(TEXT),
+        None,
+        "where the audit head is recorded outside the database: a file path, or an http(s) URL"
+        " that is sent each head, signed (unset: <keys dir>/audit-witness.jsonl)",
+        secret=True,
+    )
     sql_timeout_seconds: float = setting(
         "GATEWAY_SQL_TIMEOUT_SECONDS",
         SECONDS,

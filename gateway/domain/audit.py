@@ -5,6 +5,21 @@ Every SEGMENT entries are also sealed as a block: seal_s = HMAC(key, seal_{s-1} 
 joined by RS), which lets `verify` check millions of entries in bulk and fall back to the
 per-entry chain only where a seal fails, to name the first entry that was touched. The key lives
 outside the database, so someone who can write the tables cannot forge a MAC.
+
+Entry formats. An entry holds every field the log is filtered or shown by; the table also keeps
+some of them in index columns (seq, at, org_id, kind, session_id, person_id), and each of those
+must equal what the MACed entry says (`column_mismatch`), or a filter would silently hide an
+entry whose column was edited.
+- Format 2 (written now) starts with "v2" and puts the indexed fields first, in column order,
+  so the columns must spell out a prefix of the entry (`index_prefix`): the database checks
+  that in bulk, alongside the seals.
+- Format 1 (the first) starts with the seq and has the actor between kind and session; its
+  entries still verify as written, and their columns are checked by decoding them.
+
+Heads kept outside the database (`WitnessedHead`, "SEQ:MAC"): cutting the newest entries and
+rolling the head row back leaves a shorter chain that is valid on its own; a head recorded
+elsewhere earlier must still be in the chain, with the same MAC, or the log was cut or
+rewritten after it was recorded.
 """
 
 from __future__ import annotations
@@ -12,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,9 +77,35 @@ class AuditEntry:
         }
 
 
+V2 = b"v2" + US.encode()  # format 2 entries start so; format 1 entries start with a digit
+INDEX_COLUMNS = ("seq", "at", "org_id", "kind", "session_id", "person_id")
+
+
+def index_prefix(
+    seq: int,
+    at: int,
+    org_id: str | None,
+    kind: str,
+    session_id: str | None,
+    person_id: str | None,
+) -> bytes:
+    """What a format 2 entry starts with, spelt from its index columns (NULL and "" alike)."""
+    fields = (str(seq), str(at), org_id or "", kind, session_id or "", person_id or "")
+    return V2 + US.join(fields).encode() + US.encode()
+
+
+def _data(event: AuditEvent) -> str:
+    return json.dumps(event.data or {}, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def encode_entry(seq: int, at: int, event: AuditEvent) -> bytes:
-    """The canonical bytes an entry's MAC covers; they are stored as they are."""
-    data = json.dumps(event.data or {}, sort_keys=True, separators=(",", ":"), default=str)
+    """The canonical bytes an entry's MAC covers (format 2); they are stored as they are."""
+    prefix = index_prefix(seq, at, event.org_id, event.kind, event.session_id, event.person_id)
+    return prefix + US.join((event.actor, _data(event))).encode()
+
+
+def encode_entry_v1(seq: int, at: int, event: AuditEvent) -> bytes:
+    """The first format, as logs written before format 2 hold it (kept to test they verify)."""
     fields = (
         str(seq),
         str(at),
@@ -73,13 +114,17 @@ def encode_entry(seq: int, at: int, event: AuditEvent) -> bytes:
         event.actor,
         event.session_id or "",
         event.person_id or "",
-        data,
+        _data(event),
     )
     return US.join(fields).encode()
 
 
 def decode_entry(raw: bytes) -> AuditEntry:
-    seq, at, org, kind, actor, session, person, data = raw.decode().split(US, 7)
+    """Either format. Raises ValueError for bytes that are neither."""
+    if raw.startswith(V2):
+        seq, at, org, kind, session, person, actor, data = raw[len(V2) :].decode().split(US, 7)
+    else:
+        seq, at, org, kind, actor, session, person, data = raw.decode().split(US, 7)
     return AuditEntry(
         seq=int(seq),
         at=int(at),
@@ -90,6 +135,44 @@ def decode_entry(raw: bytes) -> AuditEntry:
         person_id=person or None,
         data=json.loads(data),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One audit_log row as stored: the index columns, the entry bytes and the MAC."""
+
+    seq: int
+    at: int
+    org_id: str | None
+    kind: str
+    session_id: str | None
+    person_id: str | None
+    entry: bytes
+    mac: bytes
+
+
+def column_mismatch(row: StoredEntry) -> str | None:
+    """The first index column that differs from what the row's entry says, "entry" if the
+    entry cannot be read at all, or None when they agree. NULL and "" count as equal."""
+    if row.entry.startswith(
+        index_prefix(row.seq, row.at, row.org_id, row.kind, row.session_id, row.person_id)
+    ):
+        return None
+    try:
+        entry = decode_entry(row.entry)
+    except (ValueError, UnicodeDecodeError):
+        return "entry"
+    for column in INDEX_COLUMNS:
+        if (getattr(row, column) or None) != (getattr(entry, column) or None):
+            return column
+    return None
+
+
+def entry_seq(raw: bytes) -> int | None:
+    """The seq an entry was written at (its own first field), or None if unreadable."""
+    head = raw[len(V2) :] if raw.startswith(V2) else raw
+    digits = head.split(US.encode(), 1)[0]
+    return int(digits) if digits.isdigit() and len(digits) < 20 else None
 
 
 def entry_mac(key: bytes, previous: bytes, entry: bytes) -> bytes:
@@ -136,8 +219,18 @@ def segment_of(seq: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ChainProblem:
+    """The first thing in the log that is not as written.
+
+    what: "edited" (column: which index column, if only that), "removed", "reordered" (other:
+    the entry whose record is found in this place), "cut", "seal_edited", "head_missing",
+    "head_edited", "head_cut" / "head_rewritten" (other: the seq of a head recorded outside the
+    database that the log no longer holds).
+    """
+
     seq: int
-    what: str  # "edited", "removed", "reordered", "cut", "seal_edited"
+    what: str
+    column: str | None = None
+    other: int | None = None
 
     def describe(self) -> str:
         if self.what == "head_missing":
@@ -146,6 +239,20 @@ class ChainProblem:
             return "the chain head was edited"
         if self.what == "seal_edited":
             return f"the seal of the segment starting at entry {self.seq} was edited"
+        if self.what == "head_cut":
+            return (
+                f"entries from {self.seq} were cut: the log ends at entry {self.seq - 1} but "
+                f"its head was at entry {self.other} when recorded outside the database"
+            )
+        if self.what == "head_rewritten":
+            return (
+                f"the log was rewritten at or before entry {self.other}: its MAC there is not "
+                "the one recorded outside the database"
+            )
+        if self.what == "edited" and self.column is not None:
+            return f"entry {self.seq} was edited (its {self.column} column)"
+        if self.what == "reordered" and self.other is not None:
+            return f"entry {self.seq} was reordered: it holds entry {self.other}"
         return f"entry {self.seq} was {self.what}"
 
 
@@ -160,29 +267,104 @@ class ChainReport:
     def intact(self) -> bool:
         return self.problem is None
 
+    @property
+    def head(self) -> str:
+        return format_head(self.head_seq, self.head_mac)
+
 
 def walk_entries(
-    key: bytes, previous: bytes, expected_seq: int, rows: Iterable[tuple[int, bytes, bytes]]
+    key: bytes, previous: bytes, expected_seq: int, rows: Iterable[StoredEntry]
 ) -> tuple[int, bytes, ChainProblem | None]:
-    """Check entries one by one: (seq, entry, mac) in seq order, starting after `previous`.
+    """Check entries one by one, in seq order, starting after `previous`: each must follow on
+    the chain and agree with its index columns.
 
-    Returns (next expected seq, last good MAC, first problem or None).
+    Returns (next expected seq, last good MAC, first problem or None). An entry whose MAC fails
+    is "edited" here; `moved_from` tells whether it is an authentic entry from elsewhere.
     """
-    recent: dict[bytes, int] = {}
-    for seq, entry, mac in rows:
-        if seq != expected_seq:
-            what = "removed" if seq > expected_seq else "reordered"
-            return expected_seq, previous, ChainProblem(min(seq, expected_seq), what)
-        if not hmac.compare_digest(entry_mac(key, previous, entry), mac):
-            # An authentic entry in the wrong place still verifies against some other
-            # predecessor: tell that apart from an edit.
-            for prior, prior_seq in recent.items():
-                if hmac.compare_digest(entry_mac(key, prior, entry), mac) and prior_seq != seq:
-                    return expected_seq, previous, ChainProblem(seq, "reordered")
-            return expected_seq, previous, ChainProblem(seq, "edited")
-        recent[previous] = seq
-        if len(recent) > 64:
-            recent.pop(next(iter(recent)))
-        previous = mac
+    for row in rows:
+        if row.seq != expected_seq:
+            what = "removed" if row.seq > expected_seq else "reordered"
+            return expected_seq, previous, ChainProblem(min(row.seq, expected_seq), what)
+        if not hmac.compare_digest(entry_mac(key, previous, row.entry), row.mac):
+            return expected_seq, previous, ChainProblem(row.seq, "edited")
+        column = column_mismatch(row)
+        if column is not None:
+            return expected_seq, previous, ChainProblem(row.seq, "edited", column=column)
+        previous = row.mac
         expected_seq += 1
     return expected_seq, previous, None
+
+
+def moved_from(key: bytes, row: StoredEntry, predecessors: Iterable[bytes]) -> int | None:
+    """If the row holds an authentic entry written for another place (a swap, or an earlier
+    entry copied over this one), the seq it was written at; else None.
+
+    Authentic: its MAC verifies after one of `predecessors` (stored MACs of the rows around the
+    place it names). Without that check an edit of the entry's seq field would pass for a move.
+    """
+    written_at = entry_seq(row.entry)
+    if written_at is None or written_at == row.seq:
+        return None
+    for previous in predecessors:
+        if hmac.compare_digest(entry_mac(key, previous, row.entry), row.mac):
+            return written_at
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedHead:
+    """A chain head (seq and MAC of the newest entry) as recorded outside the database."""
+
+    seq: int
+    mac: bytes
+
+
+def format_head(seq: int, mac: bytes) -> str:
+    return f"{seq}:{mac.hex()}"
+
+
+def parse_head(text: str) -> WitnessedHead:
+    """ "SEQ:MAC" (MAC in hex), as `audit verify` prints it. Raises ValueError otherwise."""
+    seq, sep, mac = text.strip().partition(":")
+    if not sep or not seq.isdigit() or len(seq) > 19:
+        raise ValueError("a head is SEQ:MAC, e.g. 1024:3f2a...")
+    try:
+        raw = bytes.fromhex(mac)
+    except ValueError:
+        raise ValueError("the MAC of a head is hexadecimal") from None
+    if len(raw) != 32:
+        raise ValueError("the MAC of a head is 64 hexadecimal digits")
+    return WitnessedHead(int(seq), raw)
+
+
+def parse_witness(lines: Iterable[str]) -> list[WitnessedHead]:
+    """A witness file: one head a line, JSON {"seq", "mac", "at"} (what the gateway appends) or
+    SEQ:MAC (a line of `audit verify`'s output kept by an operator). Blank lines are skipped.
+    Raises ValueError naming the first line that is neither."""
+    heads = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            if text.startswith("{"):
+                document = json.loads(text)
+                text = f"{document['seq']}:{document['mac']}"
+            heads.append(parse_head(text))
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"line {number} is not a head (SEQ:MAC or JSON)") from None
+    return heads
+
+
+def check_witnessed(
+    end: int, macs: Mapping[int, bytes], heads: Sequence[WitnessedHead]
+) -> ChainProblem | None:
+    """Is every witnessed head still in the chain? `end` is the last entry of the (otherwise
+    verified) chain, `macs` its MACs at the witnessed seqs that are not past `end`."""
+    for head in sorted(heads, key=lambda h: h.seq):
+        if head.seq > end:
+            return ChainProblem(end + 1, "head_cut", other=head.seq)
+        mac = macs.get(head.seq, GENESIS if head.seq == 0 else None)
+        if mac is None or not hmac.compare_digest(mac, head.mac):
+            return ChainProblem(head.seq, "head_rewritten", other=head.seq)
+    return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
+from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
 from gateway.domain.invite_token import InviteClaims
 from gateway.domain.liveness import OwnedPresence
 from gateway.domain.models import (
@@ -119,7 +119,7 @@ class Store(Protocol):
     # audit
     async def record(self, events: Sequence[AuditEvent]) -> None: ...
     async def audit_entries(self, query: AuditQuery) -> Sequence[AuditEntry]: ...
-    async def verify_audit(self) -> ChainReport: ...
+    async def verify_audit(self, witnessed: Sequence[WitnessedHead] = ()) -> ChainReport: ...
 
 
 class LiveState(Protocol):

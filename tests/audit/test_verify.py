@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from gateway.adapters.sql import audit_reader
-from gateway.domain.audit import GENESIS, RS, SEGMENT, ChainProblem
+from gateway.domain.audit import GENESIS, RS, SEGMENT, AuditEvent, ChainProblem
 
 from .conftest import AuditDb, N
 
@@ -97,9 +97,9 @@ async def test_a_removed_entry_is_named(filled: AuditDb, seq: int) -> None:
 
 
 @pytest.mark.parametrize(("a", "b"), [(1500, 1600), (1500, 1501), (900, 2000), (TAIL, TAIL + 9)])
-async def test_swapped_entries_are_an_edit_at_the_first(filled: AuditDb, a: int, b: int) -> None:
-    # Position a now holds bytes written for position b: not what was written at a, and not an
-    # earlier entry replayed (that would be "reordered", below). So: edited, at a.
+async def test_swapped_rows_are_a_reorder_naming_both(filled: AuditDb, a: int, b: int) -> None:
+    # Two rows exchange everything but their seq (the same as exchanging their seqs): position
+    # a holds the authentic entry b. Not an edit: the entries are as written, in another order.
     rows = await filled.rows(
         "SELECT seq, at, org_id, kind, session_id, person_id, entry, mac FROM audit_log"
         " WHERE seq IN (:a, :b)",
@@ -118,7 +118,9 @@ async def test_swapped_entries_are_an_edit_at_the_first(filled: AuditDb, a: int,
             for s, o in ((a, b), (b, a))
         )
     )
-    assert (await filled.verify()).problem == ChainProblem(a, "edited")
+    problem = (await filled.verify()).problem
+    assert problem == ChainProblem(a, "reordered", other=b)
+    assert problem.describe() == f"entry {a} was reordered: it holds entry {b}"
 
 
 @pytest.mark.parametrize("seq", [1505, TAIL])
@@ -130,7 +132,18 @@ async def test_an_earlier_entry_replayed_later_is_reordered(filled: AuditDb, seq
             {"e": entry, "m": mac, "s": seq},
         )
     )
-    assert (await filled.verify()).problem == ChainProblem(seq, "reordered")
+    assert (await filled.verify()).problem == ChainProblem(seq, "reordered", other=seq - 5)
+
+
+async def test_an_entry_whose_seq_field_was_edited_is_an_edit_not_a_move(filled: AuditDb) -> None:
+    entry, _ = await filled.entry(1500)
+    await filled.tamper(
+        (
+            "UPDATE audit_log SET entry = :e WHERE seq = 1500",
+            {"e": entry.replace(b"1500", b"1600", 1)},
+        )
+    )
+    assert (await filled.verify()).problem == ChainProblem(1500, "edited")
 
 
 @pytest.mark.parametrize("keep", [N - 20, 3 * SEGMENT, 2 * SEGMENT + 500, 10])
@@ -199,31 +212,73 @@ async def test_an_edited_head_is_reported(filled: AuditDb) -> None:
     assert (await filled.verify()).problem == ChainProblem(N - 2, "head_edited")
 
 
-async def test_index_columns_are_not_part_of_the_chain(filled: AuditDb) -> None:
-    # What the API shows is decoded from `entry` (see test_list_entries), so they need not be.
-    await filled.tamper("UPDATE audit_log SET kind = 'edited', org_id = NULL WHERE seq = 7")
-    assert (await filled.verify()).intact
+# Every column the log is filtered or shown by, given a value that differs from the entry's.
+EDITS = {
+    "kind": "UPDATE audit_log SET kind = 'recording.allowed' WHERE seq = :s",
+    "session_id": "UPDATE audit_log SET session_id = :other WHERE seq = :s",
+    "person_id": "UPDATE audit_log SET person_id = NULL WHERE seq = :s",
+    "org_id": "UPDATE audit_log SET org_id = NULL WHERE seq = :s",
+    "at": "UPDATE audit_log SET at = at + 1 WHERE seq = :s",
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "seq"),
+    [
+        # under a seal: inside, first and last of a segment
+        ("kind", 7),
+        ("session_id", SEGMENT + 1),
+        ("person_id", 3 * SEGMENT),
+        ("org_id", 1500),
+        ("at", 2000),
+        # in the unsealed tail
+        *((column, TAIL) for column in EDITS),
+    ],
+)
+async def test_an_edited_index_column_is_named(filled: AuditDb, column: str, seq: int) -> None:
+    # Filters select rows by these columns: an edit would hide the entry from an organisation's
+    # view, so it must be as visible as an edit of the entry itself.
+    await filled.tamper((EDITS[column], {"s": seq, "other": "0" * 32}))
+    report = await filled.verify()
+    assert report.problem == ChainProblem(seq, "edited", column=column)
+    assert report.problem.describe() == f"entry {seq} was edited (its {column} column)"
+    assert report.checked == seq - 1
+
+
+async def test_an_edited_mac_at_the_end_of_a_sealed_log_is_named(audit_db: AuditDb) -> None:
+    # No unsealed tail: the head's MAC is compared with a computed MAC, not the stored column.
+    await audit_db.fill(2 * SEGMENT)
+    await audit_db.tamper(
+        ("UPDATE audit_log SET mac = :m WHERE seq = :s", {"m": bytes(32), "s": 2 * SEGMENT}),
+        ("UPDATE audit_head SET mac = :m", {"m": bytes(32)}),
+    )
+    assert (await audit_db.verify()).problem == ChainProblem(2 * SEGMENT, "edited")
 
 
 async def test_segments_are_joined_in_seq_order_as_bytes(audit_db: AuditDb) -> None:
     """The bulk query must return bytes in seq order even when rows were stored out of order."""
     await audit_db.fill(SEGMENT, group=SEGMENT)
-    rows = await audit_db.rows("SELECT seq, at, kind, entry, mac FROM audit_log ORDER BY seq")
+    rows = await audit_db.rows(
+        "SELECT seq, at, org_id, kind, session_id, person_id, entry, mac FROM audit_log"
+        " ORDER BY seq"
+    )
     await audit_db.tamper("DELETE FROM audit_log")
     async with audit_db.engine.begin() as conn:  # store them again, newest first
         for row in reversed(rows):
             await conn.execute(
                 text(
-                    "INSERT INTO audit_log (seq, at, kind, entry, mac) VALUES (:s, :a, :k, :e, :m)"
+                    "INSERT INTO audit_log (seq, at, org_id, kind, session_id, person_id, entry,"
+                    " mac) VALUES (:s, :a, :o, :k, :se, :p, :e, :m)"
                 ),
-                {"s": row[0], "a": row[1], "k": row[2], "e": row[3], "m": row[4]},
+                dict(zip(("s", "a", "o", "k", "se", "p", "e", "m"), row, strict=True)),
             )
-    expected = RS.join(bytes(row[3]) for row in rows)
+    expected = RS.join(bytes(row[6]) for row in rows)
     sql = audit_reader._SEGMENT_SQL[audit_db.dialect]
     params = audit_reader._segment_params(1)
     got = await audit_db.rows(sql, **params)
     assert type(got[0][3]) is bytes
     assert got[0][:4] == (SEGMENT, 1, SEGMENT, expected)
+    assert got[0][6] == 0  # every row's columns spell its entry's prefix
     if audit_db.dialect == "sqlite":  # and through the stdlib connection the workers use
         database = audit_db.reader.url.database
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
@@ -232,3 +287,16 @@ async def test_segments_are_joined_in_seq_order_as_bytes(audit_db: AuditDb) -> N
         assert row[3] == expected
     report = await audit_db.verify()
     assert report.intact, report.problem
+
+
+async def test_entries_without_org_session_or_person_verify_in_bulk(
+    audit_db: AuditDb, no_careful_check: None
+) -> None:
+    # Missing fields are NULL columns and "" in the entry: the bulk check treats them alike.
+    await audit_db.writer.record(
+        *(AuditEvent(kind="system.started", actor="system") for _ in range(SEGMENT + 3))
+    )
+    report = await audit_db.verify()
+    assert report.intact, report.problem
+    await audit_db.tamper("UPDATE audit_log SET person_id = 'x' WHERE seq = 9")
+    assert (await audit_db.verify()).problem == ChainProblem(9, "edited", column="person_id")

@@ -15,28 +15,36 @@ verify_chain
     3. Only where a segment fails, and for the unsealed tail, we walk entries one by one
        (domain.audit.walk_entries) from the stored MAC of the entry before, to name the first
        bad entry. If a segment's entries all walk cleanly its seal is what was changed.
-    4. Last, the head must point at the last entry, with its MAC.
+    4. Last, the head must point at the last entry, with its MAC (computed: with no unsealed
+       tail the last segment is walked, as seals cover entries and not the MAC column).
+    5. Heads recorded outside the database (`witnessed`) must still be in the chain: the MAC
+       at each is computed by walking its segment, up to it.
 
-    Speed (>= 1,000,000 entries/s on SQLite on 2 slow cores): the cost is the database
-    reading and joining the blobs and SHA-256 over them, both C code that releases the GIL
-    (sqlite3_step, hmac.digest). So on SQLite two threads, each with its own read-only stdlib
+    Speed (aim: 1,000,000 entries/s on SQLite on 2 slow cores): the cost is the database
+    reading and joining the blobs, checking each row's index columns (one printf a row, about
+    as much CPU again as the reading) and BLAKE2b over the blobs, all C code that releases the
+    GIL (sqlite3_step, hashlib). So on SQLite two threads, each with its own read-only stdlib
     sqlite3 connection, work in parallel on separate segments: the same speed-up as two
     processes, without starting interpreters (spawn re-imports SQLAlchemy and the app, which
     alone costs more than the check) or forking a threaded server. On PostgreSQL the database
     does the joining in its own processes; two connections run segments concurrently.
 
-    What the chain cannot see: the index columns (org_id, kind, ...) are not covered (what is
-    shown is always decoded from `entry`, see list_entries), and someone who cuts the tail *and*
-    rewinds the head to the new last entry (copying its MAC) leaves a shorter, valid chain;
-    catching that needs the head kept outside the database too.
+    Index columns (seq, at, org_id, kind, session_id, person_id) must agree with the MACed
+    entry: the same bulk query counts the rows whose columns do not spell their entry's prefix
+    (format 2); rows of format 1 are decoded and compared in Python.
+
+    What the chain alone cannot see: someone who cuts the tail, its seals *and* rewinds the head
+    to the new last entry (copying its MAC) leaves a shorter, valid chain. A head recorded
+    outside the database (`witnessed`: `--expect-head`, the witness file) catches that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,15 +53,22 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.engine import Database
-from gateway.adapters.sql.schema import audit_log
+from gateway.adapters.sql.schema import audit_head, audit_log
 from gateway.domain.audit import (
     GENESIS,
     SEGMENT,
     AuditEntry,
     ChainProblem,
     ChainReport,
+    StoredEntry,
+    WitnessedHead,
+    check_witnessed,
+    column_mismatch,
     decode_entry,
+    entry_seq,
+    moved_from,
     seal_matches,
+    segment_of,
     walk_entries,
 )
 
@@ -63,26 +78,43 @@ WORKERS = 2  # the machine this must be fast on has two cores
 MMAP_BYTES = 1 << 34
 CHUNK = 32  # segments per unit of work (32,768 entries): how often progress is reported
 
-# One sealed segment: its entries joined by RS in seq order, count/min/max seq, and the stored
-# seals of the segment before (:previous) and of this one (:segment). An aggregate without GROUP
-# BY always returns exactly one row, also for a segment whose entries are all gone.
+# Per row: 1 when the entry does not start with what its index columns spell (format 2's
+# prefix, domain.audit.index_prefix), else 0. Format 1 entries always count: their columns are
+# then checked in Python (`_columns_agree`).
+_COLUMNS_OFF = {
+    # One printf is the cheapest way found to spell the prefix (~0.9 us of CPU a row here, vs
+    # ~1.3 us for a chain of ||); its %s prints NULL as "", as index_prefix does.
+    "sqlite": """(instr(entry, CAST(printf('v2\x1f%d\x1f%d\x1f%s\x1f%s\x1f%s\x1f%s\x1f',
+        seq, at, org_id, kind, session_id, person_id) AS BLOB)) <> 1)""",
+    "postgresql": """CASE WHEN position(convert_to('v2' || chr(31) || seq || chr(31) || at
+        || chr(31) || coalesce(org_id, '') || chr(31) || kind || chr(31)
+        || coalesce(session_id, '') || chr(31) || coalesce(person_id, '') || chr(31), 'UTF8')
+        in entry) = 1 THEN 0 ELSE 1 END""",
+}
+
+# One sealed segment: its entries joined by RS in seq order, count/min/max seq, the stored
+# seals of the segment before (:previous) and of this one (:segment), and how many rows'
+# columns do not spell their entry's prefix. An aggregate without GROUP BY always returns
+# exactly one row, also for a segment whose entries are all gone.
 _SEGMENT_SQL = {
     # SQLite before 3.44 has no ORDER BY inside an aggregate: group_concat follows the
     # subquery's order (the seq index). group_concat's result is TEXT; CAST makes it bytes.
     # Should a build ever join in another order, the seal fails and the careful check in
     # verify_chain, which orders in Python, clears the segment: slower, never wrong.
-    "sqlite": """
+    "sqlite": f"""
         SELECT count(*), min(seq), max(seq), CAST(group_concat(entry, x'1e') AS BLOB),
                (SELECT mac FROM audit_seals WHERE segment = :previous),
-               (SELECT mac FROM audit_seals WHERE segment = :segment)
-        FROM (SELECT seq, entry FROM audit_log WHERE seq BETWEEN :first AND :last ORDER BY seq)
-    """,
-    "postgresql": r"""
+               (SELECT mac FROM audit_seals WHERE segment = :segment),
+               total({_COLUMNS_OFF["sqlite"]})
+        FROM (SELECT * FROM audit_log WHERE seq BETWEEN :first AND :last ORDER BY seq)
+    """,  # noqa: S608 (only constants are formatted in)
+    "postgresql": rf"""
         SELECT count(*), min(seq), max(seq), string_agg(entry, '\x1e'::bytea ORDER BY seq),
                (SELECT mac FROM audit_seals WHERE segment = :previous),
-               (SELECT mac FROM audit_seals WHERE segment = :segment)
+               (SELECT mac FROM audit_seals WHERE segment = :segment),
+               sum({_COLUMNS_OFF["postgresql"]})
         FROM audit_log WHERE seq BETWEEN :first AND :last
-    """,
+    """,  # noqa: S608
 }
 
 # SQLite, faster: audit_log.seq is not SQLite's rowid (only INTEGER PRIMARY KEY is), so the query
@@ -90,12 +122,19 @@ _SEGMENT_SQL = {
 # equals seq; this reads the rowid range straight from the table (~20% less work) and counts the
 # rows where that does not hold. Only if all 1024 rows are there and none is off is it used: then
 # rowid order is seq order. Otherwise the worker asks again with the query above.
-_SQLITE_ROWID_SQL = """
+_SQLITE_ROWID_SQL = f"""
     SELECT count(*), min(seq), max(seq), CAST(group_concat(entry, x'1e') AS BLOB),
            (SELECT mac FROM audit_seals WHERE segment = :previous),
            (SELECT mac FROM audit_seals WHERE segment = :segment),
+           total({_COLUMNS_OFF["sqlite"]}),
            total(seq <> rowid)
     FROM audit_log WHERE rowid BETWEEN :first AND :last
+"""  # noqa: S608
+
+# Every column of the rows of a range, for the checks done in Python.
+_ROWS_SQL = """
+    SELECT seq, at, org_id, kind, session_id, person_id, entry, mac FROM audit_log
+    WHERE seq BETWEEN :first AND :last ORDER BY seq
 """
 
 # The stored seals of a segment and of the one before it.
@@ -124,9 +163,13 @@ def _segment_params(segment: int) -> dict[str, int]:
     return {"first": first, "last": last, "previous": segment - 1, "segment": segment}
 
 
-def _segment_intact(key: bytes, segment: int, row: Sequence[Any]) -> bool:
-    """Does one _SEGMENT_SQL row show a whole, contiguous segment whose seal matches?"""
-    count, low, high, blob, previous_seal, seal = row
+def _segment_intact(
+    key: bytes, segment: int, row: Sequence[Any], rows: Callable[[], Iterable[Sequence[Any]]]
+) -> bool:
+    """Does one _SEGMENT_SQL row show a whole, contiguous segment whose seal matches and whose
+    index columns agree with its entries? `rows` fetches the segment's rows, needed only when
+    some entries are not in format 2 (their columns are then checked one by one)."""
+    count, low, high, blob, previous_seal, seal, columns_off = row
     first, last = _bounds(segment)
     if (count, low, high) != (SEGMENT, first, last) or blob is None or seal is None:
         return False
@@ -135,7 +178,20 @@ def _segment_intact(key: bytes, segment: int, row: Sequence[Any]) -> bool:
             return False
         previous_seal = GENESIS
     # The blob is already RS-joined: a one-item list joins to the blob itself.
-    return seal_matches(key, bytes(previous_seal), [bytes(blob)], bytes(seal))
+    if not seal_matches(key, bytes(previous_seal), [bytes(blob)], bytes(seal)):
+        return False
+    return not columns_off or _columns_agree(rows())
+
+
+def _stored(row: Sequence[Any]) -> StoredEntry:
+    seq, at, org_id, kind, session_id, person_id, entry, mac = row
+    return StoredEntry(
+        int(seq), int(at), org_id, kind, session_id, person_id, bytes(entry), bytes(mac)
+    )
+
+
+def _columns_agree(rows: Iterable[Sequence[Any]]) -> bool:
+    return all(column_mismatch(_stored(row)) is None for row in rows)
 
 
 def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | None:
@@ -151,7 +207,11 @@ def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | Non
             *row, misplaced = db.execute(_SQLITE_ROWID_SQL, params).fetchone()
             if row[0] != SEGMENT or misplaced:
                 row = db.execute(_SEGMENT_SQL["sqlite"], params).fetchone()
-            if not _segment_intact(key, segment, row):
+
+            def rows(params: dict[str, int] = params) -> list[Any]:
+                return db.execute(_ROWS_SQL, params).fetchall()
+
+            if not _segment_intact(key, segment, row, rows):
                 return segment
         return None
     finally:
@@ -188,11 +248,17 @@ async def _first_bad_segment(
     gate = asyncio.Semaphore(WORKERS)
 
     sql = text(_SEGMENT_SQL[database.dialect])
+    rows_sql = text(_ROWS_SQL)
 
     def check_chunk(conn: Connection, chunk: range) -> int | None:
         for segment in chunk:
-            row = conn.execute(sql, _segment_params(segment)).one()
-            if not _segment_intact(key, segment, row):
+            params = _segment_params(segment)
+            row = conn.execute(sql, params).one()
+
+            def rows(params: dict[str, int] = params) -> Sequence[Any]:
+                return conn.execute(rows_sql, params).all()
+
+            if not _segment_intact(key, segment, row, rows):
                 return segment
         return None
 
@@ -221,6 +287,17 @@ async def _in_order(
         await asyncio.gather(*jobs, return_exceptions=True)
 
 
+def _rows(conn: Connection, first: int, last: int) -> list[StoredEntry]:
+    return [_stored(r) for r in conn.execute(text(_ROWS_SQL), {"first": first, "last": last})]
+
+
+def _stored_mac(conn: Connection, seq: int) -> bytes | None:
+    if seq < 1:
+        return GENESIS
+    stored = conn.scalar(select(audit_log.c.mac).where(audit_log.c.seq == seq))
+    return bytes(stored) if stored is not None else None
+
+
 def _walk(
     conn: Connection, key: bytes, first: int, last: int, last_stored: int
 ) -> tuple[ChainProblem | None, bytes]:
@@ -232,25 +309,34 @@ def _walk(
     """
     start = first
     while True:
-        previous = GENESIS
-        if start > 1:
-            stored = conn.scalar(select(audit_log.c.mac).where(audit_log.c.seq == start - 1))
-            previous = bytes(stored) if stored is not None else GENESIS
-        rows = conn.execute(
-            select(audit_log.c.seq, audit_log.c.entry, audit_log.c.mac)
-            .where(audit_log.c.seq.between(start, last))
-            .order_by(audit_log.c.seq)
-        )
-        expected, mac, problem = walk_entries(
-            key, previous, start, ((r.seq, bytes(r.entry), bytes(r.mac)) for r in rows)
-        )
+        previous = (_stored_mac(conn, start - 1) or GENESIS) if start > 1 else GENESIS
+        rows = _rows(conn, start, last)
+        expected, mac, problem = walk_entries(key, previous, start, rows)
         if problem is None and expected <= last:
             # Nothing stored from `expected` to `last`: removed if later entries exist, else
             # the end of the log was cut.
             problem = ChainProblem(expected, "removed" if last_stored > last else "cut")
         if problem is None or problem.seq != start or start == 1:
+            if problem is not None and problem.what == "edited" and problem.column is None:
+                problem = _moved(conn, key, rows[problem.seq - start], previous) or problem
             return problem, mac
         start = max(1, start - SEGMENT)
+
+
+def _moved(conn: Connection, key: bytes, row: StoredEntry, previous: bytes) -> ChainProblem | None:
+    """A row whose MAC fails: is it an authentic entry written for another place? Its
+    predecessor's MAC is stored at the place before the one it names, or, when it was swapped
+    with that neighbour, at the place it names or the row's own place."""
+    written_at = entry_seq(row.entry)
+    if written_at is None or written_at == row.seq:
+        return None
+    candidates = [previous]
+    for seq in (written_at - 1, written_at, row.seq - 1):
+        mac = _stored_mac(conn, seq)
+        if mac is not None:
+            candidates.append(mac)
+    other = moved_from(key, row, candidates)
+    return None if other is None else ChainProblem(row.seq, "reordered", other=other)
 
 
 def _seal_matches(conn: Connection, key: bytes, segment: int) -> bool:
@@ -271,9 +357,19 @@ def _seal_matches(conn: Connection, key: bytes, segment: int) -> bool:
 
 
 async def verify_chain(
-    database: Database, key: bytes, *, progress: Progress | None = None
+    database: Database,
+    key: bytes,
+    *,
+    progress: Progress | None = None,
+    witnessed: Sequence[WitnessedHead] = (),
 ) -> ChainReport:
-    """Check the whole audit log; the report names the first entry that is not as written."""
+    """Check the whole audit log; the report names the first entry that is not as written.
+
+    `witnessed`: heads recorded outside the database (`--expect-head`, a witness file). Once
+    the chain itself is intact, each must still be in it, with the same MAC: this catches a
+    cut of the newest entries covered up by rolling the head row back, and a log rewritten
+    after the head was recorded.
+    """
     head_rows, head_seq, head_mac, last_stored, last_sealed = await database.read(
         lambda conn: tuple(conn.execute(text(_BOUNDS_SQL)).one())
     )
@@ -315,10 +411,10 @@ async def verify_chain(
             return result(problem)
         after = bad  # the database joined the entries out of order; the careful check passed
 
-    # The unsealed tail, entry by entry.
-    problem, last_mac = await database.read(
-        lambda conn: _walk(conn, key, sealed * SEGMENT + 1, end, last_stored)
-    )
+    # The unsealed tail, entry by entry. Seals cover entries, not MAC columns: with no tail,
+    # walk the last sealed segment, so the MAC the head is compared with is a computed one.
+    tail = sealed * SEGMENT + 1 if end % SEGMENT else max(1, end - SEGMENT + 1)
+    problem, last_mac = await database.read(lambda conn: _walk(conn, key, tail, end, last_stored))
     if problem is not None:
         return result(problem)
 
@@ -327,7 +423,51 @@ async def verify_chain(
         return result(ChainProblem(end, "head_missing"), end)
     if head_seq != end or not hmac.compare_digest(head_mac, last_mac):
         return result(ChainProblem(min(head_seq + 1, end), "head_edited"), end)
+    if witnessed:
+        wanted = sorted({head.seq for head in witnessed if 0 < head.seq <= end})
+        macs, problem = await database.read(lambda conn: _macs_at(conn, key, wanted, last_stored))
+        if problem is not None:  # a MAC column edited inside a sealed segment
+            return result(problem)
+        problem = check_witnessed(end, macs, witnessed)
+        if problem is not None:
+            return result(problem, end)
     return result(None)
+
+
+def _macs_at(
+    conn: Connection, key: bytes, seqs: Sequence[int], last_stored: int
+) -> tuple[dict[int, bytes], ChainProblem | None]:
+    """The chain's MACs at `seqs` (ascending), computed by walking, not read from the MAC
+    column (seals do not cover it). One walk per segment holding a wanted seq, up to the
+    last one wanted there. A walk that fails names the entry (an edited MAC column)."""
+    macs: dict[int, bytes] = {}
+    by_segment: dict[int, list[int]] = {}
+    for seq in seqs:
+        by_segment.setdefault(segment_of(seq), []).append(seq)
+    for segment, wanted in by_segment.items():
+        first, _ = _bounds(segment)
+        problem, mac = _walk(conn, key, first, wanted[0], last_stored)
+        macs[wanted[0]] = mac
+        for before, seq in itertools.pairwise(wanted):
+            if problem is not None:
+                break
+            _, mac, problem = walk_entries(key, mac, before + 1, _rows(conn, before + 1, seq))
+            macs[seq] = mac
+        if problem is not None:
+            return macs, problem
+    return macs, None
+
+
+async def read_head(database: Database) -> WitnessedHead:
+    """The head row as stored (seq 0 and the genesis MAC for an empty log)."""
+
+    def read(conn: Connection) -> WitnessedHead:
+        row = conn.execute(select(audit_head.c.seq, audit_head.c.mac)).first()
+        if row is None:
+            return WitnessedHead(0, GENESIS)
+        return WitnessedHead(int(row.seq), bytes(row.mac))
+
+    return await database.read(read)
 
 
 def list_entries(

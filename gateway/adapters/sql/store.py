@@ -15,7 +15,7 @@ from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.read_batch import ReadBatch
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import Clock, from_us, to_us
-from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
+from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.models import (
     Child,
@@ -492,10 +492,10 @@ class SqlStore:
             )
         )
 
-    async def verify_audit(self) -> ChainReport:
+    async def verify_audit(self, witnessed: Sequence[WitnessedHead] = ()) -> ChainReport:
         from gateway.adapters.sql.audit_reader import verify_chain
 
-        return await verify_chain(self._db, self._audit_key)
+        return await verify_chain(self._db, self._audit_key, witnessed=witnessed)
 
 
 # the join's read ---------------------------------------------------------------------------

@@ -30,12 +30,14 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from gateway.adapters.sql.audit_reader import read_head
 from gateway.adapters.sql.engine import Database, is_outage, unavailable
 from gateway.adapters.sql.schema import audit_head, audit_log, audit_seals
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import (
     SEGMENT,
     AuditEvent,
+    WitnessedHead,
     encode_entry,
     entry_mac,
     seal_mac,
@@ -99,6 +101,10 @@ class AuditedWriter:
 
     async def write(self, job: Job[T], on_refusal: RefusalEvent | None = None) -> T:
         return await self._submit(job, (), on_refusal)
+
+    async def head(self) -> WitnessedHead:
+        """The chain's head as stored (for the witness kept outside the database)."""
+        return await read_head(self._database)
 
     async def record(self, *events: AuditEvent) -> None:
         """Append audit events that come with no other change (e.g. a refused request)."""
