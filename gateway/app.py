@@ -6,10 +6,11 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -29,15 +30,19 @@ from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.smtp_channel import SmtpChannel
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
+from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.store import SqlStore
+from gateway.adapters.webhook_channel import WebhookSender
 from gateway.clock import Clock, SystemClock
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
 from gateway.http.live_api import LIVE, REPORT_CONCERN
 from gateway.http.middleware import authentication, metrics_middleware, refusals
+from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
 from gateway.http.routes import ALL_ROUTES
@@ -48,6 +53,7 @@ from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
+from gateway.services.notifications import Notifications
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
 from gateway.services.ports import AttemptLimiter, LiveState
@@ -69,9 +75,12 @@ class Runtime:
     live: LiveSessionService
     incidents: IncidentService
     leader: LeaderLock
+    notifications: Notifications
+    webhook_http: aiohttp.ClientSession
     redis: RedisClient | None = None
 
     async def close(self) -> None:
+        await self.webhook_http.close()
         await self.platform.close()
         await self.alerts.stop()
         await self.store.stop()
@@ -148,8 +157,31 @@ async def build_runtime(
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
+    # Notifications (DESIGN §3): the outbox's worker delivers through the organisations' own
+    # channels; links in messages point at this gateway.
+    webhook_http = aiohttp.ClientSession()
+    notifications = Notifications(
+        SqlOutbox(store.writer, database),
+        store,
+        policies,
+        SmtpChannel(),
+        WebhookSender(webhook_http),
+        clock,
+        link_base=settings.public_url,
+    )
     return Runtime(
-        services, store, keyring, hasher, alerts, platform, live, incidents, leader, redis
+        services,
+        store,
+        keyring,
+        hasher,
+        alerts,
+        platform,
+        live,
+        incidents,
+        leader,
+        notifications,
+        webhook_http,
+        redis,
     )
 
 
@@ -187,6 +219,8 @@ class LiveLoops(Protocol):
 
 
 STOP_SECONDS = 5.0
+# How often the leader delivers due notifications (and checks escalations).
+OUTBOX_SECONDS = 1.0
 
 
 @dataclass
@@ -206,7 +240,12 @@ class LiveJobs:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> LiveJobs:
+def start_live_jobs(
+    live: LiveLoops,
+    leader: LeaderLock,
+    settings: Settings,
+    notifications: Notifications | None = None,
+) -> LiveJobs:
     """Per process: reconciliation (supervision's safety net: lost events and elapsed grace
     periods are caught there; each process owns the relay rooms of whoever connected to it)
     and the heartbeat. Global, one process at a time under the leader lease: the sweep of
@@ -229,7 +268,22 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
             run_periodically(leader, "live.sweep", settings.live_sweep_seconds, live.sweep, stop)
         ),
     )
+    if notifications is not None:
+        # One process at a time delivers (the outbox's own leases keep even an overlap from
+        # sending a message twice).
+        deliver = notifications.deliver_due
+        outbox = run_periodically(
+            leader, "notifications.deliver", OUTBOX_SECONDS, _run(deliver), stop
+        )
+        return LiveJobs(stop, (*tasks, asyncio.create_task(outbox)))
     return LiveJobs(stop, tasks)
+
+
+def _run(job: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await job()
+
+    return run
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -246,12 +300,13 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[SERVICES] = runtime.services
         app[LIVE] = runtime.live
         app[INCIDENTS] = runtime.incidents
+        app[NOTIFICATIONS] = runtime.notifications
         app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:
             logging.getLogger(__name__).warning("live state unavailable at start")
-        jobs = start_live_jobs(runtime.live, runtime.leader, settings)
+        jobs = start_live_jobs(runtime.live, runtime.leader, settings, runtime.notifications)
         yield
         await jobs.close()
         await runtime.close()
