@@ -256,8 +256,7 @@ def concern_raised(event: Event, reporter_display_name: str) -> list[OutboxMessa
         f"Incident: {event.incident_id}\n"
         f"Raised by: {reporter_display_name} (as shown in the session)\n\n"
         f"Open the incident: {event.link}\n\n"
-        "The gateway has recorded the incident and kept the session's evidence. Please follow "
-        "your safeguarding procedure.\n"
+        "The gateway has recorded the incident. Please follow your safeguarding procedure.\n"
     )
     return _messages(
         event, Kind.CONCERN_RAISED, "Safeguarding concern raised", [(Recipient.DSL, body)], {}
