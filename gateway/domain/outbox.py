@@ -79,6 +79,7 @@ REJECTED = "rejected"  # permanent: the server refused this message for good
 TEMPORARY = "temporary"  # the server asked to try later (SMTP 4xx, HTTP 5xx/429/408)
 TLS = "tls"
 GAVE_UP = "gave_up"
+INTERNAL = "internal"  # the gateway's own fault (logged); tried again like any other
 PERMANENT_ERRORS = frozenset({REJECTED})
 
 

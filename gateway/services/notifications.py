@@ -16,6 +16,7 @@ records the outcome. The decisions are `gateway.domain.outbox`'s.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.models import Person, PersonKind, Session, Staff
 from gateway.domain.outbox import (
+    INTERNAL,
     LEASE,
     NO_ADDRESS,
     NOT_CONFIGURED,
@@ -54,6 +56,7 @@ from gateway.services.organisations import new_id
 from gateway.services.ports import Organisation
 
 LIST_LIMIT = 500
+log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "gateway:notifications"
 
 
@@ -234,10 +237,13 @@ class Notifications:
         async with self._sending:
             try:
                 await self._send(message)
-            except DeliveryFailed as failure:
+            except Exception as exc:  # a channel's fault or ours: tried again, never lost
+                error = exc.error if isinstance(exc, DeliveryFailed) else INTERNAL
+                if error == INTERNAL:
+                    log.exception("notification %s could not be sent", message.id)
                 now = self._clock.now()
                 retry = after_failure(
-                    delivery.attempts, message.created_at, now, failure.error, self._jitter()
+                    delivery.attempts, message.created_at, now, error, self._jitter()
                 )
                 event = None
                 if retry.state is DeliveryState.FAILED:
