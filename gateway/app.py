@@ -161,7 +161,7 @@ async def build_runtime(
     # channels; links in messages point at this gateway.
     webhook_http = aiohttp.ClientSession()
     notifications = Notifications(
-        SqlOutbox(store.writer, database),
+        SqlOutbox(store.writer, database, keyring.audit_key()),
         store,
         policies,
         SmtpChannel(),

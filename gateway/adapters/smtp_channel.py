@@ -73,7 +73,11 @@ class SmtpChannel:
             raise DeliveryFailed(TLS) from exc
         except ssl.SSLError as exc:
             raise DeliveryFailed(TLS) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except aiosmtplib.SMTPException as exc:
+            # aiosmtplib (pinned) says "STARTTLS extension not supported" with the base class;
+            # the message is never sent in the clear (tests/notifications checks both).
+            raise DeliveryFailed(TLS if "STARTTLS" in str(exc) else CONNECTION) from exc
+        except OSError as exc:
             raise DeliveryFailed(CONNECTION) from exc
 
 

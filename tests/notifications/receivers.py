@@ -37,6 +37,15 @@ class Received:
 @dataclass
 class MailHandler:
     received: list[Received] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)  # addresses answered "550 no such user"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
         content = envelope.original_content or b""

@@ -187,11 +187,9 @@ def _fake_message():  # type: ignore[no-untyped-def]
 async def test_a_worker_that_died_mid_send_is_taken_over_after_its_lease(
     world: World, smtp_server: SmtpServer
 ) -> None:
-    from gateway.adapters.sql.outbox import SqlOutbox
-
     await configure(world, smtp_server)
     await world.runtime.notifications.enqueue(concern(world), [cause(world)])
-    sql = SqlOutbox(world.runtime.store.writer, world.runtime.store._db)
+    sql = world.runtime.notifications._outbox
     now = world.clock.now()
     [claimed] = await sql.claim(now, "dead-worker", now + timedelta(seconds=60), 10)
     # Its lease holds: no other worker takes it.
@@ -224,3 +222,51 @@ async def test_many_concerns_each_delivered_once(world: World, smtp_server: Smtp
     assert await notifications.deliver_due() == 120
     ids = [r.mail["Message-ID"] for r in smtp_server.received]
     assert len(ids) == len(set(ids)) == 120
+
+
+async def test_a_refused_dsl_address_fails_for_good_and_escalates_at_once(
+    world: World, smtp_server: SmtpServer
+) -> None:
+    notifications = world.runtime.notifications
+    await configure(world, smtp_server)
+    smtp_server.handler.refuse.add(DSL)
+    await notifications.enqueue(concern(world), [cause(world)])
+    await notifications.deliver_due()  # the DSL's mail is refused (550): failed for good
+    [failed] = await notifications.deliveries(world.org, DeliveryState.FAILED, 10)
+    assert failed.last_error == "rejected" and failed.attempts == 1
+    [entry] = await audit(world, "notification.failed")
+    assert entry.data["error"] == "rejected" and DSL not in str(entry.data)
+    await notifications.deliver_due()  # no need to wait 30 minutes: escalated now
+    [deputy] = smtp_server.to(DEPUTY)
+    assert deputy.mail["Subject"] == "Escalated: Safeguarding concern raised"
+
+
+async def test_starttls_required_never_falls_back_to_cleartext(
+    world: World, smtp_server: SmtpServer
+) -> None:
+    from gateway.domain.outbox import Channels
+    from tests.notifications.conftest import email_channel
+
+    notifications = world.runtime.notifications
+    # The test server offers no STARTTLS.
+    channels = Channels(email=email_channel(smtp_server, security="starttls"))
+    await notifications.set_channels(world.org, channels, actor="test")
+    await notifications.enqueue(concern(world), [cause(world)])
+    await notifications.deliver_due()
+    [pending] = await notifications.deliveries(world.org, DeliveryState.PENDING, 10)
+    assert pending.last_error == "tls"
+    assert smtp_server.received == []
+
+
+async def test_channel_secrets_are_stored_encrypted(world: World, webhook: Hook) -> None:
+    from gateway.adapters.sql.schema import notification_channels
+    from tests.notifications.conftest import WEBHOOK_SECRET
+
+    await configure(world, hook=webhook)
+    rows = await world.runtime.store._db.read(
+        lambda conn: conn.execute(select(notification_channels)).all()
+    )
+    assert len(rows) == 1 and rows[0].secret
+    assert WEBHOOK_SECRET not in str(rows[0]) and WEBHOOK_SECRET.encode().hex() not in str(rows[0])
+    channels = await world.runtime.notifications.channels(world.org)
+    assert channels.webhook is not None and channels.webhook.secret == WEBHOOK_SECRET

@@ -10,16 +10,24 @@ Claims are safe between workers and processes: on PostgreSQL the due rows are lo
 the database's write lock (BEGIN IMMEDIATE). A claimed row carries the claimer's `lease_token`
 until `lease_until`; the outcome of a try is written only by the holder of the token, and a
 row whose lease ran out (its worker died) is due again.
+
+Channel secrets (the SMTP password, the webhook secret) are stored encrypted (AES-GCM, bound to
+the organisation and channel), so a copy of the database alone does not give them away.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
@@ -88,10 +96,38 @@ def insert_messages(conn: Connection, messages: Sequence[OutboxMessage]) -> None
         conn.execute(insert(outbox), rows)
 
 
+class SecretBox:
+    """AES-GCM for channel secrets, under a key derived (HKDF) from a key of the key ring."""
+
+    def __init__(self, master: bytes) -> None:
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"notification-channel-secrets"
+        ).derive(master)
+        self._aead = AESGCM(key)
+
+    def seal(self, secret: str | None, org_id: str, channel: Channel) -> str | None:
+        if not secret:
+            return None
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, secret.encode(), f"{org_id}/{channel}".encode())
+        return (nonce + sealed).hex()
+
+    def open(self, stored: str | None, org_id: str, channel: Channel) -> str | None:
+        if not stored:
+            return None
+        raw = bytes.fromhex(stored)
+        try:
+            plain = self._aead.decrypt(raw[:12], raw[12:], f"{org_id}/{channel}".encode())
+        except InvalidTag:
+            return None  # moved between organisations, or another key: unusable, not shown
+        return plain.decode()
+
+
 class SqlOutbox:
-    def __init__(self, writer: AuditedWriter, database: Database) -> None:
+    def __init__(self, writer: AuditedWriter, database: Database, secret_key: bytes) -> None:
         self._writer = writer
         self._db = database
+        self._box = SecretBox(secret_key)
         self._skip_locked = database.dialect == "postgresql"
 
     # the worker --------------------------------------------------------------------------
@@ -242,7 +278,7 @@ class SqlOutbox:
             rows = conn.execute(
                 select(notification_channels).where(notification_channels.c.org_id == org_id)
             ).all()
-            return _channels(rows)
+            return _channels(rows, self._box)
 
         return await self._db.read(read)
 
@@ -253,7 +289,10 @@ class SqlOutbox:
 
         def job(tx: WriteTx) -> Channels:
             where = notification_channels.c.org_id == org_id
-            stored = _channels(tx.conn.execute(select(notification_channels).where(where)).all())
+            box = self._box
+            stored = _channels(
+                tx.conn.execute(select(notification_channels).where(where)).all(), box
+            )
             tx.conn.execute(delete(notification_channels).where(where))
             email, webhook = channels.email, channels.webhook
             if email is not None:
@@ -267,7 +306,7 @@ class SqlOutbox:
                         org_id=org_id,
                         channel=Channel.EMAIL.value,
                         settings=json.dumps(settings, sort_keys=True),
-                        secret=password,
+                        secret=box.seal(password, org_id, Channel.EMAIL),
                         updated_at=tx.at,
                     )
                 )
@@ -278,25 +317,27 @@ class SqlOutbox:
                         org_id=org_id,
                         channel=Channel.WEBHOOK.value,
                         settings=json.dumps({"url": webhook.url}),
-                        secret=secret,
+                        secret=box.seal(secret, org_id, Channel.WEBHOOK),
                         updated_at=tx.at,
                     )
                 )
             for event in events:
                 tx.audit(event)
-            return _channels(tx.conn.execute(select(notification_channels).where(where)).all())
+            return _channels(tx.conn.execute(select(notification_channels).where(where)).all(), box)
 
         return await self._writer.write(job)
 
 
-def _channels(rows: Sequence[Any]) -> Channels:
+def _channels(rows: Sequence[Any], box: SecretBox) -> Channels:
     email = webhook = None
     for row in rows:
         settings = json.loads(row.settings)
         if row.channel == Channel.EMAIL.value:
-            email = EmailChannel(**settings, password=row.secret)
+            password = box.open(row.secret, row.org_id, Channel.EMAIL)
+            email = EmailChannel(**settings, password=password)
         elif row.channel == Channel.WEBHOOK.value:
-            webhook = WebhookChannel(url=settings["url"], secret=row.secret or "")
+            secret = box.open(row.secret, row.org_id, Channel.WEBHOOK) or ""
+            webhook = WebhookChannel(url=settings["url"], secret=secret)
     return Channels(email=email, webhook=webhook)
 
 
