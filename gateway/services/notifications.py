@@ -195,7 +195,8 @@ class Notifications:
             now = self._clock.now()
             token = secrets.token_hex(16)
             claimed = await self._outbox.claim(now, token, now + LEASE, self._batch)
-            results = await asyncio.gather(*(self._deliver(d, token) for d in claimed))
+            channels: dict[str, asyncio.Task[Channels]] = {}  # read once per organisation
+            results = await asyncio.gather(*(self._deliver(d, token, channels) for d in claimed))
             delivered += sum(results)
             if len(claimed) < self._batch:
                 return delivered
@@ -232,11 +233,17 @@ class Notifications:
                 count += 1
         return count
 
-    async def _deliver(self, delivery: Delivery, token: str) -> bool:
+    async def _deliver(
+        self, delivery: Delivery, token: str, channels: dict[str, asyncio.Task[Channels]]
+    ) -> bool:
         message = delivery.message
         async with self._sending:
             try:
-                await self._send(message)
+                if message.org_id not in channels:
+                    channels[message.org_id] = asyncio.ensure_future(
+                        self._outbox.channels(message.org_id)
+                    )
+                await self._send(message, await channels[message.org_id])
             except Exception as exc:  # a channel's fault or ours: tried again, never lost
                 error = exc.error if isinstance(exc, DeliveryFailed) else INTERNAL
                 if error == INTERNAL:
@@ -253,8 +260,7 @@ class Notifications:
         event = self._event_for("notification.delivered", delivery, None)
         return await self._outbox.delivered(delivery, token, self._clock.now(), event)
 
-    async def _send(self, message: OutboxMessage) -> None:
-        channels = await self._outbox.channels(message.org_id)
+    async def _send(self, message: OutboxMessage, channels: Channels) -> None:
         deadline = self._deadline.total_seconds()
         if message.channel is Channel.WEBHOOK:
             if channels.webhook is None:
