@@ -19,6 +19,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -77,6 +78,7 @@ class OutboxStore(Protocol):
     async def deliveries(
         self, org_id: str, state: DeliveryState | None, limit: int
     ) -> list[Delivery]: ...
+    async def for_incident(self, org_id: str, incident_id: str) -> list[Delivery]: ...
     async def channels(self, org_id: str) -> Channels: ...
     async def set_channels(
         self, org_id: str, channels: Channels, events: Sequence[AuditEvent]
@@ -108,6 +110,17 @@ class WebhookPoster(Protocol):
     async def send(
         self, channel: WebhookChannel, message: OutboxMessage, timestamp: int, deadline: float
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DslNotice:
+    """Whether the DSL has been told of an incident: queued, delivered (when), escalated
+    (when). What an incident view and a child's confirmation should say, instead of a word
+    recorded when the incident was opened."""
+
+    queued: bool
+    delivered_at: datetime | None
+    escalated_at: datetime | None
 
 
 class Notifications:
@@ -322,6 +335,22 @@ class Notifications:
             data["error"] = error
         return AuditEvent(
             kind, SYSTEM_ACTOR, message.org_id, session_id=message.session_id, data=data
+        )
+
+    async def dsl_notice(self, org_id: str, incident_id: str) -> DslNotice:
+        """Told means the DSL's own message was accepted by the mail server (the same test
+        escalation uses: a webhook reaches a system, not the DSL)."""
+        mine = [
+            d
+            for d in await self._outbox.for_incident(org_id, incident_id)
+            if d.message.recipient is Recipient.DSL
+        ]
+        delivered = [d.delivered_at for d in mine if d.delivered_at is not None]
+        escalated_at = [d.escalated_at for d in mine if d.escalated_at is not None]
+        return DslNotice(
+            queued=bool(mine),
+            delivered_at=min(delivered) if delivered else None,
+            escalated_at=min(escalated_at) if escalated_at else None,
         )
 
     # the admin API ------------------------------------------------------------------------

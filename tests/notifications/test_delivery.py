@@ -270,3 +270,22 @@ async def test_channel_secrets_are_stored_encrypted(world: World, webhook: Hook)
     assert WEBHOOK_SECRET not in str(rows[0]) and WEBHOOK_SECRET.encode().hex() not in str(rows[0])
     channels = await world.runtime.notifications.channels(world.org)
     assert channels.webhook is not None and channels.webhook.secret == WEBHOOK_SECRET
+
+
+async def test_the_dsl_is_told_only_once_the_mail_server_accepted(
+    world: World, smtp_server: SmtpServer
+) -> None:
+    notifications = world.runtime.notifications
+    await configure(world, smtp_server)
+    nothing = await notifications.dsl_notice(world.org.id, INCIDENT)
+    assert not nothing.queued and nothing.delivered_at is None
+    smtp_server.stop()
+    await notifications.enqueue(concern(world), [cause(world)])
+    await notifications.deliver_due()
+    queued = await notifications.dsl_notice(world.org.id, INCIDENT)
+    assert queued.queued and queued.delivered_at is None
+    smtp_server.start()
+    world.clock.advance(timedelta(minutes=1))
+    await notifications.deliver_due()
+    told = await notifications.dsl_notice(world.org.id, INCIDENT)
+    assert told.delivered_at == world.clock.now() and told.escalated_at is None

@@ -273,6 +273,16 @@ class SqlOutbox:
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [_delivery(row._mapping) for row in rows]
 
+    async def for_incident(self, org_id: str, incident_id: str) -> list[Delivery]:
+        """Every message an incident caused, oldest first."""
+        query = (
+            select(outbox)
+            .where(outbox.c.org_id == org_id, outbox.c.incident_id == incident_id)
+            .order_by(outbox.c.created_at, outbox.c.id)
+        )
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [_delivery(row._mapping) for row in rows]
+
     async def channels(self, org_id: str) -> Channels:
         def read(conn: Connection) -> Channels:
             rows = conn.execute(
