@@ -217,15 +217,14 @@ class Notifications:
     async def escalate_overdue(self) -> int:
         now = self._clock.now()
         count = 0
+        # (escalate after, has a second contact) per organisation, read once per round
+        rules: dict[str, tuple[timedelta, bool] | None] = {}
         for delivery in await self._outbox.unescalated():
             message = delivery.message
-            policy = await self._policy(message.org_id)
-            if policy is None:
-                continue
-            channels = await self._outbox.channels(message.org_id)
-            after = timedelta(minutes=policy.contact.escalate_after_minutes)
-            has_second = second_contact(channels, policy.contact.second_contact) is not None
-            if not escalation_due(delivery, now, after, has_second):
+            if message.org_id not in rules:
+                rules[message.org_id] = await self._escalation_rule(message.org_id)
+            rule = rules[message.org_id]
+            if rule is None or not escalation_due(delivery, now, *rule):
                 continue
             copy = escalated(message, new_id(), now, now - message.created_at)
             event = AuditEvent(
@@ -245,6 +244,14 @@ class Notifications:
             if await self._outbox.escalate(delivery, copy, now, event):
                 count += 1
         return count
+
+    async def _escalation_rule(self, org_id: str) -> tuple[timedelta, bool] | None:
+        policy = await self._policy(org_id)
+        if policy is None:
+            return None
+        channels = await self._outbox.channels(org_id)
+        after = timedelta(minutes=policy.contact.escalate_after_minutes)
+        return after, second_contact(channels, policy.contact.second_contact) is not None
 
     async def _deliver(
         self, delivery: Delivery, token: str, channels: dict[str, asyncio.Task[Channels]]
