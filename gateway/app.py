@@ -9,10 +9,11 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import aiohttp
 import redis.exceptions
 import sqlalchemy.exc
 from aiohttp import web, web_response
@@ -34,12 +35,15 @@ from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_clien
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
+from gateway.adapters.smtp_channel import SmtpChannel
 from gateway.adapters.sql.attempts import SqlFailureLedger
 from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
+from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.processes import ProcessRegistry
 from gateway.adapters.sql.store import SqlStore
+from gateway.adapters.webhook_channel import WebhookSender
 from gateway.clock import Clock, SystemClock
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.processes import GatewayProcess, LiveStateKind
@@ -63,6 +67,7 @@ from gateway.http.middleware import (
     request_context,
     response_headers,
 )
+from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
 from gateway.http.routes import ALL_ROUTES
@@ -74,6 +79,7 @@ from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
+from gateway.services.notifications import Notifications
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
 from gateway.services.ports import LiveState
@@ -97,12 +103,15 @@ class Runtime:
     incidents: IncidentService
     leader: LeaderLock
     attempts: AttemptGuard
+    notifications: Notifications
+    webhook_http: aiohttp.ClientSession
     redis: RedisClient | None = None
     database: Database | None = None
     live_state: LiveState | None = None
     process_id: str = ""
 
     async def close(self) -> None:
+        await self.webhook_http.close()
         await self.platform.close()
         await self.alerts.stop()
         await self.store.stop()
@@ -186,6 +195,18 @@ async def build_runtime(
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
+    # Notifications (DESIGN §3): the outbox's worker delivers through the organisations' own
+    # channels; links in messages point at this gateway.
+    webhook_http = aiohttp.ClientSession()
+    notifications = Notifications(
+        SqlOutbox(store.writer, database, keyring.audit_key()),
+        store,
+        policies,
+        SmtpChannel(),
+        WebhookSender(webhook_http),
+        clock,
+        link_base=settings.public_url,
+    )
     return Runtime(
         services,
         store,
@@ -197,6 +218,8 @@ async def build_runtime(
         incidents,
         leader,
         attempts,
+        notifications,
+        webhook_http,
         redis,
         database=database,
         live_state=live_state,
@@ -292,6 +315,8 @@ class LiveLoops(Protocol):
 
 
 STOP_SECONDS = 5.0
+# How often the leader delivers due notifications (and checks escalations).
+OUTBOX_SECONDS = 1.0
 
 
 @dataclass
@@ -311,7 +336,12 @@ class LiveJobs:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> LiveJobs:
+def start_live_jobs(
+    live: LiveLoops,
+    leader: LeaderLock,
+    settings: Settings,
+    notifications: Notifications | None = None,
+) -> LiveJobs:
     """Per process: reconciliation (supervision's safety net: lost events and elapsed grace
     periods are caught there; each process owns the relay rooms of whoever connected to it)
     and the heartbeat. Global, one process at a time under the leader lease: the sweep of
@@ -334,6 +364,14 @@ def start_live_jobs(live: LiveLoops, leader: LeaderLock, settings: Settings) -> 
             run_periodically(leader, "live.sweep", settings.live_sweep_seconds, live.sweep, stop)
         ),
     )
+    if notifications is not None:
+        # One process at a time delivers (the outbox's own leases keep even an overlap from
+        # sending a message twice).
+        deliver = notifications.deliver_due
+        outbox = run_periodically(
+            leader, "notifications.deliver", OUTBOX_SECONDS, _run(deliver), stop
+        )
+        return LiveJobs(stop, (*tasks, asyncio.create_task(outbox)))
     return LiveJobs(stop, tasks)
 
 
@@ -380,6 +418,13 @@ def start_audit_witness(runtime: Runtime, settings: Settings) -> LiveJobs:
     return LiveJobs(stop, tasks)
 
 
+def _run(job: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await job()
+
+    return run
+
+
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
@@ -412,6 +457,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[LIVE] = runtime.live
         app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
+        app[NOTIFICATIONS] = runtime.notifications
         app[REPORT_CONCERN] = IncidentConcernReporter(
             runtime.services.admission, runtime.incidents, runtime.attempts
         )
@@ -419,7 +465,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:
             logging.getLogger(__name__).warning("live state unavailable at start")
-        jobs = start_live_jobs(runtime.live, runtime.leader, settings)
+        jobs = start_live_jobs(runtime.live, runtime.leader, settings, runtime.notifications)
         stop_renewing = asyncio.Event()
         renewing = asyncio.create_task(
             run_periodically(

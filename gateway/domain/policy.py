@@ -26,6 +26,7 @@ from pydantic import (
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PURPOSE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+EMAIL_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 NameStyle = Literal["first_name_initial", "first_name", "role_number"]
@@ -211,6 +212,17 @@ class ContactPolicy(_Section):
     safeguarding_contact: Annotated[str, Field(min_length=1, max_length=200)] = (
         "the designated safeguarding lead"
     )
+    # A message for the DSL still undelivered after this long is also sent to the second
+    # contact (DESIGN §3 "Notifications").
+    escalate_after_minutes: Annotated[StrictInt, Field(ge=1, le=24 * 60)] = 30
+    second_contact: Annotated[str, Field(max_length=320)] | None = None
+
+    @field_validator("second_contact")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_ADDRESS.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
 
 
 class Policy(_Section):

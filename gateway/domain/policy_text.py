@@ -124,5 +124,16 @@ def render_policy(policy: Policy) -> str:
         "If something is wrong",
         "- Every session page has a 'report a concern' button. You can also contact "
         f"{p.contact.safeguarding_contact}.",
+        "- When a concern is raised, when a session is left without enough checked adults, or "
+        "when an invite is locked, our safeguarding lead is sent a message straight away. "
+        + (
+            "If it has not reached them within "
+            f"{p.contact.escalate_after_minutes} minutes, it is also sent to our second "
+            f"contact ({p.contact.second_contact})."
+            if p.contact.second_contact
+            else "If it has not reached them within "
+            f"{p.contact.escalate_after_minutes} minutes, it is also sent to the second "
+            "contact the organisation has set up."
+        ),
     ]
     return "\n".join(lines) + "\n"

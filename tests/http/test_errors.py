@@ -102,10 +102,12 @@ async def test_a_wrong_method_is_405_with_allow(gateway: Gateway) -> None:
     assert [e.data["method"] for e in anonymous[-2:]] == ["PATCH", "POST"]
 
 
-async def _post_without_content_type(client: Client, path: str, raw: bytes) -> Answer:
+async def _post_without_content_type(
+    client: Client, path: str, raw: bytes, method: str = "POST"
+) -> Answer:
     headers = {"Authorization": f"Bearer {client.key}"} if client.key else {}
-    async with client.http.post(
-        client.base + path, data=raw, headers=headers, skip_auto_headers=["Content-Type"]
+    async with client.http.request(
+        method, client.base + path, data=raw, headers=headers, skip_auto_headers=["Content-Type"]
     ) as response:
         assert "Content-Type" not in response.request_info.headers
         return Answer(response.status, await response.json(), response.headers)
@@ -127,10 +129,10 @@ async def test_every_json_route_refuses_a_body_that_is_not_json(gateway: Gateway
             (None, b'{"token": "abc"}'),
         ):
             if content_type is None:
-                answer = await _post_without_content_type(client, path, raw)
+                answer = await _post_without_content_type(client, path, raw, route.method)
             else:
                 headers = {"Content-Type": content_type}
-                answer = await client.call("POST", path, raw=raw, headers=headers)
+                answer = await client.call(route.method, path, raw=raw, headers=headers)
             _refused(answer, 415, "unsupported_media_type")
     # JSON with a charset parameter is still JSON; and nothing above registered anyone.
     taken = await world.admin.call(

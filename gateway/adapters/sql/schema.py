@@ -187,3 +187,45 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("mac", LargeBinary(32), nullable=False),
 )
+
+# Notifications (DESIGN §3): the outbox, written in the same transaction as the event that
+# causes each message, and delivered by the worker (gateway/services/notifications.py). A row
+# holds no address: recipients are resolved from the organisation's channels at delivery.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(ID), primary_key=True),  # the idempotency key (webhook-id)
+    Column("notification_id", String(ID), nullable=False),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("session_id", String(ID), nullable=True),
+    Column("incident_id", String(ID), nullable=True),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("state", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_token", String(ID), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("last_error", String(32), nullable=True),
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("escalated_at", BigInteger, nullable=True),
+    Index("ix_outbox_due", "state", "next_attempt_at"),
+    Index("ix_outbox_org_state", "org_id", "state", "created_at"),
+)
+
+# An organisation's notification channels, one row per channel kind. `settings` is JSON without
+# secrets; `secret` (SMTP password, webhook secret) is never returned by the API.
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    Column("org_id", String(ID), ForeignKey("organisations.id"), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("settings", Text, nullable=False),
+    Column("secret", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)

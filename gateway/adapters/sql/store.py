@@ -35,6 +35,7 @@ from gateway.domain.models import (
     StaffRole,
     Vetting,
 )
+from gateway.domain.outbox import OutboxMessage
 from gateway.services.ports import AuditQuery, JoinRecord, Organisation
 
 
@@ -472,8 +473,20 @@ class SqlStore:
         return await self.writer.write(job)
 
     # audit ---------------------------------------------------------------------------------
-    async def record(self, events: Sequence[AuditEvent]) -> None:
-        await self.writer.record(*events)
+    async def record(
+        self, events: Sequence[AuditEvent], messages: Sequence[OutboxMessage] = ()
+    ) -> None:
+        """Append audit events; with `messages`, queue those notifications in the same
+        transaction (DESIGN §3: the outbox commits with the event that causes it)."""
+        if not messages:
+            await self.writer.record(*events)
+            return
+
+        def job(tx: WriteTx) -> None:
+            for event in events:
+                tx.audit(event)
+
+        await self.writer.write(job, messages=messages)
 
     async def audit_entries(self, query: AuditQuery) -> Sequence[AuditEntry]:
         from gateway.adapters.sql.audit_reader import list_entries

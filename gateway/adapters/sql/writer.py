@@ -4,7 +4,9 @@ Writes are queued to one task per process that commits them in groups: each job 
 SAVEPOINT inside a shared transaction, its audit events are chained onto the log, and only after
 the COMMIT does any caller get its answer. A job that raises a Refusal has its changes rolled back
 and the refusal itself recorded instead. Events with no other change (a join's decision, a
-refused request) need no savepoint: they are only chained.
+refused request) need no savepoint: they are only chained. A job's outbox messages (the
+notifications its change causes, DESIGN §3) are written in its savepoint too: queued if and only
+if the change commits.
 
 A group is one synchronous function run by `Database.write`: on SQLite one hop to the writer's
 thread and one fsync for the whole group, however many jobs it holds.
@@ -32,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.audit_reader import read_head
 from gateway.adapters.sql.engine import Database, is_outage, unavailable
+from gateway.adapters.sql.outbox import insert_messages
 from gateway.adapters.sql.schema import audit_head, audit_log, audit_seals
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import (
@@ -44,6 +47,7 @@ from gateway.domain.audit import (
     segment_of,
 )
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
+from gateway.domain.outbox import OutboxMessage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -57,9 +61,14 @@ class WriteTx:
     conn: Connection
     at: int  # UTC microseconds shared by the whole group
     events: list[AuditEvent] = field(default_factory=list)
+    messages: list[OutboxMessage] = field(default_factory=list)
 
     def audit(self, event: AuditEvent) -> None:
         self.events.append(event)
+
+    def notify(self, *messages: OutboxMessage) -> None:
+        """Queue notifications in the outbox, committed with this job's change or not at all."""
+        self.messages.extend(messages)
 
 
 Job = Callable[[WriteTx], T]  # synchronous: it runs inside the group's transaction
@@ -99,7 +108,20 @@ class AuditedWriter:
                 await self._task
             self._task = None
 
-    async def write(self, job: Job[T], on_refusal: RefusalEvent | None = None) -> T:
+    async def write(
+        self,
+        job: Job[T],
+        on_refusal: RefusalEvent | None = None,
+        messages: Sequence[OutboxMessage] = (),
+    ) -> T:
+        if messages:
+            inner = job
+
+            def job(tx: WriteTx) -> T:
+                result = inner(tx)
+                tx.notify(*messages)
+                return result
+
         return await self._submit(job, (), on_refusal)
 
     async def head(self) -> WitnessedHead:
@@ -186,6 +208,8 @@ class AuditedWriter:
                 savepoint = conn.begin_nested()
                 try:
                     result = pending.job(tx)
+                    if tx.messages:
+                        insert_messages(conn, tx.messages)
                 except Refusal as refusal:
                     savepoint.rollback()
                     outcomes.append((False, refusal))
