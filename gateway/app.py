@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import timedelta
+from typing import Protocol, cast
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -29,11 +32,14 @@ from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.signin_mail import SmtpSecurity, SmtpSignInMail, SmtpTarget
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
+from gateway.adapters.sql.staff_sessions import SqlStaffSessions
 from gateway.adapters.sql.store import SqlStore
 from gateway.clock import Clock, SystemClock
+from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import METRICS, PUBLIC_PATHS, SERVICES, SETTINGS
 from gateway.http.live_api import LIVE, REPORT_CONCERN
@@ -42,6 +48,7 @@ from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
+from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
 from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
 from gateway.services.bundle import Services
@@ -53,6 +60,7 @@ from gateway.services.policies import PolicyBook, load_policy_file
 from gateway.services.ports import AttemptLimiter, LiveState
 from gateway.services.registry import RegistryService
 from gateway.services.sessions import SessionService
+from gateway.services.staff_auth import SignInMail, StaffAuthService
 from gateway.settings import Settings
 
 
@@ -70,6 +78,8 @@ class Runtime:
     incidents: IncidentService
     leader: LeaderLock
     redis: RedisClient | None = None
+    staff_auth: StaffAuthService | None = None
+    form_key: bytes = b""
 
     async def close(self) -> None:
         await self.platform.close()
@@ -148,8 +158,43 @@ async def build_runtime(
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
     live.record_incident = incidents.record_system_incident
+    staff_auth = StaffAuthService(
+        SqlStaffSessions(store.writer, database),
+        store,
+        hasher,
+        limiter,
+        _signin_mail(settings),
+        clock,
+        SessionTimeouts(
+            idle=timedelta(seconds=settings.staff_idle_seconds),
+            absolute=timedelta(seconds=settings.staff_session_seconds),
+        ),
+        settings.public_url,
+    )
+    # The sign-in forms' CSRF key, derived (not shared) from the keyring's audit key.
+    form_key = hmac.new(keyring.audit_key(), b"staff sign-in forms", hashlib.sha256).digest()
     return Runtime(
-        services, store, keyring, hasher, alerts, platform, live, incidents, leader, redis
+        services,
+        store,
+        keyring,
+        hasher,
+        alerts,
+        platform,
+        live,
+        incidents,
+        leader,
+        redis,
+        staff_auth=staff_auth,
+        form_key=form_key,
+    )
+
+
+def _signin_mail(settings: Settings) -> SignInMail | None:
+    if settings.smtp_host is None:
+        return None
+    security = cast(SmtpSecurity, settings.smtp_security)
+    return SmtpSignInMail(
+        SmtpTarget(settings.smtp_host, settings.smtp_port, settings.smtp_from, security)
     )
 
 
@@ -247,6 +292,10 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[LIVE] = runtime.live
         app[INCIDENTS] = runtime.incidents
         app[REPORT_CONCERN] = IncidentConcernReporter(runtime.services.admission, runtime.incidents)
+        assert runtime.staff_auth is not None
+        app[STAFF_PAGES] = StaffPages(
+            runtime.staff_auth, runtime.incidents, runtime.form_key, settings.public_url
+        )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:
@@ -260,7 +309,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    for method, path, handler in PAGE_ROUTES:
+    for method, path, handler in (*PAGE_ROUTES, *STAFF_PAGE_ROUTES):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)

@@ -1,29 +1,21 @@
 """The incident log over /v1/incidents (R14, R17): parse -> one service call -> render.
 
-Who is looking: the API key says which organisation; the optional `as_staff` query parameter
-names the member of staff a view is for. Only a DSL sees which participant reported a
-concern, and only a DSL or an admin sees the notes; without `as_staff` the view is the masked
-one every member of staff may see. Changes name the acting member of staff in the body
-(`staff_id`), who must be the DSL or an admin.
+Who is looking: the API key says which organisation, and an integration always gets the masked
+view (the reporter by masked identity, no notes). An API key names nobody: handling an incident
+(notes, closing) is done by the DSL signed in to the staff pages (gateway/http/staff_pages.py),
+whose rights come from their own sign-in, never from a parameter.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aiohttp import web
-from pydantic import Field
 
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import (
-    NOTE_MAX,
     IncidentStatus,
     incident_detail_view,
     incident_view,
-    note_view,
 )
-from gateway.http.bodies import Body, Id, parse_body
-from gateway.http.keys import SETTINGS
 from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
@@ -33,17 +25,8 @@ from gateway.services.ports import Organisation
 
 INCIDENTS = web.AppKey("incidents", IncidentService)
 
-LIST_QUERY = ("status", "session_id", "as_staff", "limit")
-GET_QUERY = ("as_staff",)
-
-
-class NoteBody(Body):
-    staff_id: Id
-    text: Annotated[str, Field(min_length=1, max_length=NOTE_MAX)]
-
-
-class CloseBody(Body):
-    staff_id: Id
+LIST_QUERY = ("status", "session_id", "limit")
+GET_QUERY: tuple[str, ...] = ()
 
 
 def _service(request: web.Request) -> IncidentService:
@@ -52,10 +35,6 @@ def _service(request: web.Request) -> IncidentService:
 
 def _org(request: web.Request) -> Organisation:
     return request[ORG]
-
-
-def _actor(request: web.Request) -> str:
-    return f"api:{_org(request).id}"
 
 
 def _query(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -101,7 +80,6 @@ async def list_incidents(request: web.Request) -> web.Response:
         _org(request),
         status=_status(query.get("status")),
         session_id=query.get("session_id"),
-        as_staff=query.get("as_staff"),
         limit=_limit(query.get("limit")),
     )
     reveal = listing.rights.reveal_reporter
@@ -109,26 +87,8 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def get_incident(request: web.Request) -> web.Response:
-    query = _query(request, GET_QUERY)
-    detail = await _service(request).get(
-        _org(request), request.match_info["id"], query.get("as_staff")
-    )
-    return web.json_response(_detail(detail))
-
-
-async def add_incident_note(request: web.Request) -> web.Response:
-    body = await parse_body(request, NoteBody, request.app[SETTINGS].max_body_bytes)
-    note = await _service(request).add_note(
-        _org(request), body.staff_id, request.match_info["id"], body.text, actor=_actor(request)
-    )
-    return web.json_response(note_view(note), status=201)
-
-
-async def close_incident(request: web.Request) -> web.Response:
-    body = await parse_body(request, CloseBody, request.app[SETTINGS].max_body_bytes)
-    detail = await _service(request).close(
-        _org(request), body.staff_id, request.match_info["id"], actor=_actor(request)
-    )
+    _query(request, GET_QUERY)
+    detail = await _service(request).get(_org(request), request.match_info["id"])
     return web.json_response(_detail(detail))
 
 
@@ -159,19 +119,4 @@ INCIDENT_ROUTES: tuple[Route, ...] = (
         "GET", "/v1/incidents", list_incidents, "The incident log, newest first", query=LIST_QUERY
     ),
     Route("GET", "/v1/incidents/{id}", get_incident, "One incident", query=GET_QUERY),
-    Route(
-        "POST",
-        "/v1/incidents/{id}/notes",
-        add_incident_note,
-        "Add a note to an incident (DSL or admin)",
-        NoteBody,
-        statuses=(201,),
-    ),
-    Route(
-        "POST",
-        "/v1/incidents/{id}/close",
-        close_incident,
-        "Close an incident (DSL or admin)",
-        CloseBody,
-    ),
 )
