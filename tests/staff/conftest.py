@@ -4,6 +4,7 @@ sign-in links, and browsers as aiohttp sessions with their own cookie jars."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -79,42 +80,48 @@ def mailbox() -> Iterator[Mailbox]:
         controller.stop()
 
 
-async def _serve(settings: Settings, clock: FrozenClock) -> tuple[web.AppRunner, web.Application]:
+@contextlib.asynccontextmanager
+async def serve_gateway(
+    database_url: str, tmp_path: Path, smtp_port: int, **overrides: Any
+) -> AsyncIterator[Gateway]:
+    """The standard test gateway (frozen clock), with sign-in links sent to `smtp_port`."""
+    clock = FrozenClock(MONDAY_10AM)
+    port = free_port()
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "policy_path": ROOT / "policies" / "default.toml",
+        "keys_dir": tmp_path / "keys",
+        "public_url": f"http://127.0.0.1:{port}",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_from": "gateway@example.org",
+        "smtp_security": "none",
+        "staff_idle_seconds": 1800,
+        "staff_session_seconds": 8 * 3600,
+    }
+    values.update(overrides)
+    if "public_url" in overrides:
+        port = int(overrides["public_url"].rsplit(":", 1)[1])
+    settings = Settings(**values)
     app = build_app(settings, clock)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = int(settings.public_url.rsplit(":", 1)[1])
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, app
+    sessions: list[aiohttp.ClientSession] = []
+    try:
+        yield Gateway(f"http://127.0.0.1:{port}", clock, app, settings, sessions)
+    finally:
+        for http in sessions:
+            await http.close()
+        await runner.cleanup()
 
 
 @pytest.fixture
 async def staff_gateway(
     database_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> AsyncIterator[Gateway]:
-    """The standard test gateway, with sign-in links sent to `mailbox`."""
-    clock = FrozenClock(MONDAY_10AM)
-    port = free_port()
-    settings = Settings(
-        database_url=database_url,
-        policy_path=ROOT / "policies" / "default.toml",
-        keys_dir=tmp_path / "keys",
-        public_url=f"http://127.0.0.1:{port}",
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox.port,
-        smtp_from="gateway@example.org",
-        smtp_security="none",
-        staff_idle_seconds=1800,
-        staff_session_seconds=8 * 3600,
-    )
-    runner, app = await _serve(settings, clock)
-    sessions: list[aiohttp.ClientSession] = []
-    try:
-        yield Gateway(settings.public_url, clock, app, settings, sessions)
-    finally:
-        for http in sessions:
-            await http.close()
-        await runner.cleanup()
+    async with serve_gateway(database_url, tmp_path, mailbox.port) as gateway:
+        yield gateway
 
 
 @dataclass
@@ -235,5 +242,6 @@ __all__ = [
     "audited",
     "email_of",
     "new_browser",
+    "serve_gateway",
     "staff_world",
 ]

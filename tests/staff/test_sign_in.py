@@ -4,17 +4,20 @@ real SMTP server, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import text
 
 from gateway.domain.staff_session import PRE_COOKIE, SESSION_COOKIE, secret_hash
 from tests.plugins.gateway_server import Gateway
+from tests.plugins.servers import free_port
 from tests.staff.conftest import (
     Browser,
     Mailbox,
     audited,
     email_of,
     new_browser,
+    serve_gateway,
     staff_world,
 )
 
@@ -208,3 +211,51 @@ async def test_link_requests_are_rate_limited_per_account(
     assert statuses == [200, 200, 200, 429]
     await mailbox.link_for(email_of("Dee Lead"))
     assert len(mailbox.messages) == 3
+
+
+async def test_over_https_the_session_cookie_is_secure(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    port = free_port()
+    public = f"https://127.0.0.1:{port}"  # as a TLS-terminating proxy in front would say
+    async with serve_gateway(database_url, tmp_path, mailbox.port, public_url=public) as gateway:
+        await staff_world(gateway)
+        browser = await new_browser(gateway)
+        start = await browser.get("/staff/sign-in")
+        pre_header = start.headers["Set-Cookie"]
+        assert "secure" in [p.strip().lower() for p in pre_header.split(";")]
+        pre = pre_header.split(";", 1)[0].split("=", 1)[1]
+        browser.set_cookie(PRE_COOKIE, pre)  # the test client keeps no Secure cookie on http
+        plain = await browser.post(
+            "/staff/sign-in/link", {"csrf": start.csrf, "email": email_of("Dee Lead")}
+        )
+        assert plain.status == 403  # the page's origin is https: an http origin is another
+        sent = await browser.post(
+            "/staff/sign-in/link",
+            {"csrf": start.csrf, "email": email_of("Dee Lead")},
+            origin=public,
+        )
+        assert sent.status == 200
+        link = await mailbox.link_for(email_of("Dee Lead"))
+        assert link.startswith(public + "/staff/sign-in/link?token=")
+        token = link.rsplit("=", 1)[1]
+        used = await browser.post("/staff/sign-in/link/use", {"token": token}, origin=public)
+        assert used.status == 303
+        header = next(v for v in used.headers.getall("Set-Cookie") if v.startswith(SESSION_COOKIE))
+        attributes = [part.strip().lower() for part in header.split(";")]
+        assert {"secure", "httponly", "samesite=strict", "path=/"} <= set(attributes)
+
+
+async def test_a_mail_server_that_is_down_is_a_503_not_a_silent_success(
+    database_url: str, tmp_path: Path
+) -> None:
+    closed_port = free_port()  # nothing listens there
+    async with serve_gateway(database_url, tmp_path, closed_port) as gateway:
+        await staff_world(gateway)
+        browser = await new_browser(gateway)
+        start = await browser.get("/staff/sign-in")
+        answer = await browser.post(
+            "/staff/sign-in/link", {"csrf": start.csrf, "email": email_of("Dee Lead")}
+        )
+        assert answer.status == 503 and int(answer.headers["Retry-After"]) > 0
+        assert "could not be sent" in answer.text
