@@ -35,7 +35,7 @@ from gateway.domain.incidents import (
     clean_text,
     viewer_rights,
 )
-from gateway.domain.models import Participant, Person, PersonKind, Staff
+from gateway.domain.models import Participant, Staff
 from gateway.services.organisations import new_id
 from gateway.services.ports import Alerts, Organisation
 
@@ -64,9 +64,8 @@ class IncidentStoreProtocol(Protocol):
 
 
 class RegistryLookup(Protocol):
-    """Who the staff and participants are (the `Store` port provides both)."""
+    """Who the participants are (the `Store` port provides it)."""
 
-    async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
     async def participant(self, org_id: str, participant_id: str) -> Participant | None: ...
 
 
