@@ -329,7 +329,7 @@ PATH = Kind("path", _path)
 ICE_SERVERS = Kind("JSON", _ice_servers)
 TEXT = Kind("text", _text)
 PORT = Kind("port", _port)
-SMTP_SECURITY = Kind("starttls|tls|none", _smtp_security)
+SMTP_SECURITY = Kind("mail security", _smtp_security)
 
 
 # --- the table -----------------------------------------------------------------------------
