@@ -3,6 +3,7 @@ real SMTP server, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -259,3 +260,19 @@ async def test_a_mail_server_that_is_down_is_a_503_not_a_silent_success(
         )
         assert answer.status == 503 and int(answer.headers["Retry-After"]) > 0
         assert "could not be sent" in answer.text
+
+
+async def test_a_link_used_twice_at_once_signs_in_once(
+    staff_gateway: Gateway, mailbox: Mailbox
+) -> None:
+    await staff_world(staff_gateway)
+    browser = await new_browser(staff_gateway)
+    start = await browser.get("/staff/sign-in")
+    await browser.post("/staff/sign-in/link", {"csrf": start.csrf, "email": email_of("Dee Lead")})
+    token = (await mailbox.link_for(email_of("Dee Lead"))).rsplit("=", 1)[1]
+    answers = await asyncio.gather(
+        *(browser.post("/staff/sign-in/link/use", {"token": token}) for _ in range(4))
+    )
+    assert sorted(a.status for a in answers) == [303, 400, 400, 400]
+    assert len(await audited(staff_gateway, "staff.signed_in")) == 1
+    assert (await staff_gateway.services.store.verify_audit()).intact
