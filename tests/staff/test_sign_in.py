@@ -276,3 +276,23 @@ async def test_a_link_used_twice_at_once_signs_in_once(
     assert sorted(a.status for a in answers) == [303, 400, 400, 400]
     assert len(await audited(staff_gateway, "staff.signed_in")) == 1
     assert (await staff_gateway.services.store.verify_audit()).intact
+
+
+async def test_two_gateways_sharing_redis_lock_the_account_together(
+    sqlite_url: str, tmp_path: Path, mailbox: Mailbox, redis_url: str
+) -> None:
+    """Attempt limits live in Redis when it is set: guessing on one process counts on all."""
+    async with (
+        serve_gateway(sqlite_url, tmp_path, mailbox.port, redis_url=redis_url) as first,
+        serve_gateway(sqlite_url, tmp_path, mailbox.port, redis_url=redis_url) as second,
+    ):
+        await staff_world(first)
+        setter = await new_browser(first)
+        await _set_password(setter, mailbox, email_of("Dee Lead"))
+        for n in range(5):
+            guesser = await new_browser(first if n % 2 else second)
+            answer = await guesser.sign_in_with_password(email_of("Dee Lead"), f"guess {n}")
+            assert answer.status == 401
+        owner = await new_browser(second)
+        locked = await owner.sign_in_with_password(email_of("Dee Lead"), PASSWORD)
+        assert locked.status == 429
