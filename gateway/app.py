@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -11,7 +13,8 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import timedelta
+from typing import Protocol, cast
 
 import aiohttp
 import redis.exceptions
@@ -35,6 +38,8 @@ from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_clien
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
+from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.signin_mail import SmtpSecurity, SmtpSignInMail, SmtpTarget
 from gateway.adapters.smtp_channel import SmtpChannel
 from gateway.adapters.sql.attempts import SqlFailureLedger
 from gateway.adapters.sql.engine import PROBE_SECONDS, Database
@@ -42,11 +47,13 @@ from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.processes import ProcessRegistry
+from gateway.adapters.sql.staff_sessions import SqlStaffSessions
 from gateway.adapters.sql.store import SqlStore
 from gateway.adapters.webhook_channel import WebhookSender
 from gateway.clock import Clock, SystemClock
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.processes import GatewayProcess, LiveStateKind
+from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.connection_limits import body_deadline
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import (
@@ -72,6 +79,7 @@ from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
+from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
 from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
@@ -82,10 +90,11 @@ from gateway.services.live import LiveSessionService
 from gateway.services.notifications import Notifications
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
-from gateway.services.ports import LiveState
+from gateway.services.ports import AttemptLimiter, LiveState
 from gateway.services.registry import RegistryService
 from gateway.services.request_audit import RequestAudit
 from gateway.services.sessions import SessionService
+from gateway.services.staff_auth import SignInMail, StaffAuthService
 from gateway.settings import Settings
 
 
@@ -109,6 +118,8 @@ class Runtime:
     database: Database | None = None
     live_state: LiveState | None = None
     process_id: str = ""
+    staff_auth: StaffAuthService | None = None
+    form_key: bytes = b""
 
     async def close(self) -> None:
         await self.webhook_http.close()
@@ -145,10 +156,12 @@ async def build_runtime(
         live_state = RedisLiveState(redis, process_id=process_id)
         alerts = RedisAlerts(redis, clock)
         leader = RedisLeaderLock(redis, token=process_id)
+        limiter: AttemptLimiter = RedisAttemptLimiter(redis)
     else:
         live_state = InProcessLiveState(process_id=process_id)
         alerts = InProcessAlerts(clock)
         leader = InProcessLeaderLock()
+        limiter = InProcessAttemptLimiter()
     await alerts.start()
     # Failure tallies in SQL (durable, shared); flood counts per process (services/attempts.py).
     attempts = AttemptGuard(
@@ -207,6 +220,21 @@ async def build_runtime(
         clock,
         link_base=settings.public_url,
     )
+    staff_auth = StaffAuthService(
+        SqlStaffSessions(store.writer, database),
+        store,
+        hasher,
+        limiter,
+        _signin_mail(settings),
+        clock,
+        SessionTimeouts(
+            idle=timedelta(seconds=settings.staff_idle_seconds),
+            absolute=timedelta(seconds=settings.staff_session_seconds),
+        ),
+        settings.public_url,
+    )
+    # The sign-in forms' CSRF key, derived (not shared) from the keyring's audit key.
+    form_key = hmac.new(keyring.audit_key(), b"staff sign-in forms", hashlib.sha256).digest()
     return Runtime(
         services,
         store,
@@ -224,6 +252,17 @@ async def build_runtime(
         database=database,
         live_state=live_state,
         process_id=process_id,
+        staff_auth=staff_auth,
+        form_key=form_key,
+    )
+
+
+def _signin_mail(settings: Settings) -> SignInMail | None:
+    if settings.smtp_host is None:
+        return None
+    security = cast(SmtpSecurity, settings.smtp_security)
+    return SmtpSignInMail(
+        SmtpTarget(settings.smtp_host, settings.smtp_port, settings.smtp_from, security)
     )
 
 
@@ -461,6 +500,10 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[REPORT_CONCERN] = IncidentConcernReporter(
             runtime.services.admission, runtime.incidents, runtime.attempts
         )
+        assert runtime.staff_auth is not None
+        app[STAFF_PAGES] = StaffPages(
+            runtime.staff_auth, runtime.incidents, runtime.form_key, settings.public_url
+        )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:
@@ -506,7 +549,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    for method, path, handler in PAGE_ROUTES:
+    for method, path, handler in (*PAGE_ROUTES, *STAFF_PAGE_ROUTES):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)

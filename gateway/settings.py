@@ -59,8 +59,10 @@ __all__ = [
     "NETWORKS",
     "PACKAGED_POLICIES",
     "PATH",
+    "PORT",
     "REDIS_URL",
     "SECONDS",
+    "SMTP_SECURITY",
     "TEXT",
     "Invalid",
     "Kind",
@@ -318,8 +320,33 @@ def _text(raw: str) -> str:
     return text
 
 
+def _port(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise Invalid("a TCP port number from 1 to 65535") from None
+    if not 1 <= value <= 65535:
+        raise Invalid("a TCP port number from 1 to 65535")
+    return value
+
+
+SMTP_SECURITIES = ("starttls", "tls", "none")
+
+
+def _smtp_security(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SMTP_SECURITIES:
+        raise Invalid(
+            "starttls (upgrade a plain connection), tls (TLS from the start, port 465) or "
+            "none (loopback or a trusted network only)"
+        )
+    return value
+
+
 SECONDS = Kind("seconds", _seconds)
 BYTES = Kind("bytes", _bytes)
+PORT = Kind("port", _port)
+SMTP_SECURITY = Kind("mail security", _smtp_security)
 COUNT = Kind("count", _count)
 NETWORKS = Kind("networks", _networks)
 LOG_LEVEL = Kind("level", _log_level)
@@ -462,6 +489,38 @@ class Settings:
         SECONDS,
         "2",
         "connect and command deadline of each Redis call; past it: 503 with Retry-After",
+    )
+    smtp_host: str | None = setting(
+        "GATEWAY_SMTP_HOST",
+        optional(TEXT),
+        None,
+        "mail server that sends staff their sign-in links (unset: staff sign in with a "
+        "password only, and cannot set one)",
+    )
+    smtp_port: int = setting("GATEWAY_SMTP_PORT", PORT, "587", "the mail server's port")
+    smtp_from: str = setting(
+        "GATEWAY_SMTP_FROM",
+        TEXT,
+        "safeguarding-gateway@localhost",
+        "sender address of the gateway's e-mail",
+    )
+    smtp_security: str = setting(
+        "GATEWAY_SMTP_SECURITY",
+        SMTP_SECURITY,
+        "starttls",
+        "how the mail connection is protected: starttls, tls (port 465) or none",
+    )
+    staff_idle_seconds: float = setting(
+        "GATEWAY_STAFF_IDLE_SECONDS",
+        SECONDS,
+        "1800",
+        "a staff member signed in to the pages is signed out after this long without a request",
+    )
+    staff_session_seconds: float = setting(
+        "GATEWAY_STAFF_SESSION_SECONDS",
+        SECONDS,
+        "43200",
+        "a staff sign-in lasts at most this long, however active (then sign in again)",
     )
 
     @classmethod

@@ -44,6 +44,8 @@ SAMPLES = {
         '[{"urls": "stun:stun.example.org"}]',
     ),
     settings_module.TEXT: ("other-issuer", "other-issuer"),
+    settings_module.PORT: ("2525", 2525),
+    settings_module.SMTP_SECURITY: ("TLS", "tls"),
 }
 
 

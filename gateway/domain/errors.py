@@ -28,6 +28,9 @@ class ErrorCode(enum.StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
+    SIGNIN_FAILED = "signin_failed"
+    SIGNIN_LINK_INVALID = "signin_link_invalid"
+    CSRF_REFUSED = "csrf_refused"
     # invites and joining
     INVITE_INVALID = "invite_invalid"
     INVITE_EXPIRED = "invite_expired"

@@ -1,10 +1,9 @@
 """The incident log over /v1/incidents (R14, R17): parse -> one service call -> render.
 
-Who is looking: the API key says which organisation; the optional `as_staff` query parameter
-names the member of staff a view is for. Only a DSL sees which participant reported a
-concern, and only a DSL or an admin sees the notes; without `as_staff` the view is the masked
-one every member of staff may see. Changes name the acting member of staff in the body
-(`staff_id`), who must be the DSL or an admin.
+Who is looking: the API key says which organisation, and an integration always gets the masked
+view (the reporter by masked identity, no notes). An API key names nobody: handling an incident
+(notes, closing) is done by the DSL signed in to the staff pages (gateway/http/staff_pages.py),
+whose rights come from their own sign-in, never from a parameter.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ from aiohttp import web
 from pydantic import Field
 
 from gateway.domain.incidents import (
-    NOTE_MAX,
     IncidentStatus,
     incident_detail_view,
     incident_view,
-    note_view,
 )
-from gateway.http.bodies import ASCII_DIGITS, Body, Id, Query, parse_body, parse_query
-from gateway.http.keys import SETTINGS
+from gateway.http.bodies import ASCII_DIGITS, Id, Query, parse_query
 from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
@@ -34,23 +30,14 @@ from gateway.services.ports import Organisation
 INCIDENTS = web.AppKey("incidents", IncidentService)
 
 
-class IncidentViewQuery(Query):
-    as_staff: Id | None = None
-
-
-class IncidentListQuery(IncidentViewQuery):
+class IncidentListQuery(Query):
     status: IncidentStatus | None = None
     session_id: Id | None = None
     limit: Annotated[int, Field(ge=1, le=LIST_LIMIT), ASCII_DIGITS] = 100
 
 
-class NoteBody(Body):
-    staff_id: Id
-    text: Annotated[str, Field(min_length=1, max_length=NOTE_MAX)]
-
-
-class CloseBody(Body):
-    staff_id: Id
+class IncidentViewQuery(Query):
+    """No parameters: an API key sees the masked view (DSL work is on the staff pages)."""
 
 
 def _service(request: web.Request) -> IncidentService:
@@ -59,10 +46,6 @@ def _service(request: web.Request) -> IncidentService:
 
 def _org(request: web.Request) -> Organisation:
     return request[ORG]
-
-
-def _actor(request: web.Request) -> str:
-    return f"api:{_org(request).id}"
 
 
 def _detail(detail: IncidentDetail) -> dict[str, object]:
@@ -75,7 +58,6 @@ async def list_incidents(request: web.Request) -> web.Response:
         _org(request),
         status=query.status,
         session_id=query.session_id,
-        as_staff=query.as_staff,
         limit=query.limit,
     )
     reveal = listing.rights.reveal_reporter
@@ -83,24 +65,8 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def get_incident(request: web.Request) -> web.Response:
-    query = parse_query(request, IncidentViewQuery)
-    detail = await _service(request).get(_org(request), request.match_info["id"], query.as_staff)
-    return web.json_response(_detail(detail))
-
-
-async def add_incident_note(request: web.Request) -> web.Response:
-    body = await parse_body(request, NoteBody, request.app[SETTINGS].max_body_bytes)
-    note = await _service(request).add_note(
-        _org(request), body.staff_id, request.match_info["id"], body.text, actor=_actor(request)
-    )
-    return web.json_response(note_view(note), status=201)
-
-
-async def close_incident(request: web.Request) -> web.Response:
-    body = await parse_body(request, CloseBody, request.app[SETTINGS].max_body_bytes)
-    detail = await _service(request).close(
-        _org(request), body.staff_id, request.match_info["id"], actor=_actor(request)
-    )
+    parse_query(request, IncidentViewQuery)
+    detail = await _service(request).get(_org(request), request.match_info["id"])
     return web.json_response(_detail(detail))
 
 
@@ -143,19 +109,4 @@ INCIDENT_ROUTES: tuple[Route, ...] = (
         query=IncidentListQuery,
     ),
     Route("GET", "/v1/incidents/{id}", get_incident, "One incident", query=IncidentViewQuery),
-    Route(
-        "POST",
-        "/v1/incidents/{id}/notes",
-        add_incident_note,
-        "Add a note to an incident (DSL or admin)",
-        NoteBody,
-        statuses=(201,),
-    ),
-    Route(
-        "POST",
-        "/v1/incidents/{id}/close",
-        close_incident,
-        "Close an incident (DSL or admin)",
-        CloseBody,
-    ),
 )

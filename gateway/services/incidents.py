@@ -35,7 +35,7 @@ from gateway.domain.incidents import (
     clean_text,
     viewer_rights,
 )
-from gateway.domain.models import Participant, Person, PersonKind, Staff
+from gateway.domain.models import Participant, Staff
 from gateway.services.organisations import new_id
 from gateway.services.ports import Alerts, Organisation
 
@@ -64,9 +64,8 @@ class IncidentStoreProtocol(Protocol):
 
 
 class RegistryLookup(Protocol):
-    """Who the staff and participants are (the `Store` port provides both)."""
+    """Who the participants are (the `Store` port provides it)."""
 
-    async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
     async def participant(self, org_id: str, participant_id: str) -> Participant | None: ...
 
 
@@ -177,22 +176,17 @@ class IncidentService:
         )
 
     # handling -----------------------------------------------------------------------------------
+    # `staff` is the member of staff signed in to the pages (never someone an API key names).
     async def add_note(
-        self,
-        org: Organisation,
-        staff_id: str,
-        incident_id: str,
-        text: str,
-        *,
-        actor: str | None = None,
+        self, org: Organisation, staff: Staff, incident_id: str, text: str
     ) -> IncidentNote:
         incident = await self._incident(org, incident_id)
-        staff = await self._staff(org, staff_id)
+        _check_member(org, staff)
         check_may_handle(staff)
         note = IncidentNote(new_id(), incident.id, staff.id, clean_note(text), self._clock.now())
         event = AuditEvent(
             "incident.note_added",
-            actor or f"staff:{staff.id}",
+            f"staff:{staff.id}",
             org.id,
             session_id=incident.session_id,
             person_id=staff.id,
@@ -200,16 +194,14 @@ class IncidentService:
         )
         return await self._store.add_note(org.id, note, [event])
 
-    async def close(
-        self, org: Organisation, staff_id: str, incident_id: str, *, actor: str | None = None
-    ) -> IncidentDetail:
+    async def close(self, org: Organisation, staff: Staff, incident_id: str) -> IncidentDetail:
         incident = await self._incident(org, incident_id)
-        staff = await self._staff(org, staff_id)
+        _check_member(org, staff)
         check_may_handle(staff)
         check_can_close(incident)
         event = AuditEvent(
             "incident.closed",
-            actor or f"staff:{staff.id}",
+            f"staff:{staff.id}",
             org.id,
             session_id=incident.session_id,
             person_id=staff.id,
@@ -220,11 +212,12 @@ class IncidentService:
 
     # reading ------------------------------------------------------------------------------------
     async def get(
-        self, org: Organisation, incident_id: str, as_staff: str | None = None
+        self, org: Organisation, incident_id: str, viewer: Staff | None = None
     ) -> IncidentDetail:
-        """One incident, as the named member of staff may see it (masked when nobody is named)."""
+        """One incident, as the signed-in member of staff may see it (masked without one: an
+        integration's API key)."""
         incident = await self._incident(org, incident_id)
-        return await self._detail(org, incident, await self._rights(org, as_staff))
+        return await self._detail(org, incident, _rights(org, viewer))
 
     async def list(
         self,
@@ -232,12 +225,12 @@ class IncidentService:
         *,
         status: IncidentStatus | None = None,
         session_id: str | None = None,
-        as_staff: str | None = None,
+        viewer: Staff | None = None,
         limit: int = 100,
     ) -> IncidentListing:
         if not 1 <= limit <= LIST_LIMIT:
             raise Refusal(ErrorCode.QUERY_INVALID, f"limit is 1 to {LIST_LIMIT}.")
-        rights = await self._rights(org, as_staff)
+        rights = _rights(org, viewer)
         items = await self._store.incidents(org.id, status, session_id, limit)
         return IncidentListing(items, rights)
 
@@ -248,20 +241,22 @@ class IncidentService:
             raise Refusal(ErrorCode.NOT_FOUND, "No such incident.")
         return incident
 
-    async def _staff(self, org: Organisation, staff_id: str) -> Staff:
-        staff = await self._registry.person(org.id, PersonKind.STAFF, staff_id)
-        if not isinstance(staff, Staff):
-            raise Refusal(ErrorCode.NOT_FOUND, "No such staff.")
-        return staff
-
-    async def _rights(self, org: Organisation, as_staff: str | None) -> ViewerRights:
-        return viewer_rights(await self._staff(org, as_staff) if as_staff is not None else None)
-
     async def _detail(
         self, org: Organisation, incident: Incident, rights: ViewerRights
     ) -> IncidentDetail:
         notes = await self._store.notes(org.id, incident.id) if rights.read_notes else None
         return IncidentDetail(incident, notes, rights)
+
+
+def _check_member(org: Organisation, staff: Staff) -> None:
+    if staff.org_id != org.id:
+        raise Refusal(ErrorCode.NOT_FOUND, "No such incident.")
+
+
+def _rights(org: Organisation, viewer: Staff | None) -> ViewerRights:
+    if viewer is not None:
+        _check_member(org, viewer)
+    return viewer_rights(viewer)
 
 
 def _opened(incident: Incident, actor: str, extra: dict[str, object]) -> AuditEvent:

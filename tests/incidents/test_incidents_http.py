@@ -12,8 +12,10 @@ from sqlalchemy import text
 
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import Incident
+from gateway.domain.models import PersonKind, Staff
 from gateway.http.incidents_api import INCIDENTS
 from gateway.services.incidents import IncidentService
+from gateway.services.ports import Organisation
 from tests.http.world import World, build_world
 from tests.incidents.conftest import alerts_hub
 from tests.plugins.gateway_server import Gateway
@@ -29,6 +31,19 @@ class Case:
     @property
     def service(self) -> IncidentService:
         return self.world.gateway.app[INCIDENTS]
+
+    async def org(self) -> Organisation:
+        org = await self.world.gateway.services.store.organisation(self.world.org_id)
+        assert org is not None
+        return org
+
+    async def staff(self, name: str) -> Staff:
+        """The member of staff as the staff pages hand them to the service once signed in."""
+        staff = await self.world.gateway.services.store.person(
+            self.world.org_id, PersonKind.STAFF, self.world.ids[name]
+        )
+        assert isinstance(staff, Staff)
+        return staff
 
     async def report(self, name: str = "Sam Green", note: str | None = NOTE) -> Incident:
         entry = self.roster[name]
@@ -100,84 +115,77 @@ async def test_reported_concern_is_listed_alerted_and_audited(gateway: Gateway) 
 
 
 async def test_reporter_is_revealed_to_the_dsl_only(gateway: Gateway) -> None:
+    """Rights come from the signed-in member of staff (the staff pages); an API key names
+    nobody and always gets the masked view."""
     case = await build_case(gateway)
     world = case.world
     incident = await case.report()
     participant_id = case.roster["Sam Green"]["id"]
+    org = await case.org()
 
     for who in ("Tina Tutor", "Oscar Observer", "Adam Admin"):
-        listed = await world.admin.get(f"/v1/incidents?as_staff={world.ids[who]}")
-        assert "participant_id" not in listed.body["items"][0]["reported_by"], who
-        assert participant_id not in str(listed.body), who
-        one = await world.admin.get(f"/v1/incidents/{incident.id}?as_staff={world.ids[who]}")
-        assert one.status == 200 and "participant_id" not in one.body["reported_by"], who
+        viewer = await case.staff(who)
+        listed = await case.service.list(org, viewer=viewer)
+        assert not listed.rights.reveal_reporter, who
+        one = await case.service.get(org, incident.id, viewer)
+        assert not one.rights.reveal_reporter, who
     anonymous = await world.admin.get(f"/v1/incidents/{incident.id}")
     assert participant_id not in str(anonymous.body)
     assert "notes" not in anonymous.body
+    listed_api = await world.admin.get("/v1/incidents")
+    assert participant_id not in str(listed_api.body)
 
-    dsl = world.ids["Dee Lead"]
-    listed = await world.admin.get(f"/v1/incidents?as_staff={dsl}")
-    assert listed.body["items"][0]["reported_by"]["participant_id"] == participant_id
-    one = await world.admin.get(f"/v1/incidents/{incident.id}?as_staff={dsl}")
-    assert one.body["reported_by"]["participant_id"] == participant_id
-    assert one.body["notes"] == []
+    dsl = await case.staff("Dee Lead")
+    assert (await case.service.list(org, viewer=dsl)).rights.reveal_reporter
+    one = await case.service.get(org, incident.id, dsl)
+    assert one.incident.reporter_participant_id == participant_id
+    assert one.notes == []
 
-    unknown = await world.admin.get("/v1/incidents?as_staff=nobody")
-    assert unknown.status == 404 and unknown.code == "not_found"
-    child = await world.admin.get(f"/v1/incidents?as_staff={world.ids['Sam Green']}")
-    assert child.status == 404
+    # Naming someone in the query is no longer a thing an API key can do.
+    named = await world.admin.get(f"/v1/incidents?as_staff={world.ids['Dee Lead']}")
+    assert named.status == 400 and named.code == "query_invalid"
 
 
 async def test_dsl_adds_notes_and_closes_once(gateway: Gateway) -> None:
     case = await build_case(gateway)
     world = case.world
     incident = await case.report()
-    dsl = world.ids["Dee Lead"]
-    path = f"/v1/incidents/{incident.id}"
+    org = await case.org()
+    dsl = await case.staff("Dee Lead")
+    admin = await case.staff("Adam Admin")
 
-    first = await world.admin.post(
-        path + "/notes", {"staff_id": dsl, "text": "Spoke to Sam's guardian."}
-    )
-    assert first.status == 201, first.body
-    assert first.body["author_staff_id"] == dsl
-    assert first.body["incident_id"] == incident.id
-    second = await world.admin.post(
-        path + "/notes", {"staff_id": world.ids["Adam Admin"], "text": "Host suspended."}
-    )
-    assert second.status == 201
+    first = await case.service.add_note(org, dsl, incident.id, "Spoke to Sam's guardian.")
+    assert first.author_staff_id == dsl.id and first.incident_id == incident.id
+    await case.service.add_note(org, admin, incident.id, "Host suspended.")
 
-    closed = await world.admin.post(path + "/close", {"staff_id": dsl})
-    assert closed.status == 200, closed.body
-    assert closed.body["status"] == "closed"
-    assert closed.body["closed_by"] == dsl and closed.body["closed_at"] is not None
-    assert [n["text"] for n in closed.body["notes"]] == [
-        "Spoke to Sam's guardian.",
-        "Host suspended.",
-    ]
-    assert closed.body["reported_by"]["participant_id"] == case.roster["Sam Green"]["id"]
+    closed = await case.service.close(org, dsl, incident.id)
+    assert closed.incident.status.value == "closed"
+    assert closed.incident.closed_by == dsl.id and closed.incident.closed_at is not None
+    assert [n.text for n in closed.notes or ()] == ["Spoke to Sam's guardian.", "Host suspended."]
+    assert closed.rights.reveal_reporter
 
-    again = await world.admin.post(path + "/close", {"staff_id": world.ids["Adam Admin"]})
-    assert again.status == 409 and again.code == "conflict"
+    with pytest.raises(Refusal) as again:
+        await case.service.close(org, admin, incident.id)
+    assert again.value.code is ErrorCode.CONFLICT
 
     # Later information is still recorded against a closed incident.
-    late = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "Police informed."})
-    assert late.status == 201
+    await case.service.add_note(org, dsl, incident.id, "Police informed.")
 
     assert (await world.admin.get("/v1/incidents?status=open")).body["items"] == []
     assert len((await world.admin.get("/v1/incidents?status=closed")).body["items"]) == 1
-    # Notes are for those who handle incidents: the admin sees them, a tutor does not.
-    admin_view = await world.admin.get(f"{path}?as_staff={world.ids['Adam Admin']}")
-    assert len(admin_view.body["notes"]) == 3
-    assert "participant_id" not in admin_view.body["reported_by"]
-    tutor_view = await world.admin.get(f"{path}?as_staff={world.ids['Tina Tutor']}")
-    assert "notes" not in tutor_view.body
+    # Notes are for those who handle incidents: the admin reads them, a tutor does not.
+    admin_view = await case.service.get(org, incident.id, admin)
+    assert len(admin_view.notes or ()) == 3 and not admin_view.rights.reveal_reporter
+    tutor_view = await case.service.get(org, incident.id, await case.staff("Tina Tutor"))
+    assert tutor_view.notes is None
 
     notes = await world.admin.get("/v1/audit?kind=incident.note_added")
     assert len(notes.body["items"]) == 3
-    assert {e["person_id"] for e in notes.body["items"]} == {dsl, world.ids["Adam Admin"]}
+    assert {e["person_id"] for e in notes.body["items"]} == {dsl.id, admin.id}
     closes = await world.admin.get("/v1/audit?kind=incident.closed")
     [close_entry] = closes.body["items"]
-    assert close_entry["person_id"] == dsl and close_entry["data"] == {"incident": incident.id}
+    assert close_entry["person_id"] == dsl.id and close_entry["data"] == {"incident": incident.id}
+    assert close_entry["actor"] == f"staff:{dsl.id}"
     everything = str((await world.admin.get("/v1/audit?limit=500")).body)
     for secret in ("Spoke to", "Host suspended", "Police", NOTE):
         assert secret not in everything
@@ -188,37 +196,48 @@ async def test_only_the_dsl_or_an_admin_handles_incidents(gateway: Gateway) -> N
     case = await build_case(gateway)
     world = case.world
     incident = await case.report()
-    path = f"/v1/incidents/{incident.id}"
+    org = await case.org()
     for who in ("Tina Tutor", "Oscar Observer"):
-        close = await world.admin.post(path + "/close", {"staff_id": world.ids[who]})
-        assert close.status == 403 and close.code == "forbidden", who
-        note = await world.admin.post(path + "/notes", {"staff_id": world.ids[who], "text": "x"})
-        assert note.status == 403 and note.code == "forbidden", who
-    stranger = await world.admin.post(path + "/close", {"staff_id": "nobody"})
-    assert stranger.status == 404
+        staff = await case.staff(who)
+        with pytest.raises(Refusal) as close:
+            await case.service.close(org, staff, incident.id)
+        assert close.value.code is ErrorCode.FORBIDDEN, who
+        with pytest.raises(Refusal) as note:
+            await case.service.add_note(org, staff, incident.id, "x")
+        assert note.value.code is ErrorCode.FORBIDDEN, who
+    # The API has no way to act for anyone.
+    path = f"/v1/incidents/{incident.id}"
+    dsl = world.ids["Dee Lead"]
+    assert (await world.admin.post(path + "/close", {"staff_id": dsl})).status == 404
+    assert (await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "x"})).status == 404
     still = await world.admin.get(path)
     assert still.body["status"] == "open"
-    refused = await world.admin.get("/v1/audit?kind=request.refused")
-    assert {e["data"]["code"] for e in refused.body["items"]} >= {"forbidden"}
 
 
 async def test_another_organisations_incident_is_not_found(gateway: Gateway) -> None:
     case = await build_case(gateway)
     incident = await case.report()
-    _, other_key = await gateway.organisation("Other Club")
+    other_org_id, other_key = await gateway.organisation("Other Club")
     other = await gateway.client(other_key)
-    other_world = World(gateway, other, "")
-    dsl = await other_world.staff("Olga Lead", ["dsl"])
+    other_world = World(gateway, other, other_org_id)
+    dsl_id = await other_world.staff("Olga Lead", ["dsl"])
+    store = gateway.services.store
+    other_dsl = await store.person(other_org_id, PersonKind.STAFF, dsl_id)
+    other_org = await store.organisation(other_org_id)
+    assert isinstance(other_dsl, Staff) and other_org is not None
     path = f"/v1/incidents/{incident.id}"
     assert (await other.get(path)).status == 404
-    assert (await other.get(f"{path}?as_staff={dsl}")).code == "not_found"
-    note = await other.post(path + "/notes", {"staff_id": dsl, "text": "mine now"})
-    assert note.status == 404 and note.code == "not_found"
-    close = await other.post(path + "/close", {"staff_id": dsl})
-    assert close.status == 404
+    for act in (
+        case.service.get(other_org, incident.id, other_dsl),
+        case.service.add_note(other_org, other_dsl, incident.id, "mine now"),
+        case.service.close(other_org, other_dsl, incident.id),
+        # ...nor act in this organisation as someone of another one.
+        case.service.close(await case.org(), other_dsl, incident.id),
+    ):
+        with pytest.raises(Refusal) as refused:
+            await act
+        assert refused.value.code is ErrorCode.NOT_FOUND
     assert (await other.get("/v1/incidents")).body["items"] == []
-    # The other organisation's DSL cannot be named in this organisation's views either.
-    assert (await case.world.admin.get(f"/v1/incidents?as_staff={dsl}")).status == 404
     assert (await case.world.admin.get(path)).body["status"] == "open"
     unknown = await case.world.admin.get("/v1/incidents/0123456789abcdef")
     assert unknown.status == 404
@@ -228,25 +247,18 @@ async def test_bad_requests_are_refused(gateway: Gateway) -> None:
     case = await build_case(gateway)
     world = case.world
     incident = await case.report()
-    dsl = world.ids["Dee Lead"]
+    org = await case.org()
+    dsl = await case.staff("Dee Lead")
     path = f"/v1/incidents/{incident.id}"
 
-    extra = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "ok", "by": "me"})
-    assert extra.status == 400 and extra.code == "body_unknown_field"
-    extra = await world.admin.post(path + "/close", {"staff_id": dsl, "reason": "done"})
-    assert extra.status == 400 and extra.code == "body_unknown_field"
-    too_long = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "x" * 4001})
-    assert too_long.status == 400 and too_long.code == "body_invalid"
-    assert "xxxx" not in str(too_long.body)
-    at_limit = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": "y" * 4000})
-    assert at_limit.status == 201
+    with pytest.raises(Refusal) as too_long:
+        await case.service.add_note(org, dsl, incident.id, "x" * 4001)
+    assert too_long.value.code is ErrorCode.BODY_INVALID and "xxxx" not in too_long.value.message
+    await case.service.add_note(org, dsl, incident.id, "y" * 4000)
     for bad_text in ("   ", "", "evil \u202e txet", "bell \x07"):
-        bad = await world.admin.post(path + "/notes", {"staff_id": dsl, "text": bad_text})
-        assert bad.status == 400 and bad.code == "body_invalid", repr(bad_text)
-    missing = await world.admin.post(path + "/notes", {"text": "who?"})
-    assert missing.status == 400 and missing.code == "body_invalid"
-    not_json = await world.admin.post(path + "/close", raw=b"{staff_id")
-    assert not_json.status == 400 and not_json.code == "body_invalid_json"
+        with pytest.raises(Refusal) as bad:
+            await case.service.add_note(org, dsl, incident.id, bad_text)
+        assert bad.value.code is ErrorCode.BODY_INVALID, repr(bad_text)
 
     for query in ("status=pending", "colour=red", "limit=0", "limit=501", "status=open&status=x"):
         answer = await world.admin.get(f"/v1/incidents?{query}")
@@ -255,8 +267,8 @@ async def test_bad_requests_are_refused(gateway: Gateway) -> None:
     unauthenticated = await world.admin.get("/v1/incidents", key="sgw_wrong")
     assert unauthenticated.status == 401
     # Nothing was closed or changed by any of this.
-    detail = await world.admin.get(f"{path}?as_staff={dsl}")
-    assert detail.body["status"] == "open" and len(detail.body["notes"]) == 1
+    detail = await case.service.get(org, incident.id, dsl)
+    assert detail.incident.status.value == "open" and len(detail.notes or ()) == 1
 
 
 async def test_system_incidents_are_listed_with_what_the_gateway_did(gateway: Gateway) -> None:
@@ -308,10 +320,10 @@ async def test_a_concern_needs_a_participant_of_that_session(gateway: Gateway) -
 async def test_the_database_keeps_incidents_and_notes(gateway: Gateway) -> None:
     """Append-only notes and close-only incidents are enforced below the application (R14)."""
     case = await build_case(gateway)
-    world = case.world
     incident = await case.report()
-    dsl = world.ids["Dee Lead"]
-    await world.admin.post(f"/v1/incidents/{incident.id}/notes", {"staff_id": dsl, "text": "n"})
+    org = await case.org()
+    dsl = await case.staff("Dee Lead")
+    await case.service.add_note(org, dsl, incident.id, "n")
     engine: Any = gateway.services.store._db.writer_engine
     forbidden = (
         "UPDATE incident_notes SET text = 'rewritten'",
@@ -324,14 +336,13 @@ async def test_the_database_keeps_incidents_and_notes(gateway: Gateway) -> None:
         with pytest.raises(Exception, match=r"append-only|kept|only be closed"):
             async with engine.begin() as conn:
                 await conn.execute(text(statement))
-    closed = await world.admin.post(f"/v1/incidents/{incident.id}/close", {"staff_id": dsl})
-    assert closed.status == 200
+    await case.service.close(org, dsl, incident.id)
     with pytest.raises(Exception, match="only be closed"):
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE incidents SET status = 'open', closed_at = NULL"))
-    detail = await world.admin.get(f"/v1/incidents/{incident.id}?as_staff={dsl}")
-    assert detail.body["summary"] == NOTE and detail.body["notes"][0]["text"] == "n"
-    assert detail.body["status"] == "closed"
+    detail = await case.service.get(org, incident.id, dsl)
+    assert detail.incident.summary == NOTE and (detail.notes or ())[0].text == "n"
+    assert detail.incident.status.value == "closed"
 
 
 async def test_participant_reports_a_concern_from_the_session(gateway: Gateway) -> None:

@@ -31,7 +31,7 @@ async def test_outbox_tables_come_and_go(database_url: str) -> None:
             for table in (outbox, notification_channels):
                 assert await conn.run_sync(_columns, table.name) == [c.name for c in table.c]
         async with writer.begin() as conn:
-            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "-1"))
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0006"))
         async with writer.connect() as conn:
             tables = await conn.run_sync(_tables)
             assert not tables & NEW and "incidents" in tables

@@ -229,3 +229,38 @@ notification_channels = Table(
     Column("secret", Text, nullable=True),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# Staff sign-in (migration 0008). Only SHA-256 hashes of session ids, link tokens and browser
+# cookies are stored: a copy of the database signs nobody in.
+staff_passwords = Table(
+    "staff_passwords",
+    metadata,
+    Column("staff_id", String(ID), ForeignKey("staff.id"), primary_key=True),
+    Column("password_hash", Text, nullable=False),  # argon2id PHC string
+    Column("set_at", BigInteger, nullable=False),
+)
+
+staff_signin_links = Table(
+    "staff_signin_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", String(ID), ForeignKey("staff.id"), nullable=False, index=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("staff_id", String(ID), ForeignKey("staff.id"), nullable=False, index=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("method", String(16), nullable=False),  # link | password
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
