@@ -85,8 +85,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     body = await _body(request, LeaveBody)
     live = request.app[LIVE]
     record = await live.caller(body.token, _device_of(request))
-    identity = record.participant.masked_identity
-    queue = live.subscribe(identity)
+    queue = live.subscribe(record)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
@@ -108,7 +107,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        live.unsubscribe(identity, queue)
+        live.unsubscribe(queue)
     return response
 
 

@@ -47,6 +47,9 @@ class JoinRecord:
     person: Person
     consents: Sequence[ConsentRecord]
     session_title: str = ""
+    # Durable exits of the participant (SQL is the truth, whatever the live state says):
+    removed_at: datetime | None = None  # removed for good by the host
+    departures: int = 0  # deliberate departures so far (a process seeing it grow lets go)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,25 @@ class Store(Protocol):
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> int: ...
     async def join_record(self, invite_id: str) -> JoinRecord | None: ...
+    async def join_records(self, invite_ids: Collection[str]) -> Mapping[str, JoinRecord]:
+        """The current durable facts of many invites in one read (reconciliation's batch);
+        invites that no longer resolve are absent."""
+        ...
+
+    async def remove_participant(
+        self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> None:
+        """Removed for good: marks the participant removed and revokes their invites, with
+        the events, in one transaction."""
+        ...
+
+    async def record_departure(
+        self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
+    ) -> None:
+        """A deliberate departure: counted durably with its events, so the process holding
+        the participant's media lets go even if the request reached another one."""
+        ...
+
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
     ) -> str: ...

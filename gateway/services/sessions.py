@@ -221,6 +221,23 @@ class SessionService:
             created_at=now,
         )
         token = self._minter.mint(invite.id, session.id, org.id, expires_at, now)
+        # The earlier invite stops working first: a copy of the old link left in a mailbox or
+        # a browser history admits nobody (and a device holding it is disconnected live).
+        await self._store.revoke_participant_invites(
+            org.id,
+            participant.id,
+            now,
+            [
+                AuditEvent(
+                    "invite.revoked",
+                    actor,
+                    org.id,
+                    session_id=session.id,
+                    person_id=participant.person_id,
+                    data={"participant": participant.id, "reason": "reissued"},
+                )
+            ],
+        )
         await self._store.add_invite(
             invite,
             [

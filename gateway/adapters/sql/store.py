@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -428,11 +428,19 @@ class SqlStore:
     async def revoke_participant_invites(
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> int:
+        """Revoke every live invite of the participant; the events are written only when
+        there was one to revoke (re-issuing a first invite revokes nothing)."""
         condition = t.invites.c.participant_id == participant_id
-        return await self._revoke_invites(org_id, condition, at, events)
+        return await self._revoke_invites(org_id, condition, at, events, only_if_any=True)
 
     async def _revoke_invites(
-        self, org_id: str, which: Any, at: datetime, events: Sequence[AuditEvent]
+        self,
+        org_id: str,
+        which: Any,
+        at: datetime,
+        events: Sequence[AuditEvent],
+        *,
+        only_if_any: bool = False,
     ) -> int:
         def job(tx: WriteTx) -> int:
             result = tx.conn.execute(
@@ -440,8 +448,9 @@ class SqlStore:
                 .where(t.invites.c.org_id == org_id, which, t.invites.c.revoked_at.is_(None))
                 .values(revoked_at=to_us(at))
             )
-            for event in events:
-                tx.audit(event)
+            if result.rowcount or not only_if_any:
+                for event in events:
+                    tx.audit(event)
             return int(result.rowcount)
 
         return await self.writer.write(job)
@@ -449,6 +458,57 @@ class SqlStore:
     async def join_record(self, invite_id: str) -> JoinRecord | None:
         # Every join reads this: joins arriving together share one hop and one snapshot.
         return await self._join_reads.get(invite_id)
+
+    async def join_records(self, invite_ids: Collection[str]) -> Mapping[str, JoinRecord]:
+        """One read snapshot for a reconciliation round (all live seats of this process)."""
+        wanted = sorted(set(invite_ids))
+        if not wanted:
+            return {}
+
+        def read(conn: Connection) -> Mapping[str, JoinRecord]:
+            found = {}
+            for invite_id in wanted:
+                record = _join_record(conn, invite_id)
+                if record is not None:
+                    found[invite_id] = record
+            return found
+
+        return await self._db.read(read)
+
+    async def remove_participant(
+        self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [
+                update(t.participants)
+                .where(
+                    t.participants.c.org_id == org_id,
+                    t.participants.c.id == participant_id,
+                    t.participants.c.removed_at.is_(None),
+                )
+                .values(removed_at=to_us(at)),
+                update(t.invites)
+                .where(
+                    t.invites.c.org_id == org_id,
+                    t.invites.c.participant_id == participant_id,
+                    t.invites.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=to_us(at)),
+            ],
+        )
+
+    async def record_departure(
+        self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [
+                update(t.participants)
+                .where(t.participants.c.org_id == org_id, t.participants.c.id == participant_id)
+                .values(departures=t.participants.c.departures + 1)
+            ],
+        )
 
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
@@ -553,6 +613,8 @@ def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
         person=person,
         consents=_consents(conn, m["org_id"], participant.person_id),
         session_title=m["s_title"],
+        removed_at=from_us(m["p_removed_at"]) if m["p_removed_at"] is not None else None,
+        departures=int(m["p_departures"] or 0),
     )
 
 
