@@ -88,8 +88,14 @@ class People:
         path = "/v1/audit?limit=500" + (f"&kind={kind}" if kind else "")
         return list((await self.world.admin.get(path)).body["items"])
 
-    async def incidents(self) -> list[dict[str, Any]]:
-        return list((await self.world.admin.get("/v1/incidents")).body["items"])
+    async def incidents(self, at_least: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The incident log, once it has `at_least` entries (or the timeout passed)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            items = list((await self.world.admin.get("/v1/incidents")).body["items"])
+            if len(items) >= at_least or asyncio.get_running_loop().time() > deadline:
+                return items
+            await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         for arrival in self.arrived.values():
