@@ -14,8 +14,7 @@ same tests run over both, tests/live/test_live_state.py):
 * `claim_credential(jti, ttl_seconds)` is True once per jti within `ttl_seconds`, then False:
   single-use media credentials.
 * `mark_removed(session_id, participant_id)` takes them out of the session and keeps them out
-  (for `removed_ttl_seconds`, default 24 h); `is_removed` says whether that is so.
-* `sessions()` lists the sessions with anyone present (for the reconciliation loop).
+  (for `removed_ttl_seconds`, default 24 h): `enter` refuses them meanwhile.
 * Every presence records the process that entered it (`process_id`, random unless given);
   `set_held` keeps that owner. `heartbeat(ttl_seconds)` says this process is alive for that
   long; `alive(process_ids)` names those whose heartbeat has not run out; `owned_presences()`
@@ -120,12 +119,6 @@ class InProcessLiveState:
         now = self._monotonic()
         self._removed.add((session_id, participant_id), now + self._removed_ttl, now)
         await self.leave(session_id, participant_id)
-
-    async def is_removed(self, session_id: str, participant_id: str) -> bool:
-        return self._is_removed(session_id, participant_id)
-
-    async def sessions(self) -> list[str]:
-        return list(self._sessions)
 
     async def ping(self) -> None:
         return None

@@ -221,12 +221,8 @@ class RedisLiveState:
                 args=[session_id, participant_id, self._removed_ttl],
             )
 
-    async def is_removed(self, session_id: str, participant_id: str) -> bool:
-        with unavailable_on_error():
-            count = await self._client.exists(self._removed_key(session_id, participant_id))
-        return bool(count)
-
-    async def sessions(self) -> list[str]:
+    async def _session_ids(self) -> list[str]:
+        """Sessions with anyone present (the index the sweep walks)."""
         with unavailable_on_error():
             members: set[Any] = await self._client.smembers(self._sessions_key())
         return sorted(_text(member) for member in members)
@@ -255,7 +251,7 @@ class RedisLiveState:
         return frozenset(p for p, value in zip(ordered, values, strict=True) if value is not None)
 
     async def owned_presences(self) -> Sequence[OwnedPresence]:
-        sessions = await self.sessions()
+        sessions = await self._session_ids()
         with unavailable_on_error():
             async with self._client.pipeline(transaction=False) as pipe:
                 for session_id in sessions:

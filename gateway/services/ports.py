@@ -167,12 +167,9 @@ class LiveState(Protocol):
         ...
 
     async def mark_removed(self, session_id: str, participant_id: str) -> None:
-        """Take them out of the session and keep them out (24 h)."""
-        ...
-
-    async def is_removed(self, session_id: str, participant_id: str) -> bool: ...
-    async def sessions(self) -> list[str]:
-        """Sessions with anyone present (for reconciliation)."""
+        """Take them out of the session and keep them out (24 h): a removal leaves every
+        process's count at once, and no stale `enter` (e.g. a rebuild racing the removal)
+        brings them back. The durable truth of a removal is SQL; this is its live echo."""
         ...
 
     async def ping(self) -> None:
