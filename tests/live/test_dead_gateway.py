@@ -1,9 +1,10 @@
 """A gateway process killed outright (kill -9) while an adult's presence is in the shared live
 state: the adult must stop counting, so a child on another process is held (R4).
 
-Process B is started first, so it holds the sweep's lease; the observer joins through B, the
-tutor and the child through A. B is killed: its heartbeat runs out, A takes the lease over,
-sweeps B's presences away, and A's reconciliation holds the child once the grace period ends.
+Process B is started first, so it holds the sweep's lease; the observer joins through B (and
+connects media there), the tutor and the child through A. B is killed: its heartbeat runs out,
+A takes the lease over, sweeps B's presences away, and A's reconciliation holds the child once
+the grace period ends (a dead process is a dropped connection, not a deliberate departure).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 
 from gateway.adapters.live_redis import RedisClient, close_client, redis_client
 from tests.live._gateways import (
+    Admin,
+    Attendee,
     create_org,
     environment,
     events,
@@ -30,7 +33,7 @@ from tests.live._gateways import (
 )
 from tests.live._gateways import join_body as join
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.media]
 
 RECONCILE, HEARTBEAT, SWEEP, GRACE = 0.3, 1.0, 0.3, 1
 LEASE = 3 * SWEEP
@@ -68,6 +71,27 @@ async def test_killed_gateways_adult_stops_counting_and_the_child_is_held(
     )
     key = create_org(env)
     lease = "sgw:leader:live.sweep"
+    attendees: list[Attendee] = []
+    try:
+        await _watch_killed(
+            env, key, lease, redis, admin, tutor_device, observer_device, child_device, attendees
+        )
+    finally:
+        for attendee in attendees:
+            await attendee.hang_up()
+
+
+async def _watch_killed(
+    env: dict[str, str],
+    key: str,
+    lease: str,
+    redis: RedisClient,
+    admin: aiohttp.ClientSession,
+    tutor_device: aiohttp.ClientSession,
+    observer_device: aiohttp.ClientSession,
+    child_device: aiohttp.ClientSession,
+    attendees: list[Attendee],
+) -> None:
     with serving(env) as (b,):
         await ready(admin, b.base)
 
@@ -81,10 +105,13 @@ async def test_killed_gateways_adult_stops_counting_and_the_child_is_held(
             await ready(admin, a.base)
             session = await supervised_session(admin, a.base, key)
             tokens = session.tokens
-            joined = await post(tutor_device, a.base + "/v1/join", join(tokens["host"]))
-            assert joined["outcome"] == "admit"
-            joined = await post(observer_device, b.base + "/v1/join", join(tokens["observer"]))
-            assert joined["outcome"] == "admit"
+            # Adults count once their media is connected: the observer's is on B.
+            watcher = Admin(admin, a.base, key)
+            tutor = Attendee("host", tutor_device, tokens["host"])
+            observer = Attendee("observer", observer_device, tokens["observer"])
+            attendees.extend((tutor, observer))
+            assert (await tutor.arrive(a.base, watcher))["outcome"] == "admit"
+            assert (await observer.arrive(b.base, watcher))["outcome"] == "admit"
             joined = await post(child_device, a.base + "/v1/join", join(tokens["child"]))
             assert joined["outcome"] == "admit", joined  # two vetted adults, on two processes
 

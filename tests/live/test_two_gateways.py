@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 
 from tests.live._gateways import (
+    Admin,
+    Attendee,
     create_org,
     environment,
     events,
@@ -24,7 +26,7 @@ from tests.live._gateways import (
 )
 from tests.live._gateways import join_body as join
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.media]
 
 
 @pytest.fixture
@@ -45,13 +47,19 @@ async def test_presence_and_alerts_are_shared_between_gateway_processes(
     session = await supervised_session(admin, a, key)
     sid, tokens = session.id, session.tokens
 
-    assert (await post(host_device, a + "/v1/join", join(tokens["host"])))["outcome"] == "admit"
-    assert (await post(observer_device, a + "/v1/join", join(tokens["observer"])))[
-        "outcome"
-    ] == "admit"
-    # The child joins through the OTHER process, which counts the adults admitted by the first.
-    child_join = await post(child_device, b + "/v1/join", join(tokens["child"]))
-    assert child_join["outcome"] == "admit", child_join
+    # Host and observer connect their media to A: that is when they count.
+    admin_view = Admin(admin, a, key)
+    host = Attendee("host", host_device, tokens["host"])
+    observer = Attendee("observer", observer_device, tokens["observer"])
+    try:
+        assert (await host.arrive(a, admin_view))["outcome"] == "admit"
+        assert (await observer.arrive(a, admin_view))["outcome"] == "admit"
+        # The child joins through the OTHER process, which counts the adults connected to A.
+        child_join = await post(child_device, b + "/v1/join", join(tokens["child"]))
+        assert child_join["outcome"] == "admit", child_join
+    finally:
+        await host.hang_up()
+        await observer.hang_up()
 
     # The host's live stream is on process A; a replayed invite on process B raises an alert.
     received: list[dict[str, Any]] = []
