@@ -64,6 +64,7 @@ __all__ = [
     "STAFF_ROLES_FOR",
     "JoinFacts",
     "Standing",
+    "confirm_supervised",
     "count_vetted_adults",
     "decide_join",
     "grants_for",
@@ -233,3 +234,22 @@ def decide_join(facts: JoinFacts) -> Decision:
             Outcome.ADMIT, ("admitted", "supervised"), grants_for(role, policy), policy.label
         )
     return Decision(Outcome.ADMIT, ("admitted",), grants_for(role, policy), policy.label)
+
+
+def confirm_supervised(
+    decision: Decision,
+    person: Person,
+    participant_id: str,
+    present: Sequence[Presence],
+    policy: Policy,
+) -> Decision:
+    """Admitting a child and the count it relied on, made one step across processes: the
+    child's presence is entered first, then the count is read again. If an adult left between
+    the first count and the entry, the child is held now; if one leaves after this second read,
+    their process's evaluation already sees the child and holds them. `present` is the second
+    read (the child included)."""
+    if decision.outcome is not Outcome.ADMIT or not isinstance(person, Child):
+        return decision
+    if count_vetted_adults(present, policy, participant_id) >= policy.supervision.min_vetted_adults:
+        return decision
+    return Decision(Outcome.HOLD, ("awaiting_supervision",), Grants.none(), policy.label)

@@ -16,6 +16,7 @@ from gateway.clock import Clock
 from gateway.domain.admission import (
     JoinFacts,
     Standing,
+    confirm_supervised,
     decide_join,
     invite_reasons,
     is_vetted_adult,
@@ -136,14 +137,6 @@ class AdmissionService:
                 present=present,
             )
         )
-        event = AuditEvent(
-            "join.decision",
-            actor=record.participant.masked_identity,
-            org_id=invite.org_id,
-            session_id=invite.session_id,
-            person_id=record.participant.person_id,
-            data={"invite": invite.id, "participant": record.participant.id, **decision.as_dict()},
-        )
         entered = False
         if decision.outcome is not Outcome.DENY:
             presence = presence_of(
@@ -160,6 +153,15 @@ class AdmissionService:
                         "The gateway cannot record who is in the session right now; try again.",
                     ) from exc
                 entered = True
+                decision = await self._confirm(decision, record, presence, policy)
+        event = AuditEvent(
+            "join.decision",
+            actor=record.participant.masked_identity,
+            org_id=invite.org_id,
+            session_id=invite.session_id,
+            person_id=record.participant.person_id,
+            data={"invite": invite.id, "participant": record.participant.id, **decision.as_dict()},
+        )
         # The device is bound (and the decision audited) only once the whole admission has
         # succeeded: a live-state failure above burns nothing, so a retry is no "other device".
         new_secret = None
@@ -179,6 +181,26 @@ class AdmissionService:
             await self._undo_entry(invite.session_id, invite.participant_id, entered)
             raise
         return JoinResult(decision, record.session, record.participant, new_secret, record, policy)
+
+    async def _confirm(
+        self, decision: Decision, record: JoinRecord, presence: Presence, policy: Policy
+    ) -> Decision:
+        """The child is in: count the adults again (see `confirm_supervised`)."""
+        if decision.outcome is not Outcome.ADMIT:
+            return decision
+        session_id, participant_id = record.invite.session_id, record.participant.id
+        try:
+            present = await self._live.present(session_id)
+            confirmed = confirm_supervised(decision, record.person, participant_id, present, policy)
+            if confirmed.outcome is Outcome.HOLD:
+                await self._live.set_held(session_id, participant_id, True)
+        except Exception as exc:
+            await self._undo_entry(session_id, participant_id, True)
+            raise Refusal(
+                ErrorCode.LIVE_STATE_UNAVAILABLE,
+                "The gateway cannot check who is in the session right now; try again shortly.",
+            ) from exc
+        return confirmed
 
     async def _undo_entry(self, session_id: str, participant_id: str, entered: bool) -> None:
         if not entered:

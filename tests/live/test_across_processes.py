@@ -150,3 +150,29 @@ async def test_host_on_one_process_removes_a_child_seated_on_the_other(twin: Twi
         assert [e["actor"] for e in disconnected] == [child.identity]
     finally:
         await stream.close()
+
+
+async def test_a_hold_decided_on_one_process_reaches_a_child_on_the_other(twin: Twin) -> None:
+    """The observer's media is on B and they leave there: B decides the hold (it saw the
+    departure), A holds the child's media; when the observer is back on B, A releases."""
+    host, observer, child = twin.people["host"], twin.people["observer"], twin.people["child"]
+    await host.arrive(twin.a, twin.admin)
+    await observer.arrive(twin.b, twin.admin)
+    assert (await child.arrive(twin.a, twin.admin))["outcome"] == "admit"
+    stream = twin.watch("child", twin.a)
+    try:
+        await stream.until(_state("admit"), 5)
+        mark = stream.mark()
+        async with observer.device.post(twin.b + "/v1/leave", json={"token": observer.token}) as r:
+            assert r.status == 200
+        await stream.until(_state("hold"), LIVE_WITHIN, mark)
+        assert [i["kind"] for i in await twin.admin.incidents()] == ["supervision_breach"]
+        holds = await twin.admin.audit("supervision.hold")
+        assert any(e["data"].get("mirrored") for e in holds)  # A applied B's decision
+
+        mark = stream.mark()
+        await observer.hang_up()
+        await observer.arrive(twin.b, twin.admin)
+        await stream.until(_state("admit"), LIVE_WITHIN, mark)
+    finally:
+        await stream.close()

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.domain.admission import grants_for
 from gateway.domain.audit import AuditEvent
-from gateway.domain.models import Grants, Outcome, PersonKind, SessionRole
+from gateway.domain.models import Grants, Outcome, PersonKind, Presence, SessionRole
 from gateway.domain.supervision import SupervisionVerdict, evaluate_supervision
 from gateway.services.live.state import Event, LivePorts, LiveRegistry, LiveSession, audit_seat
 from gateway.services.live.streams import Streams
@@ -100,8 +100,45 @@ class Supervisor:
             if (p.held or p.participant_id in verdict.hold)
             and p.participant_id not in verdict.release
         )
+        await self._mirror(session_id, entry, present, held, verdict)
         self._push_roster(session_id, verdict, held)
         return verdict
+
+    async def _mirror(
+        self,
+        session_id: str,
+        entry: LiveSession,
+        present: list[Presence],
+        held: frozenset[str],
+        verdict: SupervisionVerdict,
+    ) -> None:
+        """The live state's held flag is the truth for every process: a hold or release that
+        another process decided (it saw the adults leave or arrive first) is applied here to
+        the media of this process's seats, so a child is never left unheld because the
+        decision was taken elsewhere."""
+        decided_here = set(verdict.hold) | set(verdict.release)
+        in_state = {p.participant_id for p in present}
+        granted = {p.identity: p.grants for p in self._ports.platform.participants(session_id)}
+        for seat in self._registry.seats(session_id):
+            have = granted.get(seat.identity)
+            if (
+                seat.vetted_adult
+                or have is None
+                or seat.participant_id in decided_here
+                or seat.participant_id not in in_state
+            ):
+                continue
+            hold = seat.participant_id in held
+            want = Grants.none() if hold else grants_for(seat.role, entry.policy)
+            if (have.can_publish, have.can_subscribe) == (want.can_publish, want.can_subscribe):
+                continue
+            await self._ports.platform.set_grants(session_id, seat.identity, want)
+            outcome, reason = (
+                (Outcome.HOLD, "awaiting_supervision") if hold else (Outcome.ADMIT, "supervised")
+            )
+            self._streams.push(seat.identity, state_event(outcome, want, [reason]))
+            kind = "supervision.hold" if hold else "supervision.release"
+            await audit_seat(self._ports.store, seat, kind, {"mirrored": True, **verdict.as_dict()})
 
     async def _raise(
         self, session_id: str, entry: LiveSession, verdict: SupervisionVerdict
