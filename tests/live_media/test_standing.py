@@ -260,3 +260,16 @@ async def test_grace_seconds_zero_holds_at_once_on_a_dropped_connection(
         await wait_until(lambda: not people.admitted(child.identity), timeout=10)
     finally:
         await people.close()
+
+
+async def test_a_media_credential_stays_single_use_when_the_live_state_is_lost(
+    people: People,
+) -> None:
+    tutor = await people.join("Tina Tutor")
+    credential = tutor.body["media"]["credential"]
+    first = await tutor.device.post("/v1/media/offer", {"credential": credential, "sdp": "v=0"})
+    assert first.status == 400 and first.code == "sdp_invalid"  # used, though refused
+    live_state = people.gateway.app[LIVE]._live
+    live_state._credentials._expires.clear()  # what a Redis flush does to the claims
+    again = await tutor.device.post("/v1/media/offer", {"credential": credential, "sdp": "v=0"})
+    assert again.status == 403 and again.code == "credential_invalid"

@@ -97,11 +97,15 @@ class Media:
         """Signalling, accepted only with a fresh, single-use credential from a join on this
         process, from someone who still stands in the session."""
         ports = self._ports
-        claims = ports.credentials.verify(credential, ports.clock.now())
+        now = ports.clock.now()
+        claims = ports.credentials.verify(credential, now)
         seat = self._registry.seat_in(claims.identity)
-        if seat is None or seat.session_id != claims.session_id:
+        entry = self._registry.session(claims.session_id)
+        if seat is None or entry is None or seat.session_id != claims.session_id:
             raise Refusal(ErrorCode.CREDENTIAL_INVALID, "This media credential is not valid.")
-        try:  # single use across processes (the live state is shared)
+        if not entry.use_credential(claims.credential_id, claims.expires_at, now):
+            raise Refusal(ErrorCode.CREDENTIAL_INVALID, "This media credential was used already.")
+        try:  # and single use across processes (the live state is shared)
             fresh = await ports.live.claim_credential(
                 claims.credential_id, CREDENTIAL_TTL_SECONDS + 5
             )

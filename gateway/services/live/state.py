@@ -74,6 +74,18 @@ class LiveSession:
     policy: Policy
     below_since: datetime | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Media credentials used here, until they expire: a credential only works on the process
+    # that seated its holder, so this memory keeps them single-use even if Redis is flushed.
+    used_credentials: dict[str, datetime] = field(default_factory=dict)
+
+    def use_credential(self, credential_id: str, expires_at: datetime, now: datetime) -> bool:
+        """True the first time; expired entries are dropped as new ones come (bounded)."""
+        for stale in [c for c, at in self.used_credentials.items() if at < now]:
+            del self.used_credentials[stale]
+        if credential_id in self.used_credentials:
+            return False
+        self.used_credentials[credential_id] = expires_at
+        return True
 
 
 class LiveRegistry:
