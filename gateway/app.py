@@ -135,6 +135,8 @@ async def build_runtime(
         admission,
         alerts,
         clock,
+        process_url=settings.process_url,
+        lease_seconds=max(3 * settings.reconcile_seconds, 1.0),
     )
     services = Services(
         clock=clock,

@@ -7,6 +7,8 @@
 | GATEWAY_POLICY           | policies/default.toml                     |
 | GATEWAY_KEYS_DIR         | var/keys (signing and audit keys, 0700)   |
 | GATEWAY_PUBLIC_URL       | http://127.0.0.1:8080 (used in invite links) |
+| GATEWAY_PROCESS_URL      | GATEWAY_PUBLIC_URL (where browsers reach THIS process: joins are |
+|                          | sent to the process that owns the session)                       |
 | GATEWAY_MAX_BODY_BYTES   | 65536                                     |
 | GATEWAY_LOG_LEVEL        | INFO                                      |
 | GATEWAY_RECONCILE_SECONDS| 3 (supervision re-checked against the relay) |
@@ -30,6 +32,7 @@ class Settings:
     policy_path: Path = Path("policies/default.toml")
     keys_dir: Path = Path("var/keys")
     public_url: str = "http://127.0.0.1:8080"
+    process_url: str = ""  # empty: the public URL
     max_body_bytes: int = 65536
     log_level: str = "INFO"
     issuer: str = "safeguarding-gateway"
@@ -43,6 +46,8 @@ class Settings:
         for name in ("reconcile_seconds", "live_heartbeat_seconds", "live_sweep_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if not self.process_url:
+            object.__setattr__(self, "process_url", self.public_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +59,7 @@ class Settings:
             policy_path=Path(env.get("GATEWAY_POLICY", str(defaults.policy_path))),
             keys_dir=Path(env.get("GATEWAY_KEYS_DIR", str(defaults.keys_dir))),
             public_url=env.get("GATEWAY_PUBLIC_URL", defaults.public_url).rstrip("/"),
+            process_url=env.get("GATEWAY_PROCESS_URL", "").rstrip("/"),
             max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES", defaults.max_body_bytes)),
             log_level=env.get("GATEWAY_LOG_LEVEL", defaults.log_level),
             reconcile_seconds=float(

@@ -22,10 +22,11 @@ from gateway.http.bodies import (
     RemoveBody,
     parse_body,
 )
+from gateway.http.errors import error_response
 from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.routing import Route
 from gateway.services.admission import DeviceOf
-from gateway.services.live import LiveSessionService, join_view
+from gateway.services.live import LiveSessionService, SessionElsewhere, join_view
 
 DEVICE_COOKIE = "sgw_device_"
 LIVE = web.AppKey("live", LiveSessionService)
@@ -50,9 +51,21 @@ def _device_of(request: web.Request) -> DeviceOf:
 
 async def join(request: web.Request) -> web.Response:
     body = await _body(request, JoinBody)
-    result, media = await request.app[LIVE].join(
-        body.token, body.password, _device_of(request), request.remote or "unknown"
-    )
+    try:
+        result, media = await request.app[LIVE].join(
+            body.token, body.password, _device_of(request), request.remote or "unknown"
+        )
+    except SessionElsewhere as elsewhere:
+        # 421 Misdirected Request: the session is live on another process; the join page
+        # goes there (same site, so the device cookie goes with it).
+        answer = error_response(elsewhere)
+        return web.json_response(
+            {
+                "error": {"code": elsewhere.code.value, "message": elsewhere.message},
+                "location": elsewhere.location,
+            },
+            status=answer.status,
+        )
     response = web.json_response(join_view(result, media))
     if result.device_secret is not None:
         invite = result.record.invite

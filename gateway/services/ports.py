@@ -14,7 +14,7 @@ from typing import Protocol
 
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport
 from gateway.domain.invite_token import InviteClaims
-from gateway.domain.liveness import OwnedPresence
+from gateway.domain.liveness import Authority, OwnedPresence
 from gateway.domain.models import (
     Child,
     ConsentRecord,
@@ -158,8 +158,24 @@ class LiveState(Protocol):
         ...
 
     async def leave(self, session_id: str, participant_id: str) -> None: ...
-    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
-        """Change the held flag of someone present (never makes anyone present)."""
+    async def set_held(
+        self, session_id: str, participant_id: str, held: bool, fence: int | None = None
+    ) -> bool:
+        """Change the held flag of someone present (never makes anyone present). With a
+        `fence`, only while that fence is the session's current authority: False (nothing
+        written) for a stale one."""
+        ...
+
+    # One authority per live session: a lease with a fencing counter (DESIGN.md §3).
+    async def claim_authority(self, session_id: str, url: str, ttl_seconds: float) -> Authority:
+        """Take the session's lease if nobody holds it, renew it if this process does; the
+        holder either way. Taking it over from a former owner drops that owner's presences of
+        the session in the same atomic step: their media died with it, so the adults must
+        connect again before they count (children held meanwhile)."""
+        ...
+
+    async def release_authority(self, session_id: str, fence: int) -> None:
+        """Give the lease up if this process still holds it under `fence`."""
         ...
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:

@@ -80,7 +80,7 @@ def serving(env: dict[str, str], count: int = 1) -> Iterator[list[Served]]:
             port = free_port()
             process = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
-                env=env,
+                env={**env, "GATEWAY_PROCESS_URL": f"http://127.0.0.1:{port}"},
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -466,3 +466,51 @@ async def test_redis_hung_times_out(redis_server: RedisServer, client: RedisClie
     assert time.monotonic() - started < 1.8  # one 1 s socket timeout, not retried
     await asyncio.sleep(0.3)
     await live.ping()
+
+
+# --- one authority per live session ----------------------------------------------------------
+
+
+async def test_authority_is_taken_renewed_and_released(
+    live: LiveStateImpl, pass_time: Callable[[float], Awaitable[None]]
+) -> None:
+    first = await live.claim_authority("s1", "http://a", 0.5)
+    assert first.mine and first.taken_over and first.url == "http://a"
+    again = await live.claim_authority("s1", "http://a", 0.5)
+    assert again.mine and not again.taken_over and again.fence == first.fence
+    assert await live.set_held("s1", "p_child", True, first.fence)
+    assert not await live.set_held("s1", "p_child", True, first.fence + 1)  # not the fence
+    await live.release_authority("s1", first.fence)
+    retaken = await live.claim_authority("s1", "http://a", 0.5)
+    assert retaken.taken_over and retaken.fence > first.fence  # a new owner, a new fence
+    assert not await live.set_held("s1", "p_child", True, first.fence)  # the old one is stale
+    await pass_time(0.6)
+    assert not await live.set_held("s1", "p_child", True, retaken.fence)  # lapsed
+
+
+async def test_redis_one_owner_at_a_time_and_a_takeover_drops_the_dead_owners_presences(
+    redis_url: str,
+) -> None:
+    a_client, b_client = redis_client(redis_url), redis_client(redis_url)
+    try:
+        a = RedisLiveState(a_client, "t", process_id="A")
+        b = RedisLiveState(b_client, "t", process_id="B")
+        owner = await a.claim_authority("s1", "http://a", 0.5)
+        await a.enter("s1", host())
+        await a.enter("s1", adult_observer := host("p_obs"))
+        await a.enter("s1", child())
+        other = await b.claim_authority("s1", "http://b", 0.5)
+        assert not other.mine and other.owner == "A" and other.url == "http://a"
+        assert other.fence == owner.fence
+        assert not await b.set_held("s1", "p_child", True, owner.fence + 1)
+        await asyncio.sleep(0.6)  # A died: its lease runs out
+        taken = await b.claim_authority("s1", "http://b", 0.5)
+        assert taken.mine and taken.taken_over and taken.fence > owner.fence
+        assert await b.present("s1") == []  # A's media died with it: nobody counts
+        assert adult_observer not in await b.present("s1")
+        assert not await a.set_held("s1", "p_child", False, owner.fence)  # A is fenced off
+        lost = await a.claim_authority("s1", "http://a", 0.5)
+        assert not lost.mine and lost.url == "http://b"
+    finally:
+        await close_client(a_client)
+        await close_client(b_client)

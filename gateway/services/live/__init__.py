@@ -1,6 +1,7 @@
 """Running sessions (R4, R17): the live plane of one gateway process, split by concern.
 
 A newcomer can follow it in this order:
+  authority.py    one authority per live session: the lease, joins sent to the owner;
   state.py        what this process holds per seat and per live session (bounded by what is
                   live), and the ports every concern shares;
   media.py        joining (a seat and a single-use media credential), the media offer, and
@@ -26,6 +27,7 @@ from datetime import timedelta
 
 from gateway.clock import Clock
 from gateway.services.admission import AdmissionService, DeviceOf, JoinResult
+from gateway.services.live.authority import SessionAuthority, SessionElsewhere
 from gateway.services.live.exits import Exits
 from gateway.services.live.media import Media
 from gateway.services.live.reconcile import Reconciler
@@ -36,7 +38,7 @@ from gateway.services.live.views import join_view
 from gateway.services.live_ports import MediaCredentialCodec, MediaPlatform
 from gateway.services.ports import Alerts, JoinRecord, LiveState, Store
 
-__all__ = ["LiveSessionService", "join_view"]
+__all__ = ["LiveSessionService", "SessionElsewhere", "join_view"]
 
 
 class LiveSessionService:
@@ -52,16 +54,27 @@ class LiveSessionService:
         alerts: Alerts,
         clock: Clock,
         *,
+        process_url: str = "",
+        lease_seconds: float = 9.0,
         connect_timeout: timedelta = timedelta(seconds=30),
     ) -> None:
+        """`process_url`: where browsers reach this process (a join for a session owned here
+        is sent to it from the others); `lease_seconds`: how long a session's lease lasts
+        unrenewed (renewed every reconciliation: keep it a few rounds long)."""
         self._ports = LivePorts(store, live, platform, credentials, admission, alerts, clock)
         self._registry = LiveRegistry()
         self._streams = Streams(alerts)
-        self._supervisor = Supervisor(self._ports, self._registry, self._streams)
+        self._authority = SessionAuthority(self._ports, process_url, lease_seconds)
+        self._supervisor = Supervisor(self._ports, self._registry, self._streams, self._authority)
         self._exits = Exits(self._ports, self._registry, self._streams, self._supervisor)
         self._supervisor.end_session = self._exits.end_for_supervision
         self._media = Media(
-            self._ports, self._registry, self._streams, self._supervisor, self._exits
+            self._ports,
+            self._registry,
+            self._streams,
+            self._supervisor,
+            self._exits,
+            self._authority,
         )
         self._reconciler = Reconciler(
             self._ports,
@@ -70,6 +83,7 @@ class LiveSessionService:
             self._supervisor,
             self._exits,
             self._media,
+            self._authority,
             connect_timeout=connect_timeout,
         )
         platform.on_event(self._media.on_platform_event)

@@ -163,6 +163,17 @@ class Exits:
         await self._quietly(self._ports.platform.close_room(session_id))
         self.forget_if_idle(session_id)
 
+    async def abandon(self, session_id: str) -> None:
+        """This process no longer owns the session: let its seats go as dropped connections
+        (their browsers re-join, and are sent to the new owner); nothing durable changes."""
+        for seat in self._registry.seats(session_id):
+            seat.left = True
+            seat.connected = seat.counted = False
+            await audit_seat(self._ports.store, seat, "authority.lost")
+            await self._quietly(self._ports.platform.remove(session_id, seat.identity))
+        await self._quietly(self._ports.platform.close_room(session_id))
+        self.forget_if_idle(session_id)
+
     async def _host(self, token: str, device_of: DeviceOf) -> JoinRecord:
         record = await self._ports.admission.participant(token, device_of)  # standing checked
         if record.participant.role is not SessionRole.HOST:

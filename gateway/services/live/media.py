@@ -17,6 +17,7 @@ from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import local_date
 from gateway.domain.models import Grants, Outcome, Presence
 from gateway.services.admission import DeviceOf, JoinResult, presence_of
+from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.exits import Exits
 from gateway.services.live.state import Event, LivePorts, LiveRegistry, Seat, audit_seat
 from gateway.services.live.streams import Streams
@@ -39,7 +40,9 @@ class Media:
         streams: Streams,
         supervisor: Supervisor,
         exits: Exits,
+        authority: SessionAuthority,
     ) -> None:
+        self._authority = authority
         self._ports = ports
         self._registry = registry
         self._streams = streams
@@ -50,6 +53,9 @@ class Media:
         self, token: str, password: str | None, device_of: DeviceOf, source: str
     ) -> tuple[JoinResult, Mapping[str, object] | None]:
         ports = self._ports
+        # The session's owner seats everyone (its media stays in one process); anywhere
+        # else, the browser is sent there before anything of this join is recorded.
+        await self._authority.claim(ports.admission.session_of(token))
         result = await ports.admission.join(token, password, device_of, source)
         if result.decision.outcome is Outcome.DENY:
             return result, None

@@ -2,6 +2,7 @@
 (`GATEWAY_RECONCILE_SECONDS`, 3 s by default), whichever process it was made on.
 
 Each round, for the live sessions of this process only (bounded by what is live):
+  0. the session's lease renewed (a process that lost it lets its seats go);
   1. durable facts: one SQL read for every seat and stream here; whoever lost their standing
      (removed, invite revoked or expired, session ended, a child's consent withdrawn) is
      disconnected and told, audited; whoever left on purpose through another process (their
@@ -20,6 +21,7 @@ from datetime import timedelta
 from gateway.domain.audit import AuditEvent
 from gateway.domain.liveness import orphaned
 from gateway.domain.models import Grants, PersonKind, Presence
+from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.exits import Exits
 from gateway.services.live.media import Media
 from gateway.services.live.state import LivePorts, LiveRegistry, audit_seat
@@ -40,9 +42,11 @@ class Reconciler:
         supervisor: Supervisor,
         exits: Exits,
         media: Media,
+        authority: SessionAuthority,
         *,
         connect_timeout: timedelta,
     ) -> None:
+        self._authority = authority
         self._ports = ports
         self._registry = registry
         self._streams = streams
@@ -52,6 +56,9 @@ class Reconciler:
         self._connect_timeout = connect_timeout
 
     async def reconcile(self) -> None:
+        for session_id in self._registry.session_ids():
+            if not await self._authority.renew(session_id):
+                await self._exits.abandon(session_id)
         await self.apply_durable_facts()
         now = self._ports.clock.now()
         for session_id in self._registry.session_ids():
@@ -67,6 +74,7 @@ class Reconciler:
             await self._rebuild(session_id, connected)
             await self._supervisor.evaluate(session_id)
             self._exits.forget_if_idle(session_id)
+        await self._authority.release_idle(set(self._registry.session_ids()))
 
     async def apply_durable_facts(self) -> None:
         """Step 1: one read of the durable facts behind every seat and stream here."""

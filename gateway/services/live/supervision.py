@@ -14,6 +14,7 @@ from gateway.domain.admission import grants_for
 from gateway.domain.audit import AuditEvent
 from gateway.domain.models import Grants, Outcome, PersonKind, Presence, SessionRole
 from gateway.domain.supervision import SupervisionVerdict, evaluate_supervision
+from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.state import Event, LivePorts, LiveRegistry, LiveSession, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.views import state_event
@@ -25,7 +26,14 @@ EndSession = Callable[[str, str], Awaitable[None]]  # (session id, reason)
 
 
 class Supervisor:
-    def __init__(self, ports: LivePorts, registry: LiveRegistry, streams: Streams) -> None:
+    def __init__(
+        self,
+        ports: LivePorts,
+        registry: LiveRegistry,
+        streams: Streams,
+        authority: SessionAuthority,
+    ) -> None:
+        self._authority = authority
         self._ports = ports
         self._registry = registry
         self._streams = streams
@@ -35,15 +43,16 @@ class Supervisor:
         """Re-apply the two-adult rule to one session, now. `adult_left_on_purpose`: a counted
         adult has just left on purpose or been removed, so no grace period applies."""
         entry = self._registry.session(session_id)
-        if entry is None:
-            return
+        fence = self._authority.fence(session_id)
+        if entry is None or fence is None:
+            return  # only the session's owner evaluates supervision and acts on it
         async with entry.lock:
-            verdict = await self._evaluate(session_id, entry, adult_left_on_purpose)
+            verdict = await self._evaluate(session_id, entry, fence, adult_left_on_purpose)
         if verdict is not None and verdict.end_session and self.end_session is not None:
             await self.end_session(session_id, "supervision_breach")
 
     async def _evaluate(
-        self, session_id: str, entry: LiveSession, adult_left_on_purpose: bool
+        self, session_id: str, entry: LiveSession, fence: int, adult_left_on_purpose: bool
     ) -> SupervisionVerdict | None:
         ports = self._ports
         now = ports.clock.now()
@@ -71,7 +80,9 @@ class Supervisor:
         for participant_id in verdict.hold:
             # set_held, not enter: never brings back someone who left meanwhile, and keeps the
             # presence's owner (the process the child is connected to).
-            await ports.live.set_held(session_id, participant_id, True)
+            if not await ports.live.set_held(session_id, participant_id, True, fence):
+                self._lost(session_id)
+                return None
             held_seat = seats.get(participant_id)
             if held_seat is not None:
                 seat = held_seat
@@ -82,7 +93,9 @@ class Supervisor:
                 )
                 await audit_seat(ports.store, seat, "supervision.hold", verdict.as_dict())
         for participant_id in verdict.release:
-            await ports.live.set_held(session_id, participant_id, False)
+            if not await ports.live.set_held(session_id, participant_id, False, fence):
+                self._lost(session_id)
+                return None
             released = seats.get(participant_id)
             if released is not None:
                 seat = released
@@ -103,6 +116,12 @@ class Supervisor:
         await self._mirror(session_id, entry, present, held, verdict)
         self._push_roster(session_id, verdict, held)
         return verdict
+
+    def _lost(self, session_id: str) -> None:
+        """The live state refused our fence: another process owns the session now. Stop
+        acting; reconciliation lets this process's seats go."""
+        log.warning("a former owner's write was refused; this process stops acting")
+        self._authority.lose(session_id)
 
     async def _mirror(
         self,
