@@ -136,7 +136,7 @@ async def build_runtime(
         alerts,
         clock,
         process_url=settings.process_url,
-        lease_seconds=max(3 * settings.reconcile_seconds, 1.0),
+        lease_seconds=max(3 * settings.reconcile_seconds, LEASE_FLOOR_SECONDS),
     )
     services = Services(
         clock=clock,
@@ -189,6 +189,10 @@ class LiveLoops(Protocol):
 
 
 STOP_SECONDS = 5.0
+# A session's lease lasts three reconciliation rounds, and never less than this: a join takes
+# the lease before its (slow, password-hashing) admission and the session is renewed only once
+# seated, so a lease shorter than a slow join would lapse under it.
+LEASE_FLOOR_SECONDS = 5.0
 
 
 @dataclass
