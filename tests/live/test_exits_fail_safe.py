@@ -69,3 +69,33 @@ async def test_exits_work_with_the_live_state_down(
         # Back up: the durable exits hold (the child's invite stays revoked).
         async with child_device.post(base + "/v1/join", json=join_body(tokens["child"])) as again:
             assert again.status == 403
+
+
+async def test_a_first_join_during_a_live_state_outage_burns_nothing(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_url: str,
+    devices: list[aiohttp.ClientSession],
+) -> None:
+    """The device is bound only once the whole admission succeeded: a join refused because
+    the live state is down can be retried from the same device, with no false "used on
+    another device" alert."""
+    admin_http, host_device, _, _, _ = devices
+    env = environment(tmp_path, redis_url)
+    key = create_org(env)
+    with serving(env) as (gateway,):
+        base = gateway.base
+        await ready(admin_http, base)
+        session = await supervised_session(admin_http, base, key)
+        redis_server.stop(kill=True)
+        try:
+            async with host_device.post(
+                base + "/v1/join", json=join_body(session.tokens["host"])
+            ) as refused:
+                assert refused.status == 503
+        finally:
+            redis_server.start()
+        joined = await post(host_device, base + "/v1/join", join_body(session.tokens["host"]))
+        assert joined["outcome"] == "admit"
+        admin = Admin(admin_http, base, key)
+        assert await admin.audit("invite.other_device") == []

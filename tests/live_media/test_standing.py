@@ -273,3 +273,26 @@ async def test_a_media_credential_stays_single_use_when_the_live_state_is_lost(
     live_state._credentials._expires.clear()  # what a Redis flush does to the claims
     again = await tutor.device.post("/v1/media/offer", {"credential": credential, "sdp": "v=0"})
     assert again.status == 403 and again.code == "credential_invalid"
+
+
+async def test_a_removed_participant_has_no_powers_left(people: People) -> None:
+    """Every participant path passes the one standing check: stream, concern, media offer."""
+    host = await people.join("Tina Tutor")
+    observer = await people.join("Oscar Observer")
+    removed = await host.device.post(
+        "/v1/live/remove", {"token": people.token("Tina Tutor"), "identity": observer.identity}
+    )
+    assert removed.status == 200
+    token = people.token("Oscar Observer")
+    for path, body in (
+        ("/v1/live/events", {"token": token}),
+        ("/v1/live/concern", {"token": token, "note": "x"}),
+        ("/v1/live/end", {"token": token}),
+        ("/v1/live/remove", {"token": token, "identity": host.identity}),
+        ("/v1/media/offer", {"credential": observer.body["media"]["credential"], "sdp": "v=0"}),
+    ):
+        answer = await observer.device.post(path, body)
+        assert answer.status == 403, (path, answer.body)
+        assert answer.code in ("invite_revoked", "credential_invalid"), (path, answer.body)
+    left = await observer.device.post("/v1/leave", {"token": token})
+    assert left.status == 200  # leaving always works
