@@ -144,8 +144,12 @@ async def build_runtime(
         store=store,
         organisations=OrganisationService(store, policies),
         registry=registry,
-        consent=ConsentService(store, registry, policies, clock),
-        sessions=SessionService(store, registry, policies, clock, hasher, tokens),
+        consent=ConsentService(
+            store, registry, policies, clock, changed=live.durable_facts_changed
+        ),
+        sessions=SessionService(
+            store, registry, policies, clock, hasher, tokens, changed=live.durable_facts_changed
+        ),
         admission=admission,
     )
     incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
@@ -258,7 +262,10 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         except LiveStateUnavailable:
             logging.getLogger(__name__).warning("live state unavailable at start")
         jobs = start_live_jobs(runtime.live, runtime.leader, settings)
+        nudges = asyncio.create_task(runtime.live.follow_nudges(), name="live-nudges")
         yield
+        nudges.cancel()
+        await asyncio.gather(nudges, return_exceptions=True)
         await jobs.close()
         await runtime.close()
 

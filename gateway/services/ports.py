@@ -7,7 +7,7 @@ commits both together, or raises: no audit, no action.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -215,6 +215,12 @@ class LiveState(Protocol):
         """Take the presence out if `orphan.owner` still owns it and still has no heartbeat,
         checked and done in one atomic step; True when it was taken out."""
         ...
+
+
+# Tells every gateway process that durable facts behind live sessions changed (a removal, a
+# revocation, an end, a departure, a withdrawn consent), so each owner re-reads them at once
+# instead of at its next reconciliation. Best effort: a lost nudge is caught by that round.
+DurableFactsChanged = Callable[[], Awaitable[None]]
 
 
 class AttemptLimiter(Protocol):

@@ -151,3 +151,64 @@ async def test_host_on_one_process_removes_a_child_seated_on_the_other(twin: Twi
         assert [e["actor"] for e in disconnected] == [child.identity]
     finally:
         await stream.close()
+
+
+@pytest.fixture
+async def slow_twin(tmp_path: Path, redis_url: str, postgres_url: str) -> AsyncIterator[Twin]:
+    """Two processes whose reconciliation is far slower than the 5 s promise: what reaches
+    people in time is the nudge."""
+    env = environment(
+        tmp_path, redis_url, database_url=postgres_url, GATEWAY_RECONCILE_SECONDS="30"
+    )
+    key = create_org(env)
+    devices = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(4)]
+    people: dict[str, Attendee] = {}
+    try:
+        with serving(env, 2) as (a, b):
+            await ready(devices[0], a.base)
+            await ready(devices[0], b.base)
+            session = await supervised_session(devices[0], a.base, key)
+            for device, role in zip(devices[1:], ("host", "observer", "child"), strict=True):
+                people[role] = Attendee(role, device, session.tokens[role])
+            yield Twin(a.base, b.base, Admin(devices[0], a.base, key), session, people)
+    finally:
+        for person in people.values():
+            await person.hang_up()
+        for device in devices:
+            await device.close()
+
+
+async def test_a_consent_withdrawn_through_the_other_process_reaches_the_child_at_once(
+    slow_twin: Twin,
+) -> None:
+    twin = slow_twin
+    host, observer, child = twin.people["host"], twin.people["observer"], twin.people["child"]
+    await host.arrive(twin.a, twin.admin)
+    await observer.arrive(twin.a, twin.admin)
+    assert (await child.arrive(twin.a, twin.admin))["outcome"] == "admit"
+    stream = twin.watch("child", twin.a)
+    try:
+        await stream.until(_state("admit"), 5)
+        child_id = next(
+            p["person_id"]
+            for p in (await twin.admin.get(f"/v1/sessions/{twin.session.id}/participants"))["items"]
+            if p["role"] == "child"
+        )
+        guardian_id = (await twin.admin.get(f"/v1/children/{child_id}"))["guardian_ids"][0]
+        async with twin.admin.http.post(
+            twin.b + "/v1/consents",
+            json={
+                "subject_kind": "child",
+                "subject_id": child_id,
+                "purpose": "participation",
+                "action": "withdraw",
+                "given_by_kind": "guardian",
+                "given_by_id": guardian_id,
+            },
+            headers={"Authorization": f"Bearer {twin.admin.key}"},
+        ) as withdrawn:
+            assert withdrawn.status == 201
+        removed = await stream.until(lambda e: e["type"] == "removed", LIVE_WITHIN)
+        assert removed["reason"] == "no_participation_consent"
+    finally:
+        await stream.close()

@@ -11,6 +11,7 @@ A newcomer can follow it in this order:
   exits.py        leaving, removal, ending, and disconnecting whoever lost their standing:
                   durable in SQL first, applied here at once, elsewhere within a round;
   streams.py      each participant's event stream (closed when they lose their standing);
+  nudges.py       a durable change made on any process applied at once by the owner;
   reconcile.py    the periodic round: durable facts re-read, platform drift, live state
                   rebuilt, grace periods; and the sweep of dead processes' presences;
   views.py        what people are shown (the join answer, state events).
@@ -30,6 +31,7 @@ from gateway.services.admission import AdmissionService, DeviceOf, JoinResult
 from gateway.services.live.authority import SessionAuthority, SessionElsewhere
 from gateway.services.live.exits import Exits
 from gateway.services.live.media import Media
+from gateway.services.live.nudges import Nudges
 from gateway.services.live.reconcile import Reconciler
 from gateway.services.live.state import Event, IncidentRecorder, LivePorts, LiveRegistry
 from gateway.services.live.streams import Streams
@@ -86,6 +88,8 @@ class LiveSessionService:
             self._authority,
             connect_timeout=connect_timeout,
         )
+        self._nudges = Nudges(alerts, self._reconciler.apply_durable_facts)
+        self._exits.changed = self._nudges.send
         platform.on_event(self._media.on_platform_event)
 
     # wiring and introspection (tests look at the platform and live state directly)
@@ -145,6 +149,15 @@ class LiveSessionService:
 
     async def snapshot(self, record: JoinRecord) -> list[Event]:
         return await self._media.snapshot(record)
+
+    # durable changes made anywhere, applied at once
+    async def durable_facts_changed(self) -> None:
+        """Nudge every process (this one included) to re-read the durable facts now."""
+        await self._nudges.send()
+
+    async def follow_nudges(self) -> None:
+        """Run for the life of the process: re-read the durable facts when nudged."""
+        await self._nudges.follow()
 
     # periodic jobs
     async def evaluate(self, session_id: str) -> None:

@@ -23,7 +23,7 @@ from gateway.services.admission import DeviceOf
 from gateway.services.live.state import LivePorts, LiveRegistry, Seat, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
-from gateway.services.ports import JoinRecord
+from gateway.services.ports import DurableFactsChanged, JoinRecord
 
 __all__ = ["Exits"]
 
@@ -42,10 +42,12 @@ class Exits:
         self._registry = registry
         self._streams = streams
         self._supervisor = supervisor
+        self.changed: DurableFactsChanged | None = None  # the nudge (set by the facade)
 
     # leaving ---------------------------------------------------------------------------------
     async def leave(self, token: str, device_of: DeviceOf) -> None:
         record = await self._ports.admission.leave(token, device_of)  # durable first
+        await self._nudge()
         seat = self._registry.seat_in(record.participant.masked_identity)
         if seat is not None:
             seat.departures = record.departures + 1  # this departure is handled here
@@ -116,7 +118,9 @@ class Exits:
             ],
         )
         # Out of every process's count at once (the live state is shared); the process holding
-        # their media disconnects them now if it is this one, else at its next reconciliation.
+        # their media disconnects them now if it is this one, else when nudged (or at its next
+        # reconciliation, if the nudge is lost).
+        await self._nudge()
         await self._quietly(self._ports.live.mark_removed(session_id, target.id))
         self._streams.push(identity, {"type": "removed", "reason": "participant_removed"})
         seat = self._registry.seat_in(identity)
@@ -149,6 +153,7 @@ class Exits:
             self._ports.clock.now(),
             [AuditEvent("session.ended", actor, org_id, session_id=session_id, data=data)],
         )
+        await self._nudge()
         await self.close_session(session_id)
 
     async def close_session(self, session_id: str) -> None:
@@ -179,6 +184,10 @@ class Exits:
         if record.participant.role is not SessionRole.HOST:
             raise Refusal(ErrorCode.FORBIDDEN, "Only the session's host can do that.")
         return record
+
+    async def _nudge(self) -> None:
+        if self.changed is not None:
+            await self.changed()
 
     @staticmethod
     async def _quietly(step: Awaitable[object]) -> None:

@@ -15,6 +15,7 @@ Then the sweep (one process at a time) removes presences of processes that died.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -47,6 +48,7 @@ class Reconciler:
         connect_timeout: timedelta,
     ) -> None:
         self._authority = authority
+        self._durable_lock = asyncio.Lock()
         self._ports = ports
         self._registry = registry
         self._streams = streams
@@ -77,7 +79,12 @@ class Reconciler:
         await self._authority.release_idle(set(self._registry.session_ids()))
 
     async def apply_durable_facts(self) -> None:
-        """Step 1: one read of the durable facts behind every seat and stream here."""
+        """Step 1: one read of the durable facts behind every seat and stream here (also run
+        at once when another process nudges; one at a time)."""
+        async with self._durable_lock:
+            await self._apply_durable_facts()
+
+    async def _apply_durable_facts(self) -> None:
         seats = self._registry.active_seats()
         watchers = self._streams.watchers()
         invite_ids = {s.invite_id for s in seats} | {w.invite_id for w in watchers}
