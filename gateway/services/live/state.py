@@ -114,9 +114,6 @@ class LiveRegistry:
     def active_seats(self) -> list[Seat]:
         return [s for s in self._seats.values() if not s.left]
 
-    def is_known(self, identity: str) -> bool:
-        return identity in self._seats
-
     def session(self, session_id: str) -> LiveSession | None:
         return self._sessions.get(session_id)
 
