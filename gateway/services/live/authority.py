@@ -19,6 +19,7 @@ reach any process: they are durable in SQL first, and the owner applies them wit
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.liveness import Authority
@@ -45,10 +46,19 @@ class SessionAuthority:
         self._url = url
         self._ttl = ttl_seconds
         self._held: dict[str, Authority] = {}  # sessions this process owns
+        self._renewed: dict[str, datetime] = {}  # when each lease was last taken or renewed
 
     async def claim(self, session_id: str) -> None:
         """Before anything of a join is recorded: be the session's owner, or send the
-        browser to it. Fails closed when the live state cannot say who owns it."""
+        browser to it. Fails closed when the live state cannot say who owns it. A lease taken
+        or renewed within the last third of its term is still ours: no round trip then."""
+        renewed = self._renewed.get(session_id)
+        if (
+            session_id in self._held
+            and renewed is not None
+            and self._ports.clock.now() - renewed < timedelta(seconds=self._ttl / 3)
+        ):
+            return
         try:
             authority = await self._ports.live.claim_authority(session_id, self._url, self._ttl)
         except Exception as exc:
@@ -57,9 +67,9 @@ class SessionAuthority:
                 "The gateway cannot check who runs this session right now; try again shortly.",
             ) from exc
         if not authority.mine:
-            self._held.pop(session_id, None)
+            self.lose(session_id)
             raise SessionElsewhere(authority.url)
-        self._held[session_id] = authority
+        self._keep(session_id, authority)
 
     def fence(self, session_id: str) -> int | None:
         """The fencing counter this process acts under, None when it does not own it."""
@@ -75,18 +85,24 @@ class SessionAuthority:
             log.warning("live state unavailable; the session's lease cannot be renewed")
             return session_id in self._held
         if not authority.mine:
-            self._held.pop(session_id, None)
+            self.lose(session_id)
             return False
-        self._held[session_id] = authority  # renewed (or re-taken, under a new fence)
+        self._keep(session_id, authority)  # renewed (or re-taken, under a new fence)
         return True
+
+    def _keep(self, session_id: str, authority: Authority) -> None:
+        self._held[session_id] = authority
+        self._renewed[session_id] = self._ports.clock.now()
 
     def lose(self, session_id: str) -> None:
         self._held.pop(session_id, None)
+        self._renewed.pop(session_id, None)
 
     async def release_idle(self, live_sessions: set[str]) -> None:
         """Give up the leases of sessions no longer live here (bounded by what is live)."""
         for session_id in [s for s in self._held if s not in live_sessions]:
-            authority = self._held.pop(session_id)
+            authority = self._held[session_id]
+            self.lose(session_id)
             await self.release(session_id, authority.fence)
 
     async def release(self, session_id: str, fence: int) -> None:
