@@ -296,3 +296,21 @@ async def test_a_removed_participant_has_no_powers_left(people: People) -> None:
         assert answer.code in ("invite_revoked", "credential_invalid"), (path, answer.body)
     left = await observer.device.post("/v1/leave", {"token": token})
     assert left.status == 200  # leaving always works
+
+
+async def test_a_leave_arriving_just_after_the_media_dropped_is_still_on_purpose(
+    people: People,
+) -> None:
+    """The page hangs up, then says it left: still a deliberate departure (no grace)."""
+    await _supervised(people)
+    child = people.arrived["Sam Green"]
+    observer = people.arrived["Oscar Observer"]
+    assert observer.peer is not None
+    await observer.peer.close()
+    await wait_until(lambda: not people.connected(observer.identity), timeout=10)
+    await asyncio.sleep(0.5)
+    assert people.admitted(child.identity)  # a dropped connection: the grace period runs
+    left = await observer.device.post("/v1/leave", {"token": people.token("Oscar Observer")})
+    assert left.status == 200
+    await wait_until(lambda: not people.admitted(child.identity), timeout=2)
+    assert [i["kind"] for i in await people.incidents(at_least=1)] == ["supervision_breach"]

@@ -48,10 +48,19 @@ class Exits:
     async def leave(self, token: str, device_of: DeviceOf) -> None:
         record = await self._ports.admission.leave(token, device_of)  # durable first
         await self._nudge()
-        seat = self._registry.seat_in(record.participant.masked_identity)
-        if seat is not None:
-            seat.departures = record.departures + 1  # this departure is handled here
+        seat = self._registry.seat(record.participant.masked_identity)
+        if seat is None:
+            return
+        seat.departures = record.departures + 1  # this departure is handled here
+        if not seat.left:
             await self.let_go(seat, None)
+        elif seat.counted_when_left:  # their media dropped a moment before they said so
+            await self.left_on_purpose(seat)
+
+    async def left_on_purpose(self, seat: Seat) -> None:
+        """A counted adult who already went turns out to have left on purpose: no grace."""
+        seat.counted_when_left = False
+        await self._supervisor.evaluate(seat.session_id, adult_left_on_purpose=True)
 
     async def gone(self, seat: Seat, kind: str | None, *, deliberate: bool) -> None:
         """This seat's person is no longer in the session (audited as `kind` unless None)."""
@@ -61,6 +70,7 @@ class Exits:
         seat.left = True
         seat.connected = False
         seat.counted = False
+        seat.counted_when_left = counted and not deliberate
         await self._quietly(self._ports.live.leave(seat.session_id, seat.participant_id))
         if kind is not None:
             await audit_seat(self._ports.store, seat, kind)

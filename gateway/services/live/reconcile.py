@@ -86,8 +86,9 @@ class Reconciler:
 
     async def _apply_durable_facts(self) -> None:
         seats = self._registry.active_seats()
+        gone = self._registry.gone_counted_seats()
         watchers = self._streams.watchers()
-        invite_ids = {s.invite_id for s in seats} | {w.invite_id for w in watchers}
+        invite_ids = {s.invite_id for s in (*seats, *gone)} | {w.invite_id for w in watchers}
         if not invite_ids:
             return
         try:
@@ -115,6 +116,11 @@ class Reconciler:
             if record.departures > seat.departures:  # left on purpose through another process
                 seat.departures = record.departures
                 await self._exits.let_go(seat, "participant.left_elsewhere")
+        for seat in gone:  # media dropped, then a "leave" reached another process
+            record = records.get(seat.invite_id)
+            if record is not None and record.departures > seat.departures:
+                seat.departures = record.departures
+                await self._exits.left_on_purpose(seat)
         for watcher in watchers:
             lost = reasons[watcher.invite_id]
             if lost:

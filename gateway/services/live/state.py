@@ -57,6 +57,9 @@ class Seat:
     connected: bool = False
     counted: bool = False  # entered in the live state as a counting adult (media connected)
     left: bool = False
+    # Counted when they went: a "leave" arriving just after their media dropped is still a
+    # deliberate departure of a counted adult (the page hangs up, then says it left).
+    counted_when_left: bool = False
 
     def public(self) -> dict[str, object]:
         return {
@@ -113,6 +116,10 @@ class LiveRegistry:
 
     def active_seats(self) -> list[Seat]:
         return [s for s in self._seats.values() if not s.left]
+
+    def gone_counted_seats(self) -> list[Seat]:
+        """Seats of counted adults whose media went, still remembered (their session is live)."""
+        return [s for s in self._seats.values() if s.left and s.counted_when_left]
 
     def session(self, session_id: str) -> LiveSession | None:
         return self._sessions.get(session_id)
