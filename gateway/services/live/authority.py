@@ -99,8 +99,16 @@ class SessionAuthority:
         self._renewed.pop(session_id, None)
 
     async def release_idle(self, live_sessions: set[str]) -> None:
-        """Give up the leases of sessions no longer live here (bounded by what is live)."""
-        for session_id in [s for s in self._held if s not in live_sessions]:
+        """Give up the leases of sessions no longer live here (bounded by what is live). A
+        lease taken moments ago is kept: its join may still be running (a password check)."""
+        now = self._ports.clock.now()
+        recent = timedelta(seconds=self._ttl / 3)
+        idle = [
+            s
+            for s in self._held
+            if s not in live_sessions and now - self._renewed.get(s, now - recent) >= recent
+        ]
+        for session_id in idle:
             authority = self._held[session_id]
             self.lose(session_id)
             await self.release(session_id, authority.fence)
