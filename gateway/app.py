@@ -194,6 +194,8 @@ async def build_runtime(
         admission,
         alerts,
         clock,
+        process_url=settings.process_url or settings.public_url,
+        lease_seconds=max(3 * settings.reconcile_seconds, LEASE_FLOOR_SECONDS),
     )
     services = Services(
         clock=clock,
@@ -201,8 +203,12 @@ async def build_runtime(
         store=store,
         organisations=OrganisationService(store, policies),
         registry=registry,
-        consent=ConsentService(store, registry, policies, clock),
-        sessions=SessionService(store, registry, policies, clock, hasher, tokens),
+        consent=ConsentService(
+            store, registry, policies, clock, changed=live.durable_facts_changed
+        ),
+        sessions=SessionService(
+            store, registry, policies, clock, hasher, tokens, changed=live.durable_facts_changed
+        ),
         admission=admission,
         audit=RequestAudit(store, clock),
     )
@@ -356,6 +362,10 @@ class LiveLoops(Protocol):
 STOP_SECONDS = 5.0
 # How often the leader delivers due notifications (and checks escalations).
 OUTBOX_SECONDS = 1.0
+# A session's lease lasts three reconciliation rounds, and never less than this: a join takes
+# the lease before its (slow, password-hashing) admission and the session is renewed only once
+# seated, so a lease shorter than a slow join would lapse under it.
+LEASE_FLOOR_SECONDS = 5.0
 
 
 @dataclass
@@ -529,7 +539,10 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
             )
         )
         witness = start_audit_witness(runtime, settings)
+        nudges = asyncio.create_task(runtime.live.follow_nudges(), name="live-nudges")
         yield
+        nudges.cancel()
+        await asyncio.gather(nudges, return_exceptions=True)
         await witness.close()
         stop_renewing.set()
         await renewing

@@ -399,6 +399,13 @@ class Settings:
         "http://127.0.0.1:8080",
         "the address people reach the gateway at: the base of invite links",
     )
+    process_url: str | None = setting(
+        "GATEWAY_PROCESS_URL",
+        optional(HTTP_URL),
+        None,
+        "where browsers reach this very process (set per process when several run: joins for a"
+        " session live on another process are sent there; unset: GATEWAY_PUBLIC_URL)",
+    )
     max_body_bytes: int = setting(
         "GATEWAY_MAX_BODY_BYTES", BYTES, "65536", "largest request body accepted"
     )

@@ -14,13 +14,17 @@ same tests run over both, tests/live/test_live_state.py):
 * `claim_credential(jti, ttl_seconds)` is True once per jti within `ttl_seconds`, then False:
   single-use media credentials.
 * `mark_removed(session_id, participant_id)` takes them out of the session and keeps them out
-  (for `removed_ttl_seconds`, default 24 h); `is_removed` says whether that is so.
-* `sessions()` lists the sessions with anyone present (for the reconciliation loop).
+  (for `removed_ttl_seconds`, default 24 h): `enter` refuses them meanwhile.
 * Every presence records the process that entered it (`process_id`, random unless given);
   `set_held` keeps that owner. `heartbeat(ttl_seconds)` says this process is alive for that
   long; `alive(process_ids)` names those whose heartbeat has not run out; `owned_presences()`
   lists every presence with its owner; `remove_orphan(orphan)` takes a presence out only if that
   owner still owns it and still has no heartbeat, in one atomic step (see `domain/liveness.py`).
+* `claim_authority(session_id, url, ttl_seconds)` takes, renews or reports the session's lease
+  (one authority per live session, with a fencing counter that grows at every change of owner);
+  taking it over drops the former owner's presences of that session in the same atomic step.
+  `release_authority(session_id, fence)` gives it up. `set_held(..., fence=f)` writes only
+  while `f` is the session's current fence (False otherwise): a former owner cannot act.
 * `ping()` returns when the state can be read and raises `LiveStateUnavailable` otherwise. Every
   method may raise `LiveStateUnavailable`; callers fail closed on it (hold children, refuse
   admissions), except for exits, which must still be let through.
@@ -34,7 +38,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Generic, TypeVar
 
-from gateway.domain.liveness import OwnedPresence
+from gateway.domain.liveness import Authority, OwnedPresence
 from gateway.domain.models import Presence
 
 __all__ = [
@@ -83,6 +87,9 @@ class InProcessLiveState:
         self._credentials: _Expiring[str] = _Expiring()  # jti
         self._removed_ttl = removed_ttl_seconds
         self._monotonic = monotonic
+        # session -> (owner, url, fence, expires at): with one process, always this one's
+        self._authority: dict[str, tuple[str, str, int, float]] = {}
+        self._fence = 0
 
     async def present(self, session_id: str) -> Sequence[Presence]:
         return list(self._sessions.get(session_id, {}).values())
@@ -101,11 +108,45 @@ class InProcessLiveState:
             if not present:
                 del self._sessions[session_id]
 
-    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
+    async def set_held(
+        self, session_id: str, participant_id: str, held: bool, fence: int | None = None
+    ) -> bool:
+        if fence is not None and not self._fenced(session_id, fence):
+            return False
         present = self._sessions.get(session_id, {})
         presence = present.get(participant_id)
         if presence is not None and presence.held != held:
             present[participant_id] = replace(presence, held=held)
+        return True
+
+    def _fenced(self, session_id: str, fence: int) -> bool:
+        held = self._authority.get(session_id)
+        return held is not None and held[2] == fence and held[3] > self._monotonic()
+
+    async def claim_authority(self, session_id: str, url: str, ttl_seconds: float) -> Authority:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        now = self._monotonic()
+        held = self._authority.get(session_id)
+        if held is not None and held[3] > now and held[0] != self._process_id:
+            return Authority(held[0], held[1], held[2], mine=False)
+        if held is not None and held[3] > now:
+            self._authority[session_id] = (self._process_id, url, held[2], now + ttl_seconds)
+            return Authority(self._process_id, url, held[2], mine=True)
+        self._fence += 1
+        for participant_id in [
+            pid
+            for (sid, pid), owner in self._owners.items()
+            if sid == session_id and owner != self._process_id
+        ]:
+            await self.leave(session_id, participant_id)  # never suspends: atomic
+        self._authority[session_id] = (self._process_id, url, self._fence, now + ttl_seconds)
+        return Authority(self._process_id, url, self._fence, mine=True, taken_over=True)
+
+    async def release_authority(self, session_id: str, fence: int) -> None:
+        held = self._authority.get(session_id)
+        if held is not None and held[0] == self._process_id and held[2] == fence:
+            del self._authority[session_id]
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
         if ttl_seconds < 1:
@@ -120,12 +161,6 @@ class InProcessLiveState:
         now = self._monotonic()
         self._removed.add((session_id, participant_id), now + self._removed_ttl, now)
         await self.leave(session_id, participant_id)
-
-    async def is_removed(self, session_id: str, participant_id: str) -> bool:
-        return self._is_removed(session_id, participant_id)
-
-    async def sessions(self) -> list[str]:
-        return list(self._sessions)
 
     async def ping(self) -> None:
         return None

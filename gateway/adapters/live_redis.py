@@ -14,6 +14,8 @@ Keys (`prefix` defaults to "sgw"):
     {prefix}:live:removed:{session}:{pid}    str   exists while the participant is barred (24 h)
     {prefix}:live:credential:{jti}           str   a claimed media credential, until it expires
     {prefix}:live:process:{process_id}       str   exists while that process heartbeats (PX)
+    {prefix}:live:authority:{session}        hash  owner, url, fence: the session's lease (PX)
+    {prefix}:live:fence                      str   the fencing counter (INCR at every new owner)
 
 Changes that touch more than one key, or read before they write, are Lua scripts (one atomic
 step on the server): `enter` checks the removal mark and writes in one step, `leave` drops the
@@ -45,7 +47,7 @@ from gateway.adapters.live_memory import (
     ParticipantRemoved,
 )
 from gateway.domain.errors import ErrorCode, Unavailable
-from gateway.domain.liveness import OwnedPresence
+from gateway.domain.liveness import Authority, OwnedPresence
 from gateway.domain.models import PersonKind, Presence, SessionRole
 
 __all__ = [
@@ -141,12 +143,45 @@ return 1
 """
 
 _SET_HELD = """
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], 'fence') ~= ARGV[3] then return -1 end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local presence = cjson.decode(raw)
 presence['held'] = (ARGV[2] == '1')
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(presence))
 return 1
+"""
+
+# KEYS: authority hash, fence counter, presence hash, sessions index;
+# ARGV: this process, its url, ttl in ms, session
+_CLAIM_AUTHORITY = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'url', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {owner, ARGV[2], redis.call('HGET', KEYS[1], 'fence'), 0}
+end
+if owner then
+  return {owner, redis.call('HGET', KEYS[1], 'url'), redis.call('HGET', KEYS[1], 'fence'), 0}
+end
+local fence = redis.call('INCR', KEYS[2])
+local present = redis.call('HGETALL', KEYS[3])
+for i = 1, #present, 2 do
+  local presence = cjson.decode(present[i + 1])
+  if presence['owner'] ~= ARGV[1] then redis.call('HDEL', KEYS[3], present[i]) end
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SREM', KEYS[4], ARGV[4]) end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'url', ARGV[2], 'fence', fence)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {ARGV[1], ARGV[2], tostring(fence), 1}
+"""
+
+_RELEASE_AUTHORITY = """
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
+   and redis.call('HGET', KEYS[1], 'fence') == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 # KEYS: presence hash, sessions index, the owner's heartbeat; ARGV: session, participant, owner
@@ -181,6 +216,8 @@ class RedisLiveState:
         self._mark_removed = client.register_script(_MARK_REMOVED)
         self._set_held = client.register_script(_SET_HELD)
         self._remove_orphan = client.register_script(_REMOVE_ORPHAN)
+        self._claim_authority = client.register_script(_CLAIM_AUTHORITY)
+        self._release_authority = client.register_script(_RELEASE_AUTHORITY)
 
     # keys
 
@@ -198,6 +235,9 @@ class RedisLiveState:
 
     def _process_key(self, process_id: str) -> str:
         return f"{self._prefix}:process:{process_id}"
+
+    def _authority_key(self, session_id: str) -> str:
+        return f"{self._prefix}:authority:{session_id}"
 
     # LiveState
 
@@ -227,11 +267,42 @@ class RedisLiveState:
                 args=[session_id, participant_id],
             )
 
-    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
+    async def set_held(
+        self, session_id: str, participant_id: str, held: bool, fence: int | None = None
+    ) -> bool:
         with unavailable_on_error():
-            await self._set_held(
-                keys=[self._present_key(session_id)],
-                args=[participant_id, "1" if held else "0"],
+            done = await self._set_held(
+                keys=[self._present_key(session_id), self._authority_key(session_id)],
+                args=[participant_id, "1" if held else "0", "" if fence is None else str(fence)],
+            )
+        return int(done) != -1
+
+    async def claim_authority(self, session_id: str, url: str, ttl_seconds: float) -> Authority:
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        with unavailable_on_error():
+            owner, at, fence, taken = await self._claim_authority(
+                keys=[
+                    self._authority_key(session_id),
+                    f"{self._prefix}:fence",
+                    self._present_key(session_id),
+                    self._sessions_key(),
+                ],
+                args=[self._process_id, url, max(1, round(ttl_seconds * 1000)), session_id],
+            )
+        holder = _text(owner)
+        return Authority(
+            holder,
+            _text(at),
+            int(_text(fence)),
+            mine=holder == self._process_id,
+            taken_over=bool(int(taken)),
+        )
+
+    async def release_authority(self, session_id: str, fence: int) -> None:
+        with unavailable_on_error():
+            await self._release_authority(
+                keys=[self._authority_key(session_id)], args=[self._process_id, str(fence)]
             )
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
@@ -254,12 +325,8 @@ class RedisLiveState:
                 args=[session_id, participant_id, self._removed_ttl],
             )
 
-    async def is_removed(self, session_id: str, participant_id: str) -> bool:
-        with unavailable_on_error():
-            count = await self._client.exists(self._removed_key(session_id, participant_id))
-        return bool(count)
-
-    async def sessions(self) -> list[str]:
+    async def _session_ids(self) -> list[str]:
+        """Sessions with anyone present (the index the sweep walks)."""
         with unavailable_on_error():
             members: set[Any] = await self._client.smembers(self._sessions_key())
         return sorted(_text(member) for member in members)
@@ -288,7 +355,7 @@ class RedisLiveState:
         return frozenset(p for p, value in zip(ordered, values, strict=True) if value is not None)
 
     async def owned_presences(self) -> Sequence[OwnedPresence]:
-        sessions = await self.sessions()
+        sessions = await self._session_ids()
         with unavailable_on_error():
             async with self._client.pipeline(transaction=False) as pipe:
                 for session_id in sessions:

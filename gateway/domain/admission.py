@@ -19,6 +19,12 @@ Then a Child who passed is HELD ("awaiting_supervision") while fewer than
 `supervision.min_vetted_adults` vetted adults (not counting the joiner) are present (R4).
 Adults are admitted even when alone: they are the ones who must be there first.
 
+`standing_reasons` is the one check every later step of a participant passes (media offer,
+event stream, remove, end, concern, and each reconciliation round for whoever is connected):
+the same durable facts, re-read each time, so a removal, a revocation, an end or a withdrawn
+consent takes every power and every stream away, whichever process holds them. Leaving never
+passes it: leaving always works.
+
 Grants are explicit: admitted host, observer, child and guardian publish and subscribe; a
 viewer only subscribes, hidden from other viewers per policy (R18); held and denied joins get
 no grants at all.
@@ -39,6 +45,7 @@ from gateway.domain.models import (
     Decision,
     Grants,
     Guardian,
+    Invite,
     Outcome,
     Participant,
     Person,
@@ -56,11 +63,15 @@ from gateway.domain.supervision import count_vetted_adults
 __all__ = [
     "STAFF_ROLES_FOR",
     "JoinFacts",
+    "Standing",
+    "confirm_supervised",
     "count_vetted_adults",
     "decide_join",
     "grants_for",
+    "invite_reasons",
     "is_vetted_adult",
     "staff_role_allowed",
+    "standing_reasons",
     "vetting_reasons",
 ]
 
@@ -80,6 +91,50 @@ class JoinFacts:
     person: Person
     consents: Sequence[ConsentRecord]  # the joining person's consent history
     present: Sequence[Presence]  # everyone the live state says is in the session now
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The durable facts that give a participant any power in a live session."""
+
+    now: datetime
+    policy: Policy
+    invite: Invite
+    session: Session
+    person: Person
+    consents: Sequence[ConsentRecord]
+    removed_at: datetime | None
+
+
+def invite_reasons(invite: Invite, removed_at: datetime | None, now: datetime) -> tuple[str, ...]:
+    """Why this invite gives no entry at all (checked before anything of a join is recorded)."""
+    if removed_at is not None:
+        return ("participant_removed",)
+    if invite.revoked_at is not None:
+        return ("invite_revoked",)
+    if invite.expires_at <= now:
+        return ("invite_expired",)
+    return ()
+
+
+def standing_reasons(facts: Standing) -> tuple[str, ...]:
+    """Why this participant may no longer act or stay in the session; empty when they may.
+    The first reason is the one to tell them."""
+    reasons = list(invite_reasons(facts.invite, facts.removed_at, facts.now))
+    if facts.session.ended_at is not None:
+        reasons.append("session_ended")
+    if isinstance(facts.person, Child):
+        reasons.extend(_consent_reasons(facts.person, facts.consents, facts.policy, facts.now))
+    return tuple(reasons)
+
+
+def _consent_reasons(
+    child: Child, consents: Sequence[ConsentRecord], policy: Policy, now: datetime
+) -> tuple[str, ...]:
+    consent = consent_state(child, consents, PARTICIPATION, policy, local_date(now, policy))
+    if consent.valid:
+        return ()
+    return ("no_participation_consent", *(f"consent:{reason}" for reason in consent.reasons))
 
 
 def vetting_reasons(staff: Staff, policy: Policy, today: date) -> tuple[str, ...]:
@@ -166,10 +221,7 @@ def decide_join(facts: JoinFacts) -> Decision:
             deny.append("staff_role_not_allowed")
 
     if isinstance(person, Child) and not role_reasons:
-        consent = consent_state(person, facts.consents, PARTICIPATION, policy, today)
-        if not consent.valid:
-            deny.append("no_participation_consent")
-            deny.extend(f"consent:{reason}" for reason in consent.reasons)
+        deny.extend(_consent_reasons(person, facts.consents, policy, facts.now))
 
     if deny:
         return Decision(Outcome.DENY, tuple(dict.fromkeys(deny)), Grants.none(), policy.label)
@@ -182,3 +234,22 @@ def decide_join(facts: JoinFacts) -> Decision:
             Outcome.ADMIT, ("admitted", "supervised"), grants_for(role, policy), policy.label
         )
     return Decision(Outcome.ADMIT, ("admitted",), grants_for(role, policy), policy.label)
+
+
+def confirm_supervised(
+    decision: Decision,
+    person: Person,
+    participant_id: str,
+    present: Sequence[Presence],
+    policy: Policy,
+) -> Decision:
+    """Admitting a child and the count it relied on, made one step across processes: the
+    child's presence is entered first, then the count is read again. If an adult left between
+    the first count and the entry, the child is held now; if one leaves after this second read,
+    their process's evaluation already sees the child and holds them. `present` is the second
+    read (the child included)."""
+    if decision.outcome is not Outcome.ADMIT or not isinstance(person, Child):
+        return decision
+    if count_vetted_adults(present, policy, participant_id) >= policy.supervision.min_vetted_adults:
+        return decision
+    return Decision(Outcome.HOLD, ("awaiting_supervision",), Grants.none(), policy.label)

@@ -39,6 +39,7 @@ class ErrorCode(enum.StrEnum):
     PASSWORD_REQUIRED = "password_required"
     PASSWORD_WRONG = "password_wrong"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    SESSION_ELSEWHERE = "session_elsewhere"  # join at the session's owner process (421)
     # registry and consent rules
     EMAIL_DOMAIN_NOT_ALLOWED = "email_domain_not_allowed"
     NAME_INVALID = "name_invalid"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-__all__ = ["OwnedPresence", "orphaned"]
+__all__ = ["Authority", "OwnedPresence", "orphaned"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,19 @@ class OwnedPresence:
     session_id: str
     participant_id: str
     owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """Who acts for one live session: the process holding its lease, where browsers reach it
+    (`url`), and the lease's fencing counter (it grows at every change of owner, so a write
+    from a former owner can be told from the current one's). `mine`: held by the asker."""
+
+    owner: str
+    url: str
+    fence: int
+    mine: bool
+    taken_over: bool = False  # the asker has just taken it from another (or from nobody)
 
 
 def orphaned(

@@ -15,6 +15,14 @@ One-shot flags fire on transitions and the caller must act on them when they do:
                started (there were un-held children to hold)
   incident     a breach has just started
   end_session  a breach has just started and the policy says to end the session
+A counted adult who leaves on purpose or is removed is no dropped connection: the grace period
+(which exists for connections that drop and come back) does not apply, and the breach starts at
+once (`adult_left_on_purpose=True`; below_since is then set as if the grace had run out, so later
+rounds keep seeing the breach).
+
+`policy.supervision.action` says what a breach does besides holding and alerting:
+"hold_children" holds them; "end_session" holds them and ends the session (`end_session`).
+
 Children already held while the adults are not there (e.g. waiting for the second adult at the
 start) are not a breach in themselves: they cannot see, hear or be seen, so no incident is
 logged and the session is not ended for them.
@@ -90,6 +98,8 @@ def evaluate_supervision(
     policy: Policy,
     now: datetime,
     below_since: datetime | None,
+    *,
+    adult_left_on_purpose: bool = False,
 ) -> SupervisionVerdict:
     """What to do about supervision right now; pure and deterministic."""
     vetted = count_vetted_adults(present, policy)
@@ -102,9 +112,11 @@ def evaluate_supervision(
     if vetted >= required:
         return SupervisionVerdict("supervised", vetted, required, None, release=_ids(held))
 
-    since = below_since if below_since is not None else now
     fell_below = below_since is None
     grace = timedelta(seconds=policy.supervision.grace_seconds)
+    since = below_since if below_since is not None else now
+    if adult_left_on_purpose and as_utc(now) - as_utc(since) < grace:
+        since = now - grace
     if as_utc(now) - as_utc(since) < grace:
         return SupervisionVerdict("grace", vetted, required, since, alert=fell_below)
     hold = _ids(free)

@@ -27,6 +27,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.PASSWORD_REQUIRED: 401,
     ErrorCode.PASSWORD_WRONG: 401,
     ErrorCode.TOO_MANY_ATTEMPTS: 429,
+    ErrorCode.SESSION_ELSEWHERE: 421,
     ErrorCode.EMAIL_DOMAIN_NOT_ALLOWED: 422,
     ErrorCode.NAME_INVALID: 422,
     ErrorCode.DATE_OF_BIRTH_IN_FUTURE: 422,

@@ -72,7 +72,9 @@ async def get_incident(request: web.Request) -> web.Response:
 
 class IncidentConcernReporter(ConcernReporter):
     """POST /v1/live/concern: the caller is the participant whose invite token and bound
-    device these are (held participants too: a child waiting alone can still tell someone)."""
+    device these are (held participants too: a child waiting alone can still tell someone; and
+    removed ones, after the session ended or the invite was withdrawn: a child removed by an
+    abusive host must still be able to report it. Rate limits guard this path instead)."""
 
     def __init__(
         self, admission: AdmissionService, incidents: IncidentService, attempts: AttemptGuard
@@ -82,7 +84,7 @@ class IncidentConcernReporter(ConcernReporter):
         self._attempts = attempts
 
     async def __call__(self, token: str, device_of: DeviceOf, note: str | None) -> str:
-        record = await self._admission.participant(token, device_of)
+        record = await self._admission.bound(token, device_of)
         participant = record.participant
 
         async def report() -> str:

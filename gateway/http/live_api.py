@@ -23,10 +23,11 @@ from gateway.http.bodies import (
     parse_body,
 )
 from gateway.http.client_address import client_address
+from gateway.http.errors import error_response
 from gateway.http.keys import ATTEMPTS, SERVICES, SETTINGS
 from gateway.http.routing import Route
 from gateway.services.admission import DeviceOf
-from gateway.services.live import LiveSessionService, join_view
+from gateway.services.live import LiveSessionService, SessionElsewhere, join_view
 
 DEVICE_COOKIE = "sgw_device_"
 LIVE = web.AppKey("live", LiveSessionService)
@@ -55,6 +56,17 @@ async def join(request: web.Request) -> web.Response:
     try:
         result, media = await request.app[LIVE].join(
             body.token, body.password, _device_of(request), source
+        )
+    except SessionElsewhere as elsewhere:
+        # 421 Misdirected Request: the session is live on another process; the join page
+        # goes there (same site, so the device cookie goes with it).
+        answer = error_response(elsewhere)
+        return web.json_response(
+            {
+                "error": {"code": elsewhere.code.value, "message": elsewhere.message},
+                "location": elsewhere.location,
+            },
+            status=answer.status,
         )
     except Refusal as refusal:  # one answer, in one time, for every kind of bad invite
         raise await request.app[ATTEMPTS].refused_join(refusal, source) from None
@@ -90,8 +102,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     body = await _body(request, LeaveBody)
     live = request.app[LIVE]
     record = await live.caller(body.token, _device_of(request))
-    identity = record.participant.masked_identity
-    queue = live.subscribe(identity)
+    queue = live.subscribe(record)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
@@ -113,7 +124,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        live.unsubscribe(identity, queue)
+        live.unsubscribe(queue)
     return response
 
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import date
 
 from gateway.clock import Clock
-from gateway.domain.admission import JoinFacts, decide_join, is_vetted_adult
+from gateway.domain.admission import (
+    JoinFacts,
+    Standing,
+    confirm_supervised,
+    decide_join,
+    invite_reasons,
+    is_vetted_adult,
+    standing_reasons,
+)
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.hours import local_date
@@ -97,10 +105,8 @@ class AdmissionService:
             raise Refusal(ErrorCode.INVITE_INVALID, "This invite is not valid.")
         invite = record.invite
         policy = await self._policy_of(invite.org_id)
-        if invite.revoked_at is not None:
-            raise Refusal(ErrorCode.INVITE_REVOKED, "This invite has been withdrawn.")
-        if invite.expires_at <= now:
-            raise Refusal(ErrorCode.INVITE_EXPIRED, "This invite has expired.")
+        # Removed, revoked or expired: refused before anything of this join is recorded.
+        _refuse_for(invite_reasons(invite, record.removed_at, now))
         if invite.device_hash is not None and (
             device_secret is None
             or not secrets.compare_digest(device_hash(device_secret), invite.device_hash)
@@ -131,6 +137,23 @@ class AdmissionService:
                 present=present,
             )
         )
+        entered = False
+        if decision.outcome is not Outcome.DENY:
+            presence = presence_of(
+                record.participant, record.person, policy, local_date(now, policy), decision
+            )
+            # An adult who counts is entered only once their media is connected (the live
+            # service does it): an adult who joined over HTTP and never connected is not there.
+            if not presence.vetted_adult:
+                try:
+                    await self._live.enter(invite.session_id, presence)
+                except Exception as exc:  # unseen by supervision means not admitted at all
+                    raise Unavailable(
+                        ErrorCode.LIVE_STATE_UNAVAILABLE,
+                        "The gateway cannot record who is in the session right now; try again.",
+                    ) from exc
+                entered = True
+                decision = await self._confirm(decision, record, presence, policy)
         event = AuditEvent(
             "join.decision",
             actor=record.participant.masked_identity,
@@ -139,29 +162,83 @@ class AdmissionService:
             person_id=record.participant.person_id,
             data={"invite": invite.id, "participant": record.participant.id, **decision.as_dict()},
         )
+        # The device is bound (and the decision audited) only once the whole admission has
+        # succeeded: a live-state failure above burns nothing, so a retry is no "other device".
         new_secret = None
-        if decision.outcome is not Outcome.DENY and invite.device_hash is None:
-            new_secret = secrets.token_urlsafe(32)
-            bound = await self._store.bind_device(invite.id, device_hash(new_secret), now, [event])
-            if bound != device_hash(new_secret):  # another device won the race
-                await self._other_device(record)
-        else:
-            await self._store.record([event])
-        if decision.outcome is not Outcome.DENY:
-            presence = presence_of(
-                record.participant, record.person, policy, local_date(now, policy), decision
-            )
-            try:
-                await self._live.enter(invite.session_id, presence)
-            except Exception as exc:  # unseen by supervision means not admitted at all
-                raise Unavailable(
-                    ErrorCode.LIVE_STATE_UNAVAILABLE,
-                    "The gateway cannot record who is in the session right now; try again.",
-                ) from exc
+        try:
+            if decision.outcome is not Outcome.DENY and invite.device_hash is None:
+                new_secret = secrets.token_urlsafe(32)
+                bound = await self._store.bind_device(
+                    invite.id, device_hash(new_secret), now, [event]
+                )
+                if bound != device_hash(new_secret):  # another device won the race
+                    await self._undo_entry(invite.session_id, invite.participant_id, entered)
+                    entered = False
+                    await self._other_device(record)
+            else:
+                await self._store.record([event])
+        except BaseException:
+            await self._undo_entry(invite.session_id, invite.participant_id, entered)
+            raise
         return JoinResult(decision, record.session, record.participant, new_secret, record, policy)
 
+    async def _confirm(
+        self, decision: Decision, record: JoinRecord, presence: Presence, policy: Policy
+    ) -> Decision:
+        """The child is in: count the adults again (see `confirm_supervised`)."""
+        if decision.outcome is not Outcome.ADMIT:
+            return decision
+        session_id, participant_id = record.invite.session_id, record.participant.id
+        try:
+            present = await self._live.present(session_id)
+            confirmed = confirm_supervised(decision, record.person, participant_id, present, policy)
+            if confirmed.outcome is Outcome.HOLD:
+                await self._live.set_held(session_id, participant_id, True)
+        except Exception as exc:
+            await self._undo_entry(session_id, participant_id, True)
+            raise Unavailable(
+                ErrorCode.LIVE_STATE_UNAVAILABLE,
+                "The gateway cannot check who is in the session right now; try again shortly.",
+            ) from exc
+        return confirmed
+
+    async def _undo_entry(self, session_id: str, participant_id: str, entered: bool) -> None:
+        if not entered:
+            return
+        try:
+            await self._live.leave(session_id, participant_id)
+        except Exception:
+            log.exception("live state unavailable while undoing an unaudited entry")
+
+    def session_of(self, token: str) -> str:
+        """The session an invite token is for (signature and expiry checked; no I/O)."""
+        return self._tokens.verify(token, self._clock.now()).session_id
+
     async def participant(self, token: str, device_of: DeviceOf) -> JoinRecord:
-        """Who is calling, from a redeemed invite and the device it is bound to."""
+        """Who is calling, if they still stand in the session: a redeemed invite on the device
+        it is bound to, and the one standing check (not removed, invite neither revoked nor
+        expired, session not ended, a child's consent still valid) over current SQL facts.
+        Every participant path but leaving passes here."""
+        record = await self.bound(token, device_of)
+        _refuse_for(await self.standing(record))
+        return record
+
+    async def standing(self, record: JoinRecord) -> tuple[str, ...]:
+        """Why this participant may no longer act or stay (empty: they may)."""
+        return standing_reasons(
+            Standing(
+                now=self._clock.now(),
+                policy=await self._policy_of(record.invite.org_id),
+                invite=record.invite,
+                session=record.session,
+                person=record.person,
+                consents=record.consents,
+                removed_at=record.removed_at,
+            )
+        )
+
+    async def bound(self, token: str, device_of: DeviceOf) -> JoinRecord:
+        """A redeemed invite and the device it is bound to; nothing else is checked."""
         claims = self._tokens.verify(token, self._clock.now())
         device_secret = device_of(claims.invite_id)
         record = await self._store.join_record(claims.invite_id)
@@ -172,13 +249,12 @@ class AdmissionService:
         return record
 
     async def leave(self, token: str, device_of: DeviceOf) -> JoinRecord:
-        """Leaving always works for the device the invite is bound to."""
-        record = await self.participant(token, device_of)
-        try:
-            await self._live.leave(record.invite.session_id, record.participant.id)
-        except Exception:  # leaving is never blocked; reconciliation tidies up later
-            log.exception("live state unavailable while leaving")
-        await self._store.record(
+        """Leaving always works for the device the invite is bound to, removed or not. The
+        departure is written to SQL first, so the process holding the media lets go too."""
+        record = await self.bound(token, device_of)
+        await self._store.record_departure(
+            record.invite.org_id,
+            record.participant.id,
             [
                 AuditEvent(
                     "participant.left",
@@ -187,8 +263,12 @@ class AdmissionService:
                     session_id=record.invite.session_id,
                     person_id=record.participant.person_id,
                 )
-            ]
+            ],
         )
+        try:
+            await self._live.leave(record.invite.session_id, record.participant.id)
+        except Exception:  # leaving is never blocked; reconciliation tidies up later
+            log.exception("live state unavailable while leaving")
         return record
 
     async def _other_device(self, record: JoinRecord) -> None:
@@ -199,6 +279,25 @@ class AdmissionService:
         self, record: JoinRecord, policy: Policy, password: str | None, source: str
     ) -> None:
         await self._attempts.check_join(record, policy, password, source)
+
+
+# What each standing reason tells the participant (the first reason wins).
+_REFUSALS: dict[str, tuple[ErrorCode, str]] = {
+    "participant_removed": (ErrorCode.INVITE_REVOKED, "You were removed from this session."),
+    "invite_revoked": (ErrorCode.INVITE_REVOKED, "This invite has been withdrawn."),
+    "invite_expired": (ErrorCode.INVITE_EXPIRED, "This invite has expired."),
+    "session_ended": (ErrorCode.SESSION_ENDED, "This session has ended."),
+    "no_participation_consent": (
+        ErrorCode.FORBIDDEN,
+        "Taking part needs a parent's or carer's written agreement, which is not in place.",
+    ),
+}
+
+
+def _refuse_for(reasons: tuple[str, ...]) -> None:
+    if reasons:
+        code, message = _REFUSALS[reasons[0]]
+        raise Refusal(code, message)
 
 
 def presence_of(

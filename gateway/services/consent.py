@@ -17,14 +17,21 @@ from gateway.domain.hours import local_date
 from gateway.domain.models import ConsentAction, ConsentRecord, Evidence, Person, PersonKind
 from gateway.services.organisations import new_id
 from gateway.services.policies import PolicyBook
-from gateway.services.ports import Organisation, Store
+from gateway.services.ports import DurableFactsChanged, Organisation, Store
 from gateway.services.registry import RegistryService
 
 
 class ConsentService:
     def __init__(
-        self, store: Store, registry: RegistryService, policies: PolicyBook, clock: Clock
+        self,
+        store: Store,
+        registry: RegistryService,
+        policies: PolicyBook,
+        clock: Clock,
+        *,
+        changed: DurableFactsChanged | None = None,
     ) -> None:
+        self._changed = changed  # nudges live sessions: a withdrawal takes effect at once
         self._store = store
         self._registry = registry
         self._policies = policies
@@ -79,6 +86,8 @@ class ConsentService:
                 )
             ],
         )
+        if action is ConsentAction.WITHDRAW and self._changed is not None:
+            await self._changed()
         return record
 
     async def state(

@@ -7,14 +7,14 @@ commits both together, or raises: no audit, no action.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
 from gateway.domain.invite_token import InviteClaims
-from gateway.domain.liveness import OwnedPresence
+from gateway.domain.liveness import Authority, OwnedPresence
 from gateway.domain.models import (
     Child,
     ConsentRecord,
@@ -47,6 +47,9 @@ class JoinRecord:
     person: Person
     consents: Sequence[ConsentRecord]
     session_title: str = ""
+    # Durable exits of the participant (SQL is the truth, whatever the live state says):
+    removed_at: datetime | None = None  # removed for good by the host
+    departures: int = 0  # deliberate departures so far (a process seeing it grow lets go)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,25 @@ class Store(Protocol):
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> int: ...
     async def join_record(self, invite_id: str) -> JoinRecord | None: ...
+    async def join_records(self, invite_ids: Collection[str]) -> Mapping[str, JoinRecord]:
+        """The current durable facts of many invites in one read (reconciliation's batch);
+        invites that no longer resolve are absent."""
+        ...
+
+    async def remove_participant(
+        self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> None:
+        """Removed for good: marks the participant removed and revokes their invites, with
+        the events, in one transaction."""
+        ...
+
+    async def record_departure(
+        self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
+    ) -> None:
+        """A deliberate departure: counted durably with its events, so the process holding
+        the participant's media lets go even if the request reached another one."""
+        ...
+
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
     ) -> str: ...
@@ -136,8 +158,24 @@ class LiveState(Protocol):
         ...
 
     async def leave(self, session_id: str, participant_id: str) -> None: ...
-    async def set_held(self, session_id: str, participant_id: str, held: bool) -> None:
-        """Change the held flag of someone present (never makes anyone present)."""
+    async def set_held(
+        self, session_id: str, participant_id: str, held: bool, fence: int | None = None
+    ) -> bool:
+        """Change the held flag of someone present (never makes anyone present). With a
+        `fence`, only while that fence is the session's current authority: False (nothing
+        written) for a stale one."""
+        ...
+
+    # One authority per live session: a lease with a fencing counter (DESIGN.md §3).
+    async def claim_authority(self, session_id: str, url: str, ttl_seconds: float) -> Authority:
+        """Take the session's lease if nobody holds it, renew it if this process does; the
+        holder either way. Taking it over from a former owner drops that owner's presences of
+        the session in the same atomic step: their media died with it, so the adults must
+        connect again before they count (children held meanwhile)."""
+        ...
+
+    async def release_authority(self, session_id: str, fence: int) -> None:
+        """Give the lease up if this process still holds it under `fence`."""
         ...
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
@@ -145,12 +183,9 @@ class LiveState(Protocol):
         ...
 
     async def mark_removed(self, session_id: str, participant_id: str) -> None:
-        """Take them out of the session and keep them out (24 h)."""
-        ...
-
-    async def is_removed(self, session_id: str, participant_id: str) -> bool: ...
-    async def sessions(self) -> list[str]:
-        """Sessions with anyone present (for reconciliation)."""
+        """Take them out of the session and keep them out (24 h): a removal leaves every
+        process's count at once, and no stale `enter` (e.g. a rebuild racing the removal)
+        brings them back. The durable truth of a removal is SQL; this is its live echo."""
         ...
 
     async def ping(self) -> None:
@@ -180,6 +215,12 @@ class LiveState(Protocol):
         """Take the presence out if `orphan.owner` still owns it and still has no heartbeat,
         checked and done in one atomic step; True when it was taken out."""
         ...
+
+
+# Tells every gateway process that durable facts behind live sessions changed (a removal, a
+# revocation, an end, a departure, a withdrawn consent), so each owner re-reads them at once
+# instead of at its next reconciliation. Best effort: a lost nudge is caught by that round.
+DurableFactsChanged = Callable[[], Awaitable[None]]
 
 
 class AttemptLimiter(Protocol):

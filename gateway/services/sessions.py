@@ -28,7 +28,13 @@ from gateway.domain.models import (
 from gateway.domain.registry_rules import check_roster_role
 from gateway.services.organisations import new_id
 from gateway.services.policies import PolicyBook
-from gateway.services.ports import InviteTokenCodec, Organisation, PasswordHasher, Store
+from gateway.services.ports import (
+    DurableFactsChanged,
+    InviteTokenCodec,
+    Organisation,
+    PasswordHasher,
+    Store,
+)
 from gateway.services.registry import RegistryService
 
 
@@ -54,7 +60,10 @@ class SessionService:
         clock: Clock,
         hasher: PasswordHasher,
         minter: InviteTokenCodec,
+        *,
+        changed: DurableFactsChanged | None = None,
     ) -> None:
+        self._changed = changed  # nudges live sessions: a revoked invite's holder goes at once
         self._store = store
         self._registry = registry
         self._policies = policies
@@ -229,6 +238,23 @@ class SessionService:
             created_at=now,
         )
         token = self._minter.mint(invite.id, session.id, org.id, expires_at, now)
+        # The earlier invite stops working first: a copy of the old link left in a mailbox or
+        # a browser history admits nobody (and a device holding it is disconnected live).
+        await self._store.revoke_participant_invites(
+            org.id,
+            participant.id,
+            now,
+            [
+                AuditEvent(
+                    "invite.revoked",
+                    actor,
+                    org.id,
+                    session_id=session.id,
+                    person_id=participant.person_id,
+                    data={"participant": participant.id, "reason": "reissued"},
+                )
+            ],
+        )
         await self._store.add_invite(
             invite,
             [
@@ -246,6 +272,8 @@ class SessionService:
                 )
             ],
         )
+        if self._changed is not None:  # an earlier invite may have been revoked above
+            await self._changed()
         return IssuedInvite(invite, token)
 
     async def revoke_invite(self, org: Organisation, actor: str, invite_id: str) -> Invite:
@@ -260,6 +288,8 @@ class SessionService:
             data={"invite": invite.id},
         )
         await self._store.revoke_invite(org.id, invite_id, self._clock.now(), [event])
+        if self._changed is not None:
+            await self._changed()
         revoked = await self._store.invite(org.id, invite_id)
         assert revoked is not None
         return revoked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -11,13 +12,18 @@ from hypothesis import strategies as st
 
 from gateway.domain.admission import (
     JoinFacts,
+    Standing,
+    confirm_supervised,
     count_vetted_adults,
     decide_join,
     is_vetted_adult,
+    standing_reasons,
 )
 from gateway.domain.models import (
+    ConsentAction,
     ConsentRecord,
     Grants,
+    Invite,
     Outcome,
     Person,
     PersonKind,
@@ -650,3 +656,91 @@ def test_viewer_never_granted_publish(
     assert decision.grants.can_publish is False
     if decision.outcome is Outcome.ADMIT:
         assert decision.grants == Grants(can_publish=False, can_subscribe=True, hidden=hidden)
+
+
+# The one standing check and the confirmed admission ---------------------------------------
+def _standing(
+    person: Person = SAM,
+    *,
+    consents: Sequence[ConsentRecord] = SAM_OK,
+    revoked: bool = False,
+    expired: bool = False,
+    ended: bool = False,
+    removed: bool = False,
+) -> Standing:
+    base = session()
+    return Standing(
+        now=NOW,
+        policy=DEFAULT_POLICY,
+        invite=Invite(
+            id="inv_1",
+            org_id=base.org_id,
+            session_id=base.id,
+            participant_id="p_1",
+            expires_at=NOW - timedelta(seconds=1) if expired else NOW + timedelta(hours=1),
+            revoked_at=NOW if revoked else None,
+            device_hash="d" * 64,
+            created_at=NOW - timedelta(hours=1),
+        ),
+        session=replace(base, ended_at=NOW) if ended else base,
+        person=person,
+        consents=consents,
+        removed_at=NOW if removed else None,
+    )
+
+
+STANDING_CASES = [
+    pytest.param(_standing(), (), id="stands"),
+    pytest.param(_standing(ROBIN, consents=()), (), id="staff-need-no-consent"),
+    pytest.param(_standing(removed=True, revoked=True), ("participant_removed",), id="removed"),
+    pytest.param(_standing(revoked=True), ("invite_revoked",), id="revoked"),
+    pytest.param(_standing(expired=True), ("invite_expired",), id="expired"),
+    pytest.param(_standing(ended=True), ("session_ended",), id="ended"),
+    pytest.param(
+        _standing(consents=()),
+        ("no_participation_consent", "consent:no_guardian_consent"),
+        id="no-consent",
+    ),
+]
+
+
+@pytest.mark.parametrize(("facts_", "expected"), STANDING_CASES)
+def test_standing_reasons(facts_: Standing, expected: tuple[str, ...]) -> None:
+    assert standing_reasons(facts_) == expected
+
+
+def test_withdrawn_consent_loses_standing() -> None:
+    withdrawn = (
+        *SAM_OK,
+        record(
+            SAM,
+            by=PAT,
+            action=ConsentAction.WITHDRAW,
+            evidence_=None,
+            at=NOW - timedelta(minutes=1),
+        ),
+    )
+    assert standing_reasons(_standing(consents=withdrawn))[0] == "no_participation_consent"
+
+
+CONFIRM_CASES = [
+    pytest.param((*TWO_ADULTS,), Outcome.ADMIT, id="adults-still-there"),
+    pytest.param(TWO_ADULTS[:1], Outcome.HOLD, id="an-adult-left-meanwhile"),
+    pytest.param((adult("a_host"), adult("a_obs", vetted=False)), Outcome.HOLD, id="unvetted"),
+]
+
+
+@pytest.mark.parametrize(("present", "outcome"), CONFIRM_CASES)
+def test_confirm_supervised(present: Sequence[Presence], outcome: Outcome) -> None:
+    admitted = decide_join(facts(SAM, SessionRole.CHILD, consents=SAM_OK))
+    assert admitted.outcome is Outcome.ADMIT
+    after = (*present, kid(admitted_id := "participant_1"))
+    confirmed = confirm_supervised(admitted, SAM, admitted_id, after, DEFAULT_POLICY)
+    assert confirmed.outcome is outcome
+    if outcome is Outcome.HOLD:
+        assert confirmed.reasons == ("awaiting_supervision",) and confirmed.grants == NONE
+
+
+def test_confirm_leaves_adults_and_holds_alone() -> None:
+    host = decide_join(facts(ROBIN, SessionRole.HOST, present=()))
+    assert confirm_supervised(host, ROBIN, "x", (), DEFAULT_POLICY) is host

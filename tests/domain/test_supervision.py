@@ -321,3 +321,84 @@ def test_repeated_evaluation_holds_children_by_the_end_of_grace(
             assert unheld <= set(verdict.hold)
         below_since = verdict.below_since
         now = now + timedelta(seconds=step)
+
+
+# A counted adult leaving on purpose (or removed): no grace period -----------------------------
+ON_PURPOSE_CASES = [
+    pytest.param(
+        (*ONE_ADULT, kid("k1")),
+        DEFAULT_POLICY,
+        None,
+        v(
+            "breach",
+            1,
+            NOW - timedelta(seconds=60),
+            hold=("k1",),
+            alert=True,
+            incident=True,
+        ),
+        id="held-at-once",
+    ),
+    pytest.param(
+        (*ONE_ADULT, kid("k1")),
+        END,
+        None,
+        SupervisionVerdict(
+            "breach",
+            1,
+            2,
+            NOW - timedelta(seconds=60),
+            hold=("k1",),
+            alert=True,
+            incident=True,
+            end_session=True,
+        ),
+        id="end-session-at-once",
+    ),
+    pytest.param(
+        (*ONE_ADULT, kid("k1", held=True)),
+        DEFAULT_POLICY,
+        None,
+        v("breach", 1, NOW - timedelta(seconds=60), alert=True),
+        id="already-held-no-incident",
+    ),
+    pytest.param(
+        (*TWO_ADULTS, kid("k1")),
+        DEFAULT_POLICY,
+        None,
+        v("supervised", 2, None),
+        id="still-two-adults",
+    ),
+    pytest.param(ONE_ADULT, DEFAULT_POLICY, None, v("no_children", 1, None), id="no-children"),
+]
+
+
+@pytest.mark.parametrize(("present", "policy", "below_since", "expected"), ON_PURPOSE_CASES)
+def test_an_adult_leaving_on_purpose_starts_the_breach_at_once(
+    present: Sequence[Presence],
+    policy: Policy,
+    below_since: datetime | None,
+    expected: SupervisionVerdict,
+) -> None:
+    verdict = evaluate_supervision(present, policy, NOW, below_since, adult_left_on_purpose=True)
+    assert verdict == expected
+
+
+def test_after_a_breach_on_purpose_later_rounds_stay_in_breach() -> None:
+    first = evaluate_supervision(
+        (*ONE_ADULT, kid("k1")), DEFAULT_POLICY, NOW, None, adult_left_on_purpose=True
+    )
+    later = evaluate_supervision(
+        (*ONE_ADULT, kid("k1", held=True)),
+        DEFAULT_POLICY,
+        NOW + timedelta(seconds=1),
+        first.below_since,
+    )
+    assert later.state == "breach" and not later.incident and not later.release
+
+
+@pytest.mark.parametrize(("action", "ends"), [("hold_children", False), ("end_session", True)])
+def test_every_supervision_action_is_acted_on(action: str, ends: bool) -> None:
+    policy = make_policy(supervision={"action": action})
+    verdict = evaluate_supervision((*ONE_ADULT, kid("k1")), policy, NOW, LONG_AGO)
+    assert verdict.hold == ("k1",) and verdict.incident and verdict.end_session is ends

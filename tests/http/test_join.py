@@ -7,6 +7,7 @@ from datetime import timedelta
 from gateway.http.live_api import LIVE
 from tests.http.audit_rows import entries_without_org
 from tests.http.world import build_world
+from tests.live_media._session import People
 from tests.plugins.gateway_server import Gateway
 
 
@@ -31,9 +32,13 @@ async def test_child_is_held_until_two_vetted_adults_are_present(gateway: Gatewa
 
 async def test_admitted_child_sees_only_masked_identities(gateway: Gateway) -> None:
     world = await build_world(gateway)
-    await world.join("Tina Tutor")
-    await world.join("Oscar Observer")
-    child = await world.join("Sam Green")
+    people = People(world)
+    try:  # adults count once their media is connected
+        await people.arrive("Tina Tutor")
+        await people.arrive("Oscar Observer")
+        child = await world.join("Sam Green")
+    finally:
+        await people.close()
     assert child.body["outcome"] == "admit"
     assert child.body["grants"]["can_publish"] and child.body["grants"]["can_subscribe"]
     text = str(child.body)
@@ -49,16 +54,20 @@ async def test_child_without_participation_consent_is_denied(gateway: Gateway) -
     await world.child("Ned North", "2015-01-01", "Nia North", consent=False)
     await world.enrol("Ned North", "child", "child")
     await world.invite("Ned North")
-    await world.join("Tina Tutor")
-    await world.join("Oscar Observer")
-    answer = await world.join("Ned North")
-    assert answer.body["outcome"] == "deny"
-    assert "no_participation_consent" in answer.body["reasons"]
+    people = People(world)
+    try:  # adults count once their media is connected
+        await people.arrive("Tina Tutor")
+        await people.arrive("Oscar Observer")
+        answer = await world.join("Ned North")
+        assert answer.body["outcome"] == "deny"
+        assert "no_participation_consent" in answer.body["reasons"]
 
-    # Consent, once given, admits; withdrawn, it denies again at once (R9).
-    await world.consent("Ned North", "participation", "Nia North", "guardian")
-    device = await gateway.client()
-    assert (await world.join("Ned North", device)).body["outcome"] == "admit"
+        # Consent, once given, admits; withdrawn, it denies again at once (R9).
+        await world.consent("Ned North", "participation", "Nia North", "guardian")
+        device = await gateway.client()
+        assert (await world.join("Ned North", device)).body["outcome"] == "admit"
+    finally:
+        await people.close()
     withdrawn = await world.consent(
         "Ned North", "participation", "Nia North", "guardian", "withdraw"
     )

@@ -26,17 +26,22 @@ PASSWORD = "open-sesame"
 
 
 def environment(
-    tmp_path: Path, redis_url: str, grace_seconds: int = 60, **extra: str
+    tmp_path: Path,
+    redis_url: str,
+    grace_seconds: int = 60,
+    database_url: str | None = None,
+    **extra: str,
 ) -> dict[str, str]:
-    """Environment for gateway processes sharing one database and one Redis. The policy admits
-    out of hours with the DSL's approval, so the tests run at any time of day."""
+    """Environment for gateway processes sharing one database (SQLite unless `database_url`,
+    e.g. PostgreSQL) and one Redis. The policy admits out of hours with the DSL's approval, so
+    the tests run at any time of day."""
     policy = (ROOT / "policies" / "default.toml").read_text()
     policy = policy.replace('out_of_hours = "refuse"', 'out_of_hours = "dsl_approval"')
     policy = re.sub(r"grace_seconds = \d+", f"grace_seconds = {grace_seconds}", policy)
     (tmp_path / "policy.toml").write_text(policy)
     return {
         **os.environ,
-        "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+        "GATEWAY_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
         "GATEWAY_KEYS_DIR": str(tmp_path / "keys"),
         "GATEWAY_POLICY": str(tmp_path / "policy.toml"),
         "GATEWAY_REDIS_URL": redis_url,
@@ -75,7 +80,7 @@ def serving(env: dict[str, str], count: int = 1) -> Iterator[list[Served]]:
             port = free_port()
             process = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
-                env=env,
+                env={**env, "GATEWAY_PROCESS_URL": f"http://127.0.0.1:{port}"},
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -220,3 +225,114 @@ async def events(
         async for line in response.content:
             if line.startswith(b"data: "):
                 yield json.loads(line[6:])
+
+
+@dataclass
+class Attendee:
+    """One person's browser against gateway processes: its own cookie jar, and the aiortc
+    peer standing in for its camera once media is connected (to the process it joined)."""
+
+    role: str
+    device: aiohttp.ClientSession
+    token: str
+    joined: dict[str, Any] | None = None
+    joined_at: str = ""  # the base URL of the process it joined through
+    peer: Any = None
+
+    @property
+    def identity(self) -> str:
+        assert self.joined is not None
+        return str(self.joined["participant"]["identity"])
+
+    async def join(self, base: str) -> dict[str, Any]:
+        self.joined = await post(self.device, base + "/v1/join", join_body(self.token))
+        self.joined_at = base
+        return self.joined
+
+    async def connect(self) -> None:
+        """Connect media to the process this attendee joined through."""
+        from tests.media._peers import Client as Peer
+
+        assert self.joined is not None
+        self.peer = Peer(self.role, slots=2)
+        offer = {"credential": self.joined["media"]["credential"], "sdp": await self.peer.offer()}
+        answer = await post(self.device, self.joined_at + "/v1/media/offer", offer)
+        await self.peer.accept(answer["sdp"])
+
+    async def arrive(self, base: str, admin: Admin) -> dict[str, Any]:
+        """Join through `base`, connect media there, and wait until the gateway has it."""
+        joined = await self.join(base)
+        await self.connect()
+        await admin.until_audited("media.connected", self.identity)
+        return joined
+
+    async def hang_up(self) -> None:
+        if self.peer is not None:
+            await self.peer.close()
+            self.peer = None
+
+
+@dataclass
+class Admin:
+    http: aiohttp.ClientSession
+    base: str
+    key: str
+
+    async def audit(self, kind: str | None = None) -> list[dict[str, Any]]:
+        query = "?limit=500" + (f"&kind={kind}" if kind else "")
+        async with self.http.get(
+            self.base + "/v1/audit" + query, headers={"Authorization": f"Bearer {self.key}"}
+        ) as response:
+            return list((await response.json())["items"])
+
+    async def get(self, path: str) -> Any:
+        async with self.http.get(
+            self.base + path, headers={"Authorization": f"Bearer {self.key}"}
+        ) as response:
+            return await response.json()
+
+    async def until_audited(self, kind: str, actor: str, timeout: float = 15.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(e["actor"] == actor for e in await self.audit(kind)):
+                await asyncio.sleep(0.1)
+
+    async def incidents(self, at_least: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while True:
+                items = list((await self.get("/v1/incidents"))["items"])
+                if len(items) >= at_least:
+                    return items
+                await asyncio.sleep(0.1)
+
+
+class Watch:
+    """A participant's live event stream read in the background."""
+
+    def __init__(self, device: aiohttp.ClientSession, base: str, token: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.task = asyncio.create_task(self._read(device, base, token))
+
+    async def _read(self, device: aiohttp.ClientSession, base: str, token: str) -> None:
+        async for event in events(device, base, token):
+            self.events.append(event)
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    async def until(self, wanted: Any, timeout: float, after: int = 0) -> dict[str, Any]:
+        """The first event from index `after` on for which `wanted(event)` holds."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events[after:]:
+                    if wanted(event):
+                        return event
+                if self.task.done():
+                    raise AssertionError(f"stream closed: {self.events[-3:]}")
+                await asyncio.sleep(0.05)
+
+    def states(self) -> list[str]:
+        return [str(e["outcome"]) for e in self.events if e["type"] == "state"]
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)

@@ -87,6 +87,22 @@ def ids(presences: object) -> set[str]:
 # --- the shared contract -------------------------------------------------------------------
 
 
+async def _sessions(live: LiveStateImpl) -> list[str]:
+    """The sessions with anyone present, as the sweep sees them (`owned_presences`)."""
+    return sorted({p.session_id for p in await live.owned_presences()})
+
+
+async def _barred(live: LiveStateImpl, session_id: str, presence: Presence) -> bool:
+    """Whether `enter` refuses this participant as removed (and nothing changed if so); a
+    successful probe is undone."""
+    try:
+        await live.enter(session_id, presence)
+    except ParticipantRemoved:
+        return True
+    await live.leave(session_id, presence.participant_id)
+    return False
+
+
 async def test_enter_present_leave(live: LiveStateImpl) -> None:
     assert await live.present("s1") == []
     await live.enter("s1", host())
@@ -124,17 +140,17 @@ async def test_every_role_and_kind_round_trips(live: LiveStateImpl) -> None:
 
 
 async def test_sessions_lists_those_with_anyone_present(live: LiveStateImpl) -> None:
-    assert await live.sessions() == []
+    assert await _sessions(live) == []
     await live.enter("s1", host())
     await live.enter("s1", child())
     await live.enter("s2", host())
-    assert sorted(await live.sessions()) == ["s1", "s2"]
+    assert sorted(await _sessions(live)) == ["s1", "s2"]
     await live.leave("s1", "p_host")
-    assert sorted(await live.sessions()) == ["s1", "s2"]
+    assert sorted(await _sessions(live)) == ["s1", "s2"]
     await live.leave("s1", "p_child")
-    assert await live.sessions() == ["s2"]
+    assert await _sessions(live) == ["s2"]
     await live.mark_removed("s2", "p_host")
-    assert await live.sessions() == []
+    assert await _sessions(live) == []
 
 
 async def test_set_held(live: LiveStateImpl) -> None:
@@ -151,7 +167,7 @@ async def test_set_held(live: LiveStateImpl) -> None:
 async def test_set_held_never_makes_anyone_present(live: LiveStateImpl) -> None:
     await live.set_held("s1", "p_child", True)
     assert await live.present("s1") == []
-    assert await live.sessions() == []
+    assert await _sessions(live) == []
     await live.enter("s1", host())
     await live.set_held("s1", "p_child", True)
     assert await live.present("s1") == [host()]
@@ -174,11 +190,11 @@ async def test_concurrent_claims_grant_exactly_one(live: LiveStateImpl) -> None:
 async def test_mark_removed_takes_out_and_keeps_out(live: LiveStateImpl) -> None:
     await live.enter("s1", host())
     await live.enter("s1", child())
-    assert await live.is_removed("s1", "p_child") is False
+    assert not await _barred(live, "s1", child())
 
     await live.mark_removed("s1", "p_child")
     assert await live.present("s1") == [host()]
-    assert await live.is_removed("s1", "p_child") is True
+    assert await _barred(live, "s1", child())
     with pytest.raises(ParticipantRemoved) as raised:
         await live.enter("s1", child())
     assert (raised.value.session_id, raised.value.participant_id) == ("s1", "p_child")
@@ -186,17 +202,17 @@ async def test_mark_removed_takes_out_and_keeps_out(live: LiveStateImpl) -> None
     await live.leave("s1", "p_child")  # leaving still works
 
     # only this participant, only this session
-    assert await live.is_removed("s2", "p_child") is False
+    assert not await _barred(live, "s2", child())
     await live.enter("s2", child())
-    assert await live.is_removed("s1", "p_host") is False
+    assert not await _barred(live, "s1", host())
     await live.enter("s1", host())
 
 
 async def test_mark_removed_someone_not_present(live: LiveStateImpl) -> None:
     await live.mark_removed("s1", "p_child")
-    assert await live.is_removed("s1", "p_child") is True
+    assert await _barred(live, "s1", child())
     assert await live.present("s1") == []
-    assert await live.sessions() == []
+    assert await _sessions(live) == []
     with pytest.raises(ParticipantRemoved):
         await live.enter("s1", child())
 
@@ -262,9 +278,9 @@ async def test_remove_orphan_only_once_its_owner_is_silent(
     assert await live.remove_orphan(mine)
     assert await live.present("s1") == [child()]
     assert not await live.remove_orphan(mine)  # once
-    assert await live.sessions() == ["s1"]
+    assert await _sessions(live) == ["s1"]
     assert await live.remove_orphan(OwnedPresence("s1", "p_child", me))
-    assert await live.sessions() == []  # the last one out takes the session off the index
+    assert await _sessions(live) == []  # the last one out takes the session off the index
 
 
 # --- in-process only: expiry on its monotonic clock -----------------------------------------
@@ -278,9 +294,9 @@ async def test_memory_credential_and_removal_expire(monotonic: FakeMonotonic) ->
     assert not await live.claim_credential("jti", 10)
     monotonic.now += 0.1
     assert await live.claim_credential("jti", 10)
-    assert await live.is_removed("s1", "p_child")
+    assert await _barred(live, "s1", child())
     monotonic.now += 90
-    assert not await live.is_removed("s1", "p_child")
+    assert not await _barred(live, "s1", child())
     await live.enter("s1", child())
 
 
@@ -311,7 +327,7 @@ async def test_redis_two_processes_share_presence(redis_url: str) -> None:
         await a.mark_removed("s1", "p_child")
         with pytest.raises(ParticipantRemoved):
             await b.enter("s1", child())
-        assert await b.sessions() == ["s1"]
+        assert await _sessions(b) == ["s1"]
         # another prefix is another gateway deployment
         assert await RedisLiveState(a_client, "other").present("s1") == []
     finally:
@@ -367,7 +383,7 @@ async def test_redis_presence_without_an_owner_is_nobodys(client: RedisClient) -
     assert await live.owned_presences() == [OwnedPresence("s1", "p_host", None)]
     assert not await live.remove_orphan(OwnedPresence("s1", "p_host", "A"))
     assert await live.remove_orphan(OwnedPresence("s1", "p_host", None))
-    assert await live.sessions() == []
+    assert await _sessions(live) == []
 
 
 async def test_redis_heartbeat_expires_in_redis(client: RedisClient) -> None:
@@ -412,8 +428,6 @@ async def _every_call(live: RedisLiveState) -> None:
         live.set_held("s1", "p_child", True),
         live.claim_credential("jti", 60),
         live.mark_removed("s1", "p_child"),
-        live.is_removed("s1", "p_child"),
-        live.sessions(),
         live.heartbeat(10),
         live.alive(["A"]),
         live.owned_presences(),
@@ -452,3 +466,51 @@ async def test_redis_hung_times_out(redis_server: RedisServer, client: RedisClie
     assert time.monotonic() - started < 1.8  # one 1 s socket timeout, not retried
     await asyncio.sleep(0.3)
     await live.ping()
+
+
+# --- one authority per live session ----------------------------------------------------------
+
+
+async def test_authority_is_taken_renewed_and_released(
+    live: LiveStateImpl, pass_time: Callable[[float], Awaitable[None]]
+) -> None:
+    first = await live.claim_authority("s1", "http://a", 0.5)
+    assert first.mine and first.taken_over and first.url == "http://a"
+    again = await live.claim_authority("s1", "http://a", 0.5)
+    assert again.mine and not again.taken_over and again.fence == first.fence
+    assert await live.set_held("s1", "p_child", True, first.fence)
+    assert not await live.set_held("s1", "p_child", True, first.fence + 1)  # not the fence
+    await live.release_authority("s1", first.fence)
+    retaken = await live.claim_authority("s1", "http://a", 0.5)
+    assert retaken.taken_over and retaken.fence > first.fence  # a new owner, a new fence
+    assert not await live.set_held("s1", "p_child", True, first.fence)  # the old one is stale
+    await pass_time(0.6)
+    assert not await live.set_held("s1", "p_child", True, retaken.fence)  # lapsed
+
+
+async def test_redis_one_owner_at_a_time_and_a_takeover_drops_the_dead_owners_presences(
+    redis_url: str,
+) -> None:
+    a_client, b_client = redis_client(redis_url), redis_client(redis_url)
+    try:
+        a = RedisLiveState(a_client, "t", process_id="A")
+        b = RedisLiveState(b_client, "t", process_id="B")
+        owner = await a.claim_authority("s1", "http://a", 0.5)
+        await a.enter("s1", host())
+        await a.enter("s1", adult_observer := host("p_obs"))
+        await a.enter("s1", child())
+        other = await b.claim_authority("s1", "http://b", 0.5)
+        assert not other.mine and other.owner == "A" and other.url == "http://a"
+        assert other.fence == owner.fence
+        assert not await b.set_held("s1", "p_child", True, owner.fence + 1)
+        await asyncio.sleep(0.6)  # A died: its lease runs out
+        taken = await b.claim_authority("s1", "http://b", 0.5)
+        assert taken.mine and taken.taken_over and taken.fence > owner.fence
+        assert await b.present("s1") == []  # A's media died with it: nobody counts
+        assert adult_observer not in await b.present("s1")
+        assert not await a.set_held("s1", "p_child", False, owner.fence)  # A is fenced off
+        lost = await a.claim_authority("s1", "http://a", 0.5)
+        assert not lost.mine and lost.url == "http://b"
+    finally:
+        await close_client(a_client)
+        await close_client(b_client)

@@ -1,5 +1,5 @@
-"""Two gateway processes sharing one Redis: what one admits, the other counts; alerts raised by
-one reach host pages connected to the other."""
+"""Two gateway processes sharing one Redis: a session has one owner process (joins elsewhere
+are sent there); alerts raised by one reach host pages connected to the other."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 
 from tests.live._gateways import (
+    Admin,
+    Attendee,
     create_org,
     environment,
     events,
@@ -24,7 +26,7 @@ from tests.live._gateways import (
 )
 from tests.live._gateways import join_body as join
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.media]
 
 
 @pytest.fixture
@@ -45,29 +47,41 @@ async def test_presence_and_alerts_are_shared_between_gateway_processes(
     session = await supervised_session(admin, a, key)
     sid, tokens = session.id, session.tokens
 
-    assert (await post(host_device, a + "/v1/join", join(tokens["host"])))["outcome"] == "admit"
-    assert (await post(observer_device, a + "/v1/join", join(tokens["observer"])))[
-        "outcome"
-    ] == "admit"
-    # The child joins through the OTHER process, which counts the adults admitted by the first.
-    child_join = await post(child_device, b + "/v1/join", join(tokens["child"]))
-    assert child_join["outcome"] == "admit", child_join
+    # Host and observer connect their media to A, the session's owner (its first join).
+    admin_view = Admin(admin, a, key)
+    host = Attendee("host", host_device, tokens["host"])
+    observer = Attendee("observer", observer_device, tokens["observer"])
+    try:
+        assert (await host.arrive(a, admin_view))["outcome"] == "admit"
+        # A join reaching the other process is sent to the owner, before anything is recorded.
+        async with observer_device.post(b + "/v1/join", json=join(tokens["observer"])) as sent:
+            assert sent.status == 421
+            answer = await sent.json()
+        assert answer["error"]["code"] == "session_elsewhere" and answer["location"] == a
+        assert len(await admin_view.audit("join.decision")) == 1  # only the host's join
+        assert (await observer.arrive(a, admin_view))["outcome"] == "admit"
+        child_join = await post(child_device, a + "/v1/join", join(tokens["child"]))
+        assert child_join["outcome"] == "admit", child_join
 
-    # The host's live stream is on process A; a replayed invite on process B raises an alert.
-    received: list[dict[str, Any]] = []
+        # The host's live stream is on process B; a replayed invite at A raises an alert
+        # that reaches it (alerts are shared between processes).
+        received: list[dict[str, Any]] = []
 
-    async def listen() -> None:
-        async with aclosing(events(host_device, a, tokens["host"])) as stream:
-            async for event in stream:
-                received.append(event)
-                if event.get("type") == "alert" and event.get("kind") == "invite_other_device":
-                    return
+        async def listen() -> None:
+            async with aclosing(events(host_device, b, tokens["host"])) as stream:
+                async for event in stream:
+                    received.append(event)
+                    if event.get("type") == "alert" and event.get("kind") == "invite_other_device":
+                        return
 
-    listening = asyncio.create_task(listen())
-    await asyncio.sleep(1.0)
-    async with stranger.post(b + "/v1/join", json=join(tokens["child"])) as response:
-        assert response.status == 403
-    await asyncio.wait_for(listening, timeout=10)
-    alert = received[-1]
-    assert alert["kind"] == "invite_other_device" and alert["session_id"] == sid
-    assert "Parent" not in json.dumps(alert)  # masked display name only
+        listening = asyncio.create_task(listen())
+        await asyncio.sleep(1.0)
+        async with stranger.post(a + "/v1/join", json=join(tokens["child"])) as response:
+            assert response.status == 403
+        await asyncio.wait_for(listening, timeout=10)
+        alert = received[-1]
+        assert alert["kind"] == "invite_other_device" and alert["session_id"] == sid
+        assert "Parent" not in json.dumps(alert)  # masked display name only
+    finally:
+        await host.hang_up()
+        await observer.hang_up()

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.http.live_api import LIVE
 from tests.http.world import World, build_world
+from tests.live_media._session import People
 from tests.media._peers import Client as Peer
 from tests.media._peers import wait_until
 from tests.plugins.gateway_server import Client, Gateway
@@ -37,56 +38,45 @@ async def _join(world: World, name: str) -> tuple[Client, dict[str, object]]:
     return device, answer.body
 
 
-async def test_child_sees_tutor_only_with_two_adults_and_is_held_when_one_leaves(
+async def test_child_sees_tutor_only_with_two_adults_and_is_held_when_one_drops_out(
     gateway: Gateway,
 ) -> None:
+    """A dropped connection (not a deliberate leave): the grace period runs, then the child is
+    held, a breach and its incident are recorded (`supervision.action = "hold_children"`)."""
     world = await build_world(gateway)
-    peers: list[Peer] = []
+    people = People(world)
     try:
-        _, tutor = await _join(world, "Tina Tutor")
-        tutor_peer = Peer("tutor", slots=2)
-        peers.append(tutor_peer)
-        await _connect(gateway, tutor["media"]["credential"], tutor_peer)  # type: ignore[index]
-
-        _, child = await _join(world, "Sam Green")
-        assert child["outcome"] == "hold"
-        child_peer = Peer("child", slots=2)
-        peers.append(child_peer)
-        await _connect(gateway, child["media"]["credential"], child_peer)  # type: ignore[index]
+        await people.arrive("Tina Tutor")
+        child = await people.arrive("Sam Green")
+        assert child.body["outcome"] == "hold"
+        child_peer = child.peer
+        assert child_peer is not None
         await asyncio.sleep(1.0)
         assert child_peer.total("video") == 0, "a held child must not receive media"
 
-        observer_device, observer = await _join(world, "Oscar Observer")
-        assert observer["outcome"] == "admit"
+        observer = await people.arrive("Oscar Observer")
+        assert observer.body["outcome"] == "admit"
         await wait_until(lambda: child_peer.total("video") > 10, timeout=10)
         assert (640, 480) in child_peer.sizes
 
-        left = await observer_device.post(
-            "/v1/leave", {"token": world.invites["Oscar Observer"]["token"]}
-        )
-        assert left.status == 200
+        assert observer.peer is not None
+        await observer.peer.close()  # the observer's connection drops
+        await wait_until(lambda: not people.connected(observer.identity), timeout=10)
+        await asyncio.sleep(1.0)
+        assert people.admitted(child.identity), "held before the grace period ran out"
         gateway.clock.advance(timedelta(seconds=61))  # past the policy's grace period
-        relay = gateway.app[LIVE]
-        child_identity = child["participant"]["identity"]  # type: ignore[index]
-
-        def held() -> bool:
-            platform = relay._platform  # the relay's own view is the truth
-            return any(
-                p.identity == child_identity and not p.grants.can_subscribe
-                for p in platform.participants(world.session["id"])
-            )
-
-        await wait_until(held, timeout=3)  # one reconciliation (0.3 s here)
+        await wait_until(lambda: not people.admitted(child.identity), timeout=3)
         await asyncio.sleep(0.5)
         frozen = child_peer.total("video")
         await asyncio.sleep(1.0)
         assert child_peer.total("video") - frozen <= 2, "held child still receives video"
 
-        kinds = {e["kind"] for e in (await world.admin.get("/v1/audit?limit=500")).body["items"]}
+        kinds = {e["kind"] for e in await people.audit()}
         assert {"supervision.release", "supervision.hold", "supervision.breach"} <= kinds
+        incidents = await people.incidents(at_least=1)
+        assert [i["kind"] for i in incidents] == ["supervision_breach"]
     finally:
-        for peer in peers:
-            await peer.close()
+        await people.close()
 
 
 async def test_signalling_needs_a_fresh_single_use_credential(gateway: Gateway) -> None:

@@ -133,6 +133,9 @@ participants = Table(
     Column("masked_identity", String(64), nullable=False, unique=True),
     Column("display_name", String(120), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Durable exits (migration 0004): removed for good, and deliberate departures so far.
+    Column("removed_at", BigInteger, nullable=True),
+    Column("departures", Integer, nullable=False, server_default="0"),
     UniqueConstraint("session_id", "person_kind", "person_id", name="uq_participant_person"),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -429,11 +429,19 @@ class SqlStore:
     async def revoke_participant_invites(
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> int:
+        """Revoke every live invite of the participant; the events are written only when
+        there was one to revoke (re-issuing a first invite revokes nothing)."""
         condition = t.invites.c.participant_id == participant_id
-        return await self._revoke_invites(org_id, condition, at, events)
+        return await self._revoke_invites(org_id, condition, at, events, only_if_any=True)
 
     async def _revoke_invites(
-        self, org_id: str, which: Any, at: datetime, events: Sequence[AuditEvent]
+        self,
+        org_id: str,
+        which: Any,
+        at: datetime,
+        events: Sequence[AuditEvent],
+        *,
+        only_if_any: bool = False,
     ) -> int:
         def job(tx: WriteTx) -> int:
             result = tx.conn.execute(
@@ -441,8 +449,9 @@ class SqlStore:
                 .where(t.invites.c.org_id == org_id, which, t.invites.c.revoked_at.is_(None))
                 .values(revoked_at=to_us(at))
             )
-            for event in events:
-                tx.audit(event)
+            if result.rowcount or not only_if_any:
+                for event in events:
+                    tx.audit(event)
             return int(result.rowcount)
 
         return await self.writer.write(job)
@@ -450,6 +459,50 @@ class SqlStore:
     async def join_record(self, invite_id: str) -> JoinRecord | None:
         # Every join reads this: joins arriving together share one hop and one snapshot.
         return await self._join_reads.get(invite_id)
+
+    async def join_records(self, invite_ids: Collection[str]) -> Mapping[str, JoinRecord]:
+        """One read snapshot for a reconciliation round: a fixed handful of queries (invites
+        with their participants and sessions, the people by kind, children's guardians, the
+        consents), whatever the number of live seats."""
+        wanted = sorted(set(invite_ids))
+        if not wanted:
+            return {}
+        return await self._db.read(lambda conn: _join_records(conn, wanted))
+
+    async def remove_participant(
+        self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [
+                update(t.participants)
+                .where(
+                    t.participants.c.org_id == org_id,
+                    t.participants.c.id == participant_id,
+                    t.participants.c.removed_at.is_(None),
+                )
+                .values(removed_at=to_us(at)),
+                update(t.invites)
+                .where(
+                    t.invites.c.org_id == org_id,
+                    t.invites.c.participant_id == participant_id,
+                    t.invites.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=to_us(at)),
+            ],
+        )
+
+    async def record_departure(
+        self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
+    ) -> None:
+        await self._change(
+            events,
+            [
+                update(t.participants)
+                .where(t.participants.c.org_id == org_id, t.participants.c.id == participant_id)
+                .values(departures=t.participants.c.departures + 1)
+            ],
+        )
 
     async def bind_device(
         self, invite_id: str, device_hash: str, at: datetime, events: Sequence[AuditEvent]
@@ -566,6 +619,8 @@ def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
         person=person,
         consents=_consents(conn, m["org_id"], participant.person_id),
         session_title=m["s_title"],
+        removed_at=from_us(m["p_removed_at"]) if m["p_removed_at"] is not None else None,
+        departures=int(m["p_departures"] or 0),
     )
 
 
@@ -583,29 +638,101 @@ def _load_person(conn: Connection, org_id: str, kind: PersonKind, person_id: str
 
 
 def _consents(conn: Connection, org_id: str, subject_id: str) -> list[ConsentRecord]:
-    return [
-        ConsentRecord(
-            id=m["id"],
-            org_id=m["org_id"],
-            subject_kind=PersonKind(m["subject_kind"]),
-            subject_id=m["subject_id"],
-            purpose=m["purpose"],
-            action=ConsentAction(m["action"]),
-            given_by_kind=PersonKind(m["given_by_kind"]),
-            given_by_id=m["given_by_id"],
-            evidence=(
-                Evidence(
-                    EvidenceMethod(m["evidence_method"]),
-                    m["evidence_reference"],
-                    _day(m["evidence_date"]),
-                )
-                if m["evidence_method"]
-                else None
-            ),
-            recorded_at=from_us(m["recorded_at"]),
+    return [_consent(m) for m in _CONSENTS_QUERY.rows(conn, org_id=org_id, subject_id=subject_id)]
+
+
+def _consent(m: Mapping[Any, Any]) -> ConsentRecord:
+    return ConsentRecord(
+        id=m["id"],
+        org_id=m["org_id"],
+        subject_kind=PersonKind(m["subject_kind"]),
+        subject_id=m["subject_id"],
+        purpose=m["purpose"],
+        action=ConsentAction(m["action"]),
+        given_by_kind=PersonKind(m["given_by_kind"]),
+        given_by_id=m["given_by_id"],
+        evidence=(
+            Evidence(
+                EvidenceMethod(m["evidence_method"]),
+                m["evidence_reference"],
+                _day(m["evidence_date"]),
+            )
+            if m["evidence_method"]
+            else None
+        ),
+        recorded_at=from_us(m["recorded_at"]),
+    )
+
+
+_PERSON_TABLES = {
+    PersonKind.STAFF: t.staff,
+    PersonKind.CHILD: t.children,
+    PersonKind.GUARDIAN: t.guardians,
+}
+
+
+def _join_records(conn: Connection, invite_ids: list[str]) -> dict[str, JoinRecord]:
+    """`_join_record` for many invites at once (same snapshot, constant number of queries)."""
+    rows = [
+        dict(row._mapping)
+        for row in conn.execute(
+            select(
+                t.invites,
+                *[c.label(f"p_{c.name}") for c in t.participants.c],
+                *[c.label(f"s_{c.name}") for c in t.sessions.c],
+            )
+            .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
+            .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
+            .where(t.invites.c.id.in_(invite_ids))
         )
-        for m in _CONSENTS_QUERY.rows(conn, org_id=org_id, subject_id=subject_id)
     ]
+    wanted: dict[PersonKind, set[str]] = {}
+    for m in rows:
+        wanted.setdefault(PersonKind(m["p_person_kind"]), set()).add(m["p_person_id"])
+    guardians = _guardian_links(conn, sorted(wanted.get(PersonKind.CHILD, ())))
+    people: dict[tuple[PersonKind, str], tuple[str, Person]] = {}
+    for kind, ids in wanted.items():
+        table = _PERSON_TABLES[kind]
+        for row in conn.execute(select(table).where(table.c.id.in_(sorted(ids)))):
+            fields = row._mapping
+            person: Person
+            if kind is PersonKind.STAFF:
+                person = _staff(fields)
+            elif kind is PersonKind.GUARDIAN:
+                person = _guardian(fields)
+            else:
+                person = _child(fields, guardians.get(fields["id"], frozenset()))
+            people[(kind, fields["id"])] = (fields["org_id"], person)
+    subjects = sorted({pid for ids in wanted.values() for pid in ids})
+    consents: dict[str, list[ConsentRecord]] = {}
+    if subjects:
+        for row in conn.execute(
+            select(t.consent_records)
+            .where(t.consent_records.c.subject_id.in_(subjects))
+            .order_by(t.consent_records.c.recorded_at, t.consent_records.c.id)
+        ):
+            record = _consent(row._mapping)
+            consents.setdefault(record.subject_id, []).append(record)
+    found: dict[str, JoinRecord] = {}
+    for m in rows:
+        participant = _participant_from(m, "p_")
+        owner = people.get((participant.person_kind, participant.person_id))
+        if owner is None or owner[0] != m["org_id"]:
+            continue
+        found[m["id"]] = JoinRecord(
+            invite=_invite(m),
+            participant=participant,
+            session=_session_from(m, "s_"),
+            session_password_hash=m["s_password_hash"],
+            person=owner[1],
+            consents=[
+                c for c in consents.get(participant.person_id, []) if c.org_id == m["org_id"]
+            ],
+            session_title=m["s_title"],
+            removed_at=from_us(m["p_removed_at"]) if m["p_removed_at"] is not None else None,
+            departures=int(m["p_departures"] or 0),
+        )
+    return found
 
 
 def _guardian_links(conn: Connection, child_ids: list[str]) -> dict[str, frozenset[str]]:

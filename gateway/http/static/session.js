@@ -182,6 +182,10 @@
     } catch (err) {
       data = null;
     }
+    if (response.status === 421 && data && data.location) {
+      // The session runs on another gateway process: continue there (same site and cookie).
+      location.replace(`${data.location}${location.pathname}${location.search}#${encodeURIComponent(S.token)}`);
+    }
     if (!response.ok) {
       const error = (data && data.error) || {};
       throw new ApiError(
