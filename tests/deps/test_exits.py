@@ -15,7 +15,6 @@ from tests.live_media._session import People
 from tests.plugins.gateway_server import Answer, Client
 from tests.plugins.servers import RedisServer
 
-
 _ARRIVED: list[People] = []
 
 
