@@ -73,11 +73,6 @@ async def test_host_can_end_with_redis_down_and_the_end_is_stored(
     assert session.body["ended_at"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/incidents.py stores the concern, then lets the alert's Unavailable "
-    "through: the child is told 503 for a concern that was stored (a retry files it twice)",
-)
 async def test_concern_is_stored_and_acknowledged_with_redis_down(
     redis_server: RedisServer, redis_url: str, tmp_path: Path, serve_gateway: ServeGateway
 ) -> None:
