@@ -143,16 +143,14 @@ class Notifications:
 
     # the port: messages an event causes ---------------------------------------------------
     def incident_link(self, incident_id: str) -> str:
-        return f"{self._link_base}/v1/incidents/{incident_id}"
+        """The incident on the DSL's desk (the staff pages): opened in a browser, behind the
+        DSL's own sign-in (an API path would need an integration's key)."""
+        return f"{self._link_base}/staff/incidents/{incident_id}"
 
     def _event(
         self, org_id: str, session_id: str | None, incident_id: str | None, count: int
     ) -> Event:
-        link = (
-            self.incident_link(incident_id)
-            if incident_id
-            else f"{self._link_base}/v1/notifications"
-        )
+        link = self.incident_link(incident_id) if incident_id else f"{self._link_base}/staff"
         return Event(
             org_id=org_id,
             notification_id=new_id(),

@@ -83,6 +83,9 @@ async def test_concern_is_stored_and_acknowledged_with_redis_down(
     token = world.invites["Sam Green"]["token"]
     answer = await devices["Sam Green"].post("/v1/live/concern", {"token": token})
     assert answer.status == 201, answer.body
+    assert answer.body["message"] == (
+        "Your concern is recorded and the safeguarding lead is being told."
+    )
     incidents = await world.admin.get("/v1/incidents")
     assert len(incidents.body["items"]) == 1
 

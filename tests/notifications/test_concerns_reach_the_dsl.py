@@ -180,6 +180,12 @@ async def test_a_childs_concern_reaches_the_dsl_and_the_incident_says_when(desk:
     assert mail.mail["Subject"] == "Safeguarding concern raised"
     assert incident_id in mail.text and "Sam G." in mail.text  # the DSL may know who asked
     assert NOTE not in mail.text and "Green" not in mail.text
+    # The link opens the incident on the DSL's desk, behind their own sign-in.
+    link = f"{desk.gateway.base}/staff/incidents/{incident_id}"
+    assert link in mail.text
+    assert (await dsl_page.get(link)).status == 200
+    stranger = await (await new_browser(desk.gateway)).get(link)
+    assert stranger.status == 303 and stranger.location == "/staff/sign-in"
 
     async def told() -> bool:
         return (await desk.incident(incident_id))["dsl_notification"]["state"] == "told"
