@@ -216,7 +216,13 @@ async def test_the_host_sees_who_raised_it_when_the_policy_says_so(desk: Desk) -
     assert answer.status == 201 and answer.body["message"] == TOLD
     assert alert["display_name"] == "Sam G." and alert["dsl"] == "being_told"
     assert "Green" not in str(alert)
+    # More concerns from the same child go to the same incident: the DSL is told once.
+    again = [await desk.concern(devices["Sam Green"], "Sam Green") for _ in range(2)]
+    assert [a.body["incident_id"] for a in again] == [answer.body["incident_id"]] * 2
     await until(lambda: bool(desk.smtp.to(DSL)))
+    desk.gateway.clock.advance(timedelta(minutes=5))
+    await asyncio.sleep(1.5)
+    assert len(desk.smtp.to(DSL)) == 1 and len(desk.hooks("concern.raised")) == 1
 
 
 async def test_a_supervision_breach_reaches_the_dsl(desk: Desk) -> None:
