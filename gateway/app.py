@@ -163,6 +163,19 @@ async def build_runtime(
         leader = InProcessLeaderLock()
         limiter = InProcessAttemptLimiter()
     await alerts.start()
+    # Notifications (DESIGN §3): the outbox's worker delivers through the organisations' own
+    # channels; links in messages point at this gateway. Built first:
+    # what must be told (concerns, breaches, locked invites) is queued with its event.
+    webhook_http = aiohttp.ClientSession()
+    notifications = Notifications(
+        SqlOutbox(store.writer, database, keyring.audit_key()),
+        store,
+        policies,
+        SmtpChannel(),
+        WebhookSender(webhook_http),
+        clock,
+        link_base=settings.public_url,
+    )
     # Failure tallies in SQL (durable, shared); flood counts per process (services/attempts.py).
     attempts = AttemptGuard(
         SqlFailureLedger(store.writer, database),
@@ -171,6 +184,7 @@ async def build_runtime(
         alerts,
         store,
         clock,
+        notifications=notifications,
     )
     admission = AdmissionService(
         store,
@@ -212,20 +226,10 @@ async def build_runtime(
         admission=admission,
         audit=RequestAudit(store, clock),
     )
-    incidents = IncidentService(SqlIncidentStore(store.writer, database), store, alerts, clock)
-    live.record_incident = incidents.record_system_incident
-    # Notifications (DESIGN §3): the outbox's worker delivers through the organisations' own
-    # channels; links in messages point at this gateway.
-    webhook_http = aiohttp.ClientSession()
-    notifications = Notifications(
-        SqlOutbox(store.writer, database, keyring.audit_key()),
-        store,
-        policies,
-        SmtpChannel(),
-        WebhookSender(webhook_http),
-        clock,
-        link_base=settings.public_url,
+    incidents = IncidentService(
+        SqlIncidentStore(store.writer, database), store, alerts, notifications, policies, clock
     )
+    live.record_incident = incidents.record_system_incident
     staff_auth = StaffAuthService(
         SqlStaffSessions(store.writer, database),
         store,

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.models import Staff, StaffRole
+from gateway.domain.outbox import DslNotice
 
 SUMMARY_MAX = 2000
 NOTE_MAX = 4000
@@ -29,9 +30,15 @@ KIND_SUPERVISION_BREACH = "supervision_breach"
 KIND_OTHER_DEVICE = "other_device"
 
 # What the gateway did about an incident; recorded with it. Open-ended (other services add
-# theirs), but always a short snake_case word, never free text.
-ALERTED_DSL = "alerted_dsl"
+# theirs), but always a short snake_case word, never free text. The column is frozen when the
+# incident is opened (migration 0002), so it holds only what was true then: the DSL's message
+# was queued in the outbox with the incident, never that the DSL was told. Whether and when the
+# DSL was told comes from the outbox's delivery state (`DslNotice`), shown next to it.
+DSL_NOTIFICATION_QUEUED = "dsl_notification_queued"
 ALERTED_HOST = "alerted_host"
+# Recorded by incidents opened before the outbox (and still passed by callers that alerted the
+# host themselves): read as "queued", never stored again for a new incident.
+ALERTED_DSL = "alerted_dsl"
 
 _WORD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Bidirectional overrides and isolates can make text read differently from what was stored.
@@ -140,7 +147,12 @@ def check_word(value: str, what: str) -> str:
 
 
 def clean_actions(actions: Iterable[str]) -> tuple[str, ...]:
-    cleaned = tuple(dict.fromkeys(check_word(a, "An action") for a in actions))
+    """Checked actions, each once. A claim that the DSL was alerted becomes what is true when
+    the incident is opened: their message is queued (the outbox tells them, later)."""
+    words = (check_word(a, "An action") for a in actions)
+    cleaned = tuple(
+        dict.fromkeys(DSL_NOTIFICATION_QUEUED if word == ALERTED_DSL else word for word in words)
+    )
     if len(cleaned) > ACTIONS_MAX:
         raise Refusal(ErrorCode.BODY_INVALID, f"At most {ACTIONS_MAX} actions are recorded.")
     return cleaned
@@ -180,10 +192,32 @@ def note_view(note: IncidentNote) -> dict[str, object]:
     }
 
 
+def dsl_notice_view(notice: DslNotice) -> dict[str, object]:
+    """Whether the DSL has been told: "told" once a mail server accepted their message,
+    "being_told" while it waits (retried, escalated when overdue), "not_notified" when no
+    message was queued (an incident the DSL is not sent, or one from before the outbox)."""
+    if notice.delivered_at is not None:
+        state = "told"
+    elif notice.queued:
+        state = "being_told"
+    else:
+        state = "not_notified"
+    return {
+        "state": state,
+        "told_at": notice.delivered_at.isoformat() if notice.delivered_at else None,
+        "escalated_at": notice.escalated_at.isoformat() if notice.escalated_at else None,
+    }
+
+
 def incident_detail_view(
-    incident: Incident, rights: ViewerRights, notes: Sequence[IncidentNote] | None
+    incident: Incident,
+    rights: ViewerRights,
+    notes: Sequence[IncidentNote] | None,
+    dsl: DslNotice | None = None,
 ) -> dict[str, object]:
     view = incident_view(incident, rights.reveal_reporter)
+    if dsl is not None:
+        view["dsl_notification"] = dsl_notice_view(dsl)
     if rights.read_notes and notes is not None:
         view["notes"] = [note_view(note) for note in notes]
     return view

@@ -372,6 +372,30 @@ def second_contact(channels: Channels, policy_second_contact: str | None) -> str
     return policy_second_contact
 
 
+@dataclass(frozen=True, slots=True)
+class DslNotice:
+    """Whether the DSL has been told of an incident: queued, delivered (when), escalated
+    (when). What incident views say, instead of a word recorded when the incident was opened
+    (nothing says "told" before a mail server accepted the DSL's message)."""
+
+    queued: bool
+    delivered_at: datetime | None
+    escalated_at: datetime | None
+
+
+def dsl_notice(deliveries: Sequence[Delivery]) -> DslNotice:
+    """Told means the DSL's own e-mail was accepted by the mail server (the same test
+    escalation uses: a webhook reaches a system, not the DSL)."""
+    mine = [d for d in deliveries if d.message.recipient is Recipient.DSL]
+    delivered = [d.delivered_at for d in mine if d.delivered_at is not None]
+    escalated_at = [d.escalated_at for d in mine if d.escalated_at is not None]
+    return DslNotice(
+        queued=bool(mine),
+        delivered_at=min(delivered) if delivered else None,
+        escalated_at=min(escalated_at) if escalated_at else None,
+    )
+
+
 class DeliveryFailed(Exception):
     """A channel did not accept a message: `error` is one of the error classes above (no server
     text, no address)."""

@@ -225,6 +225,14 @@ class ContactPolicy(_Section):
         return value
 
 
+class ConcernsPolicy(_Section):
+    """What happens when a participant reports a concern (R17). The DSL is always told who
+    raised it; the session's host, who may be the person it is about, learns only that a concern
+    was raised and that the DSL is being told, unless `host_sees_reporter`."""
+
+    host_sees_reporter: StrictBool = False
+
+
 class Policy(_Section):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     invites: InvitePolicy = Field(default_factory=InvitePolicy)
@@ -237,6 +245,7 @@ class Policy(_Section):
     consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
     livestream: LivestreamPolicy = Field(default_factory=LivestreamPolicy)
     contact: ContactPolicy = Field(default_factory=ContactPolicy)
+    concerns: ConcernsPolicy = Field(default_factory=ConcernsPolicy)
     digest: str = ""  # sha256 of the file's text; set by parse_policy, recorded with decisions
 
     @property

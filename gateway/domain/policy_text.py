@@ -135,5 +135,12 @@ def render_policy(policy: Policy) -> str:
             f"{p.contact.escalate_after_minutes} minutes, it is also sent to the second "
             "contact the organisation has set up."
         ),
+        "- The person running the session is told that a concern was raised and that our "
+        "safeguarding lead is being told, "
+        + (
+            "and who raised it."
+            if p.concerns.host_sees_reporter
+            else "but not who raised it: only our safeguarding lead is told that."
+        ),
     ]
     return "\n".join(lines) + "\n"

@@ -49,7 +49,7 @@ def _org(request: web.Request) -> Organisation:
 
 
 def _detail(detail: IncidentDetail) -> dict[str, object]:
-    return incident_detail_view(detail.incident, detail.rights, detail.notes)
+    return incident_detail_view(detail.incident, detail.rights, detail.notes, detail.dsl)
 
 
 async def list_incidents(request: web.Request) -> web.Response:

@@ -141,8 +141,7 @@ async def concern(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "incident_id": incident_id,
-            "message": "Thank you for telling us. The safeguarding lead and the session's host "
-            "have been told and will look after it.",
+            "message": "Your concern is recorded and the safeguarding lead is being told.",
         },
         status=201,
     )

@@ -405,6 +405,7 @@ async def _incident_page(
         incident=detail.incident,
         notes=detail.notes,
         rights=detail.rights,
+        dsl=detail.dsl,
         outcomes=CLOSING_OUTCOMES,
         reason_max=REASON_MAX,
         error=error,

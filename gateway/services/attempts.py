@@ -46,6 +46,7 @@ from gateway.domain.attempts import (
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.models import SessionRole
+from gateway.domain.outbox import OutboxMessage
 from gateway.domain.policy import Policy
 from gateway.services.ports import Alerts, AttemptLimiter, JoinRecord, Store
 
@@ -93,8 +94,17 @@ class FailureLedger(Protocol):
         now: datetime,
         events: Callable[[Mapping[str, Tally]], Sequence[AuditEvent]],
         ref: str | None = None,
+        messages: Callable[[Mapping[str, Tally]], Sequence[OutboxMessage]] | None = None,
     ) -> dict[str, Tally]: ...
     async def clear(self, keys: Collection[str], events: Sequence[AuditEvent]) -> None: ...
+
+
+class LockNotices(Protocol):
+    """Who is told of a locked invite (services/notifications.py): the host and the DSL."""
+
+    def invite_locked(
+        self, org_id: str, session_id: str, participant_display_name: str
+    ) -> list[OutboxMessage]: ...
 
 
 class PasswordChecker(Protocol):
@@ -160,9 +170,11 @@ class AttemptGuard:
         store: Store,
         clock: Clock,
         *,
+        notifications: LockNotices | None = None,
         slow_lane_seconds: float = SLOW_LANE_SECONDS,
     ) -> None:
         self._ledger = ledger
+        self._notifications = notifications
         self._floods = floods
         self._passwords = passwords
         self._alerts = alerts
@@ -237,7 +249,18 @@ class AttemptGuard:
                 found.append(self._event(record, "org.slowed", {"limit": limits.per_org}))
             return found
 
-        await self._ledger.fail(keys, limits.window, now, events)
+        def messages(after: Mapping[str, Tally]) -> list[OutboxMessage]:
+            # The host and the DSL are told by the outbox, queued with the lock's audit event:
+            # only the failure that reached the limit (locked_now) queues them, so once a lock.
+            if self._notifications is None or not verdicts[-1].locked_now:
+                return []
+            return self._notifications.invite_locked(
+                record.invite.org_id,
+                record.invite.session_id,
+                record.participant.display_name,
+            )
+
+        await self._ledger.fail(keys, limits.window, now, events, messages=messages)
         verdict = verdicts[-1]
         if verdict.locked_now:
             # One alert per lock: only the failure that reached the limit sees locked_now.

@@ -3,22 +3,28 @@ records (supervision breaches, ...), and how the DSL works through them.
 
 Every change commits with its audit entry ("incident.opened", "incident.note_added",
 "incident.closed"). Audit data holds ids and kinds only: never a note's text, a summary or a name.
+
+Who must be told is told through the outbox (services/notifications.py): a concern's and a
+supervision breach's messages for the DSL commit with the incident, or neither does. The
+incident records that they were queued; whether the DSL was told, and when, is the outbox's
+delivery state, shown with the incident (`IncidentDetail.dsl`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import (
-    ALERTED_DSL,
-    ALERTED_HOST,
     CONCERN_SUMMARY,
+    DSL_NOTIFICATION_QUEUED,
     KIND_CONCERN,
+    KIND_SUPERVISION_BREACH,
     SUMMARY_MAX,
     SYSTEM_REPORTER,
     Incident,
@@ -36,16 +42,24 @@ from gateway.domain.incidents import (
     viewer_rights,
 )
 from gateway.domain.models import Participant, Staff
+from gateway.domain.outbox import DslNotice, OutboxMessage
+from gateway.services.notifications import Notifications, PolicyFor
 from gateway.services.organisations import new_id
 from gateway.services.ports import Alerts, Organisation
 
 LIST_LIMIT = 500
+log = logging.getLogger(__name__)
 
 
 class IncidentStoreProtocol(Protocol):
     """Durable incidents; every change commits with its audit events, or raises."""
 
-    async def open_incident(self, incident: Incident, events: Sequence[AuditEvent]) -> Incident: ...
+    async def open_incident(
+        self,
+        incident: Incident,
+        events: Sequence[AuditEvent],
+        messages: Sequence[OutboxMessage] = (),
+    ) -> Incident: ...
     async def add_note(
         self, org_id: str, note: IncidentNote, events: Sequence[AuditEvent]
     ) -> IncidentNote: ...
@@ -64,9 +78,11 @@ class IncidentStoreProtocol(Protocol):
 
 
 class RegistryLookup(Protocol):
-    """Who the participants are (the `Store` port provides it)."""
+    """Who the participants are and which policy their organisation follows (the `Store` port
+    provides it)."""
 
     async def participant(self, org_id: str, participant_id: str) -> Participant | None: ...
+    async def organisation(self, org_id: str) -> Organisation | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,7 @@ class IncidentDetail:
     incident: Incident
     notes: Sequence[IncidentNote] | None  # None when the viewer may not read them
     rights: ViewerRights
+    dsl: DslNotice  # whether, and when, the DSL was told (the outbox's delivery state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +105,15 @@ class IncidentService:
         store: IncidentStoreProtocol,
         registry_lookup: RegistryLookup,
         alerts: Alerts,
+        notifications: Notifications,
+        policies: PolicyFor,
         clock: Clock,
     ) -> None:
         self._store = store
         self._registry = registry_lookup
         self._alerts = alerts
+        self._notifications = notifications
+        self._policies = policies
         self._clock = clock
 
     # opening ------------------------------------------------------------------------------------
@@ -105,9 +126,12 @@ class IncidentService:
         display_name: str,
         note: str | None,
     ) -> Incident:
-        """ "Report a concern" from inside a session (R17): an incident, then an alert to the
-        people looking after the session (host and DSL). The alert names the reporter by their
-        display name in the session only and never carries the note."""
+        """ "Report a concern" from inside a session (R17): an incident and the DSL's message
+        (e-mail and the organisation's webhook), committed together; then a live alert to the
+        people in the session's host panel. The DSL's message names the reporter by their
+        display name in the session; the host's alert says only that a concern was raised and
+        the DSL is being told (the host may be the person it is about), unless the policy's
+        `[concerns] host_sees_reporter`. Neither carries the note."""
         participant = await self._registry.participant(org_id, participant_id)
         if (
             participant is None
@@ -115,9 +139,9 @@ class IncidentService:
             or participant.masked_identity != masked_identity
         ):
             raise Refusal(ErrorCode.NOT_FOUND, "No such participant.")
-        actions = (ALERTED_DSL, ALERTED_HOST)
+        incident_id = new_id()
         incident = Incident(
-            id=new_id(),
+            id=incident_id,
             org_id=org_id,
             session_id=session_id,
             reported_by_kind=ReporterKind.PARTICIPANT,
@@ -125,10 +149,11 @@ class IncidentService:
             reporter_participant_id=participant.id,
             kind=KIND_CONCERN,
             summary=clean_summary(note, CONCERN_SUMMARY),
-            what_gateway_did=actions,
+            what_gateway_did=(DSL_NOTIFICATION_QUEUED,),
             status=IncidentStatus.OPEN,
             created_at=self._clock.now(),
         )
+        messages = self._notifications.concern_raised(org_id, session_id, incident_id, display_name)
         stored = await self._store.open_incident(
             incident,
             [
@@ -138,14 +163,18 @@ class IncidentService:
                     extra={"participant": participant.id, "note": note is not None},
                 )
             ],
+            messages,
         )
-        # Durable first ("no audit, no action"), then the alert: the DSL's incident list shows
-        # the concern even if no one was watching the session's alerts.
-        await self._alerts.publish(
-            org_id,
-            session_id,
-            {"kind": KIND_CONCERN, "incident_id": stored.id, "display_name": display_name},
-        )
+        # Durable first ("no audit, no action"), then the alert: the DSL is told from the
+        # outbox even if no one was watching the session's alerts.
+        alert: dict[str, object] = {
+            "kind": KIND_CONCERN,
+            "incident_id": stored.id,
+            "dsl": "being_told",
+        }
+        if await self._host_sees_reporter(org_id):
+            alert["display_name"] = display_name
+        await self._publish(org_id, session_id, alert)
         return stored
 
     async def record_system_incident(
@@ -157,9 +186,12 @@ class IncidentService:
         actions: Sequence[str],
     ) -> Incident:
         """An incident the gateway itself records (e.g. a supervision breach), with what it
-        did about it. The caller has already acted (held children, alerted the host)."""
+        did about it. The caller has already acted (held children, alerted the host). A
+        supervision breach in a session is also sent to the DSL, queued with the incident (an
+        "alerted_dsl" the caller passes is recorded as what it is then: queued)."""
+        incident_id = new_id()
         incident = Incident(
-            id=new_id(),
+            id=incident_id,
             org_id=org_id,
             session_id=session_id,
             reported_by_kind=ReporterKind.SYSTEM,
@@ -171,8 +203,19 @@ class IncidentService:
             status=IncidentStatus.OPEN,
             created_at=self._clock.now(),
         )
+        # Only what is queued here is recorded as queued.
+        others = tuple(a for a in incident.what_gateway_did if a != DSL_NOTIFICATION_QUEUED)
+        messages: list[OutboxMessage] = []
+        if incident.kind == KIND_SUPERVISION_BREACH and session_id is not None:
+            actions = (*others, DSL_NOTIFICATION_QUEUED)
+            messages = self._notifications.supervision_breach(
+                org_id, session_id, incident_id, actions
+            )
+        else:
+            actions = others
+        incident = replace(incident, what_gateway_did=actions)
         return await self._store.open_incident(
-            incident, [_opened(incident, actor=SYSTEM_REPORTER, extra={})]
+            incident, [_opened(incident, actor=SYSTEM_REPORTER, extra={})], messages
         )
 
     # handling -----------------------------------------------------------------------------------
@@ -245,7 +288,29 @@ class IncidentService:
         self, org: Organisation, incident: Incident, rights: ViewerRights
     ) -> IncidentDetail:
         notes = await self._store.notes(org.id, incident.id) if rights.read_notes else None
-        return IncidentDetail(incident, notes, rights)
+        dsl = await self._notifications.dsl_notice(org.id, incident.id)
+        return IncidentDetail(incident, notes, rights, dsl)
+
+    async def _host_sees_reporter(self, org_id: str) -> bool:
+        """The policy's choice; when it cannot be read, the host is not told who (the safe
+        side: the DSL is told either way)."""
+        try:
+            org = await self._registry.organisation(org_id)
+            if org is None:
+                return False
+            return self._policies.for_path(org.policy_path).concerns.host_sees_reporter
+        except Exception:
+            log.exception("the policy for a concern's alert could not be read")
+            return False
+
+    async def _publish(self, org_id: str, session_id: str, alert: dict[str, object]) -> None:
+        """The live alert is best effort: the concern is stored and the DSL's message queued
+        already, so a fan-out that is down (Redis) must not turn the child's report into an
+        error (a retry would file it twice)."""
+        try:
+            await self._alerts.publish(org_id, session_id, alert)
+        except Exception:
+            log.exception("the alert for a concern could not be published")
 
 
 def _check_member(org: Organisation, staff: Staff) -> None:

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -38,6 +37,7 @@ from gateway.domain.outbox import (
     Delivery,
     DeliveryFailed,
     DeliveryState,
+    DslNotice,
     EmailChannel,
     Event,
     OutboxMessage,
@@ -46,6 +46,7 @@ from gateway.domain.outbox import (
     WebhookChannel,
     after_failure,
     concern_raised,
+    dsl_notice,
     escalated,
     escalation_due,
     invite_locked,
@@ -112,17 +113,6 @@ class WebhookPoster(Protocol):
     ) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class DslNotice:
-    """Whether the DSL has been told of an incident: queued, delivered (when), escalated
-    (when). What an incident view and a child's confirmation should say, instead of a word
-    recorded when the incident was opened."""
-
-    queued: bool
-    delivered_at: datetime | None
-    escalated_at: datetime | None
-
-
 class Notifications:
     def __init__(
         self,
@@ -153,16 +143,14 @@ class Notifications:
 
     # the port: messages an event causes ---------------------------------------------------
     def incident_link(self, incident_id: str) -> str:
-        return f"{self._link_base}/v1/incidents/{incident_id}"
+        """The incident on the DSL's desk (the staff pages): opened in a browser, behind the
+        DSL's own sign-in (an API path would need an integration's key)."""
+        return f"{self._link_base}/staff/incidents/{incident_id}"
 
     def _event(
         self, org_id: str, session_id: str | None, incident_id: str | None, count: int
     ) -> Event:
-        link = (
-            self.incident_link(incident_id)
-            if incident_id
-            else f"{self._link_base}/v1/notifications"
-        )
+        link = self.incident_link(incident_id) if incident_id else f"{self._link_base}/staff"
         return Event(
             org_id=org_id,
             notification_id=new_id(),
@@ -345,20 +333,7 @@ class Notifications:
         )
 
     async def dsl_notice(self, org_id: str, incident_id: str) -> DslNotice:
-        """Told means the DSL's own message was accepted by the mail server (the same test
-        escalation uses: a webhook reaches a system, not the DSL)."""
-        mine = [
-            d
-            for d in await self._outbox.for_incident(org_id, incident_id)
-            if d.message.recipient is Recipient.DSL
-        ]
-        delivered = [d.delivered_at for d in mine if d.delivered_at is not None]
-        escalated_at = [d.escalated_at for d in mine if d.escalated_at is not None]
-        return DslNotice(
-            queued=bool(mine),
-            delivered_at=min(delivered) if delivered else None,
-            escalated_at=min(escalated_at) if escalated_at else None,
-        )
+        return dsl_notice(await self._outbox.for_incident(org_id, incident_id))
 
     # the admin API ------------------------------------------------------------------------
     async def deliveries(

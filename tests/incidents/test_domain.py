@@ -42,7 +42,7 @@ def incident(status: IncidentStatus = IncidentStatus.OPEN) -> Incident:
         reporter_participant_id="part1",
         kind="concern",
         summary="worried",
-        what_gateway_did=("alerted_dsl",),
+        what_gateway_did=("dsl_notification_queued",),
         status=status,
         created_at=NOW,
     )
@@ -121,10 +121,13 @@ def test_text_rules() -> None:
 
 
 def test_actions_are_short_words_without_repeats() -> None:
-    assert clean_actions(["held_children", "alerted_dsl", "held_children"]) == (
+    assert clean_actions(["held_children", "alerted_host", "held_children"]) == (
         "held_children",
-        "alerted_dsl",
+        "alerted_host",
     )
+    # Nothing is recorded as told before it was: a claim that the DSL was alerted is recorded
+    # as what is true when the incident opens (their message is queued).
+    assert clean_actions(["alerted_dsl", "dsl_notification_queued"]) == ("dsl_notification_queued",)
     for bad in (["Alerted DSL"], ["x" * 65], [""], [f"a{i}" for i in range(21)]):
         with pytest.raises(Refusal):
             clean_actions(bad)

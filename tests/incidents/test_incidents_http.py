@@ -78,9 +78,11 @@ async def test_reported_concern_is_listed_alerted_and_audited(gateway: Gateway) 
         alert = await asyncio.wait_for(queue.get(), timeout=2)
     finally:
         hub.unsubscribe(session_id, queue)
+    # The host learns that a concern was raised and the DSL is being told, not by whom.
     assert alert["kind"] == "concern"
     assert alert["incident_id"] == incident.id
-    assert alert["display_name"] == "Sam G."
+    assert alert["dsl"] == "being_told"
+    assert "display_name" not in alert and "Sam" not in str(alert)
     assert alert["session_id"] == session_id
     assert NOTE not in str(alert)
 
@@ -91,7 +93,8 @@ async def test_reported_concern_is_listed_alerted_and_audited(gateway: Gateway) 
     assert item["kind"] == "concern" and item["status"] == "open"
     assert item["session_id"] == session_id
     assert item["summary"] == NOTE
-    assert item["what_gateway_did"] == ["alerted_dsl", "alerted_host"]
+    # Queued, never "told" at creation: the outbox says when the DSL was told.
+    assert item["what_gateway_did"] == ["dsl_notification_queued"]
     assert item["reported_by"] == {
         "kind": "participant",
         "identity": case.roster["Sam Green"]["masked_identity"],
@@ -291,7 +294,11 @@ async def test_system_incidents_are_listed_with_what_the_gateway_did(gateway: Ga
     assert by_id[concern.id]["summary"] == "A participant reported a concern."
     system = by_id[breach.id]
     assert system["reported_by"] == {"kind": "system", "identity": "gateway"}
-    assert system["what_gateway_did"] == ["held_children", "alerted_host", "alerted_dsl"]
+    assert system["what_gateway_did"] == [
+        "held_children",
+        "alerted_host",
+        "dsl_notification_queued",
+    ]
     assert system["kind"] == "supervision_breach"
     limited = await world.admin.get("/v1/incidents?limit=1")
     assert len(limited.body["items"]) == 1

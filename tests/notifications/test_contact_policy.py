@@ -41,3 +41,19 @@ def test_bad_contact_settings_are_refused_by_key(lines: str, key: str) -> None:
     with pytest.raises(PolicyError) as refused:
         parse_policy(BASE + lines + "\n")
     assert refused.value.key == key
+
+
+def test_the_host_is_not_told_who_raised_a_concern_unless_the_policy_says_so() -> None:
+    for name in ("default.toml", "demo.toml"):
+        shipped = parse_policy((ROOT / "policies" / name).read_text())
+        assert shipped.concerns.host_sees_reporter is False
+    hidden = parse_policy(BASE)
+    assert hidden.concerns.host_sees_reporter is False
+    assert "but not who raised it" in render_policy(hidden)
+    shown = parse_policy(BASE + "[concerns]\nhost_sees_reporter = true\n")
+    assert shown.concerns.host_sees_reporter is True
+    assert "and who raised it." in render_policy(shown)
+    for bad in ('host_sees_reporter = "yes"', "host_sees_reporter = 1", "tell_everyone = true"):
+        with pytest.raises(PolicyError) as refused:
+            parse_policy(BASE + f"[concerns]\n{bad}\n")
+        assert refused.value.key.startswith("concerns"), refused.value.key

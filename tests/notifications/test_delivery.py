@@ -57,7 +57,7 @@ async def test_a_concern_reaches_the_dsl_by_email_with_no_personal_data(
     text = mail.text
     assert mail.mail["Subject"] == "Safeguarding concern raised"
     assert INCIDENT in text and SESSION in text and "2026-11-23 10:00 UTC" in text
-    assert f"https://gateway.example.org/v1/incidents/{INCIDENT}" in text
+    assert f"https://gateway.example.org/staff/incidents/{INCIDENT}" in text
     assert "Sam R." in text  # the masked display name, for the DSL only
     [entry] = await audit(world, "notification.delivered")
     assert entry.data["channel"] == "email" and entry.data["recipient"] == "dsl"

@@ -22,6 +22,7 @@ from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import from_us, to_us
 from gateway.domain.attempts import NONE, Tally
 from gateway.domain.audit import AuditEvent
+from gateway.domain.outbox import OutboxMessage
 
 __all__ = ["SqlFailureLedger", "attempt_tallies"]
 
@@ -57,9 +58,11 @@ class SqlFailureLedger:
         now: datetime,
         events: Callable[[Mapping[str, Tally]], Sequence[AuditEvent]],
         ref: str | None = None,
+        messages: Callable[[Mapping[str, Tally]], Sequence[OutboxMessage]] | None = None,
     ) -> dict[str, Tally]:
-        """Count one failure for each key; `events(tallies after)` are audited with it. `ref`
-        is kept with a window it opens."""
+        """Count one failure for each key; `events(tallies after)` are audited with it and
+        `messages(tallies after)` queued in the outbox with it (after `events`). `ref` is kept
+        with a window it opens."""
         at = to_us(now)
         closes = to_us(now + window)
         self._since_sweep += 1
@@ -91,6 +94,8 @@ class SqlFailureLedger:
                     after[key] = Tally(1, from_us(closes), ref)
             for event in events(after):
                 tx.audit(event)
+            if messages is not None:
+                tx.notify(*messages(after))
             return after
 
         return await self._writer.write(job)

@@ -17,6 +17,7 @@ from gateway.clock import from_us
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import Incident, IncidentNote, IncidentStatus, ReporterKind
+from gateway.domain.outbox import OutboxMessage
 
 
 class SqlIncidentStore:
@@ -24,8 +25,14 @@ class SqlIncidentStore:
         self._writer = writer
         self._db = database
 
-    async def open_incident(self, incident: Incident, events: Sequence[AuditEvent]) -> Incident:
-        """Store a new incident; it is dated when it commits (the returned copy says when)."""
+    async def open_incident(
+        self,
+        incident: Incident,
+        events: Sequence[AuditEvent],
+        messages: Sequence[OutboxMessage] = (),
+    ) -> Incident:
+        """Store a new incident; it is dated when it commits (the returned copy says when).
+        `messages` (who must be told) are queued in the outbox in the same transaction."""
 
         def job(tx: WriteTx) -> Incident:
             tx.conn.execute(
@@ -47,7 +54,7 @@ class SqlIncidentStore:
                 tx.audit(event)
             return replace(incident, created_at=from_us(tx.at))
 
-        return await self._writer.write(job)
+        return await self._writer.write(job, messages=messages)
 
     async def add_note(
         self, org_id: str, note: IncidentNote, events: Sequence[AuditEvent]

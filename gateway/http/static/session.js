@@ -876,7 +876,7 @@
       const confirmation = $("concern-confirmation");
       confirmation.textContent =
         (data && data.message) ||
-        "Thank you for telling us. A safeguarding adult has been told and will help.";
+        "Your concern is recorded and the safeguarding lead is being told.";
       confirmation.hidden = false;
       confirmation.focus();
     } catch (err) {
