@@ -238,7 +238,7 @@ async def test_action_end_session_ends_the_session_after_the_grace_period(
         session = await people.world.admin.get(f"/v1/sessions/{people.session_id}")
         assert session.body["ended_at"] is not None
         incidents = await people.incidents(at_least=1)
-        assert incidents[0]["what_gateway_did"][-1] == "ended_session"
+        assert "ended_session" in incidents[0]["what_gateway_did"]
         ended = await people.audit("session.ended")
         assert ended[0]["actor"] == "gateway" and ended[0]["data"] == {
             "reason": "supervision_breach"

@@ -187,7 +187,7 @@ class Supervisor:
             ]
         )
         if ports.record_incident is not None:
-            actions = ["held_children", "alerted_dsl", "alerted_host"]
+            actions = ["held_children", "alerted_host"]  # the DSL: queued with the incident
             if verdict.end_session:
                 actions.append("ended_session")
             await ports.record_incident(
