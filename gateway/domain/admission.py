@@ -223,6 +223,15 @@ def decide_join(facts: JoinFacts) -> Decision:
     if isinstance(person, Child) and not role_reasons:
         deny.extend(_consent_reasons(person, facts.consents, policy, facts.now))
 
+    if role is SessionRole.VIEWER and not role_reasons:
+        viewers = sum(
+            1
+            for p in facts.present
+            if p.role is SessionRole.VIEWER and p.participant_id != participant.id
+        )
+        if viewers >= policy.livestream.max_viewers:
+            deny.append("livestream_full")
+
     if deny:
         return Decision(Outcome.DENY, tuple(dict.fromkeys(deny)), Grants.none(), policy.label)
 

@@ -78,7 +78,8 @@ def render_policy(policy: Policy) -> str:
             "cannot see who else is watching."
             if p.livestream.viewers_hidden_from_each_other
             else "can see who else is watching."
-        ),
+        )
+        + f" At most {p.livestream.max_viewers} viewers watch at once.",
         "",
         "Consent",
         "- A child takes part only with written consent from a parent or carer"

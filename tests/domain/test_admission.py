@@ -744,3 +744,29 @@ def test_confirm_supervised(present: Sequence[Presence], outcome: Outcome) -> No
 def test_confirm_leaves_adults_and_holds_alone() -> None:
     host = decide_join(facts(ROBIN, SessionRole.HOST, present=()))
     assert confirm_supervised(host, ROBIN, "x", (), DEFAULT_POLICY) is host
+
+
+@pytest.mark.parametrize(
+    ("max_viewers", "viewers_present", "outcome"),
+    [(2, 0, Outcome.ADMIT), (2, 1, Outcome.ADMIT), (2, 2, Outcome.DENY), (1, 3, Outcome.DENY)],
+)
+def test_a_full_livestream_refuses_more_viewers(
+    max_viewers: int, viewers_present: int, outcome: Outcome
+) -> None:
+    """`livestream.max_viewers`: past it a viewer is refused (adults on stage do not count)."""
+    policy = make_policy(livestream={"max_viewers": max_viewers})
+    present = (
+        *TWO_ADULTS,
+        *(adult(f"viewer_{i}", SessionRole.VIEWER) for i in range(viewers_present)),
+    )
+    decision = decide_join(
+        facts(PAT, SessionRole.VIEWER, sess=LIVE, policy=policy, present=present)
+    )
+    assert decision.outcome is outcome
+    assert ("livestream_full" in decision.reasons) is (outcome is Outcome.DENY)
+
+
+def test_a_policy_cannot_let_viewers_broadcast() -> None:
+    """`livestream.viewers_can_publish` is read at load: a policy saying true is refused (R18)."""
+    with pytest.raises(ValueError, match="viewers_can_publish"):
+        make_policy(livestream={"viewers_can_publish": True})
