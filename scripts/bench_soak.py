@@ -374,7 +374,11 @@ async def sample_every_minute(soak: Soak, pid: int, samples: list[Sample]) -> No
     for minute in range(soak.args.minutes + 1):
         target = soak.measure_from + 60 * minute
         await asyncio.sleep(max(0.0, target - time.monotonic()))
-        cpu, rss = process_sample(pid)
+        try:
+            cpu, rss = process_sample(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            soak.stop_at = 0.0  # the load stops at its next tick
+            raise RuntimeError("the gateway process exited during the soak (see its log)") from None
         busy, total = machine_sample()
         samples.append(
             Sample(
