@@ -4,7 +4,12 @@ The join must reach >= 0.10 of the bare handler's requests/s on SQLite (aim: 0.1
 admitted join's audit entry committed before its answer goes out.
 
     /tmp/venv/bin/python scripts/bench_join.py [--duration 10] [--connections 64] [--no-docs]
-                                               [--audit]
+                                               [--audit] [--on sqlite,postgres-redis]
+
+`--on` names the stores to run on, one full run each (default: both, or BENCH_JOIN_ON):
+`sqlite` (a file in a temporary directory, live state in the gateway process) and
+`postgres-redis`, the production shape: a throwaway PostgreSQL cluster and Redis server on
+loopback, started and stopped by this script (tests/plugins/servers.py), live state in Redis.
 
 What runs (every server is a subprocess on 127.0.0.1, stopped at the end):
 
@@ -29,10 +34,12 @@ What runs (every server is a subprocess on 127.0.0.1, stopped at the end):
    log must hold at least one `join.decision` entry per 200 answer, and `gateway audit verify`
    must find the chain intact.
 
-The figures go to stdout as a markdown table and into docs/benchmarks.md (its "Join" section
-and the machine line; other sections are kept). `--audit` also runs scripts/bench_audit.py
-(about 2.5 minutes on 2 cores, mostly generating the log) and fills the "Audit log" section.
-`scripts/bench` passes no flags: BENCH_JOIN_DURATION / _CONNECTIONS / _ROUNDS set them there.
+The figures go to stdout as a markdown table and into docs/benchmarks.md (its "Join" and
+"Join on PostgreSQL + Redis" sections and the machine line; other sections are kept).
+`--audit` also runs scripts/bench_audit.py (about 2.5 minutes on 2 cores, mostly generating
+the log) and fills the "Audit log" section.
+`scripts/bench join --on postgres-redis` passes flags through; BENCH_JOIN_DURATION /
+_CONNECTIONS / _ROUNDS / _ON set them for a plain `scripts/bench`.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,14 +73,24 @@ AIM_RATIO = 0.15
 HOST = "127.0.0.1"
 PASSWORD = "bench-session-password"
 DOCS = ROOT / "docs" / "benchmarks.md"
-SECTIONS = ("machine", "join", "audit", "relay")
+SECTIONS = ("machine", "join", "join_pg", "audit", "relay", "soak")
 PLACEHOLDERS = {
     "machine": "(not measured yet)",
     "join": "Not measured yet: `scripts/bench join`.",
+    "join_pg": "Not measured yet: `scripts/bench join --on postgres-redis`.",
     "audit": "Not measured yet: `scripts/bench audit`.",
     "relay": "Relay benchmark results will be filled in here by `scripts/bench relay`.",
+    "soak": "Not measured yet: `scripts/bench soak`.",
 }
-TITLES = {"join": "Join", "audit": "Audit log", "relay": "Relay"}
+TITLES = {
+    "join": "Join",
+    "join_pg": "Join on PostgreSQL + Redis",
+    "audit": "Audit log",
+    "relay": "Relay",
+    "soak": "Soak",
+}
+#: The stores the join is measured on; the docs section each one fills.
+STORES = {"sqlite": "join", "postgres-redis": "join_pg"}
 
 
 # the bare handler ------------------------------------------------------------------------------
@@ -199,13 +216,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def server(
+    argv: list[str], env: dict[str, str], port: int, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server subprocess, wait for /healthz, and always stop it (SIGINT, then kill)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_healthy(port, proc, log)
-            yield
+            yield proc
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)  # run_app: graceful exit, cleanup runs
@@ -350,16 +369,78 @@ def median_round(rounds: list[Load]) -> Load:
 # the audit check -------------------------------------------------------------------------------
 
 
+JOIN_ENTRIES_SQL = "SELECT count(*) FROM audit_log WHERE kind = 'join.decision' AND session_id = ?"
+
+
 def join_entries(database: Path, session_id: str) -> int:
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        row = db.execute(
-            "SELECT count(*) FROM audit_log WHERE kind = 'join.decision' AND session_id = ?",
-            (session_id,),
-        ).fetchone()
+        row = db.execute(JOIN_ENTRIES_SQL, (session_id,)).fetchone()
         return int(row[0])
     finally:
         db.close()
+
+
+# the stores ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """Where the gateway under test keeps its data: its environment and how to count entries."""
+
+    name: str
+    env: dict[str, str]
+    count_join_entries: Callable[[str], int]
+    describe: str
+
+
+@contextlib.contextmanager
+def sqlite_store(tmp: Path, base_env: dict[str, str]) -> Iterator[Store]:
+    database = tmp / "gateway.db"
+    env = {**base_env, "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    yield Store(
+        "sqlite",
+        env,
+        lambda session_id: join_entries(database, session_id),
+        "SQLite in a temporary directory, live state in the gateway process",
+    )
+
+
+@contextlib.contextmanager
+def postgres_redis_store(tmp: Path, base_env: dict[str, str]) -> Iterator[Store]:
+    """A throwaway PostgreSQL cluster and Redis server on loopback, always stopped at the end."""
+    from tests.plugins.servers import PostgresServer, RedisServer
+
+    postgres, redis = PostgresServer(), RedisServer()
+    try:
+        postgres.start()
+        redis.start()
+        dbname = postgres.new_database_name("bench")
+        postgres.create_database(dbname)
+        env = {
+            **base_env,
+            "GATEWAY_DATABASE_URL": postgres.url(dbname),
+            "GATEWAY_REDIS_URL": redis.url(0),
+        }
+
+        def count(session_id: str) -> int:
+            sql = JOIN_ENTRIES_SQL.replace("?", f"'{session_id}'")  # an id we made: [0-9a-f]
+            return int(postgres.psql(sql, dbname).strip())
+
+        version = postgres.bindir.parent.name
+        yield Store(
+            "postgres-redis",
+            env,
+            count,
+            f"PostgreSQL {version} (fsync off, on loopback) and Redis (no persistence) started "
+            "by the script, live state in Redis",
+        )
+    finally:
+        redis.close()
+        postgres.close()
+
+
+STORE_CONTEXTS = {"sqlite": sqlite_store, "postgres-redis": postgres_redis_store}
 
 
 def verify_chain(env: dict[str, str]) -> str:
@@ -424,7 +505,7 @@ def skeleton() -> str:
         + PLACEHOLDERS["machine"]
         + "\n<!-- /bench:machine -->\n",
     ]
-    for name in ("join", "audit", "relay"):
+    for name in TITLES:
         parts.append(
             f"## {TITLES[name]}\n\n<!-- bench:{name} -->\n{PLACEHOLDERS[name]}\n"
             f"<!-- /bench:{name} -->\n"
@@ -460,6 +541,11 @@ def main() -> int:
         "--connections", type=int, default=int(os.environ.get("BENCH_JOIN_CONNECTIONS", 64))
     )
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_JOIN_ROUNDS", 3)))
+    parser.add_argument(
+        "--on",
+        default=os.environ.get("BENCH_JOIN_ON", ",".join(STORES)),
+        help=f"comma-separated stores to measure on: {', '.join(STORES)} (default: all)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--audit", action="store_true", help="also run scripts/bench_audit.py")
     parser.add_argument("--keep", type=Path, help="keep the database and logs in this directory")
@@ -471,87 +557,115 @@ def main() -> int:
     if args.bare_server:
         bare_server(args.bare_server)
         return 0
+    stores = [name.strip() for name in args.on.split(",") if name.strip()]
+    unknown = [name for name in stores if name not in STORES]
+    if unknown or not stores:
+        parser.error(f"--on: unknown store {', '.join(unknown)} (known: {', '.join(STORES)})")
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
 
+    sections: dict[str, str] = {}
+    passed = True
+    for name in stores:
+        section, ok = run_on(name, args)
+        sections[STORES[name]] = section
+        passed = passed and ok
+    if not args.no_docs:
+        sections["machine"] = machine()
+        if args.audit:
+            sections["audit"] = run_audit_bench()
+        update_docs(sections)
+        print(f"wrote {DOCS.relative_to(ROOT)}")
+    return 0 if passed else 1
+
+
+def run_on(store_name: str, args: argparse.Namespace) -> tuple[str, bool]:
+    """One full run (setup, alternating rounds, password case, audit check) on one store."""
     from gateway.app import configure_logging
     from gateway.settings import Settings
 
+    print(f"\n== join benchmark on {store_name}")
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     tmp_context = tempfile.TemporaryDirectory(prefix="bench-join-")
     with tmp_context as tmp_name:
-        tmp = args.keep or Path(tmp_name)
+        tmp = args.keep / store_name if args.keep else Path(tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
-        database = tmp / "gateway.db"
         policy = tmp / "policy.toml"
         write_policy(policy)
-        env = {
+        base_env = {
             **os.environ,
-            "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
             "GATEWAY_KEYS_DIR": str(tmp / "keys"),
             "GATEWAY_POLICY": str(policy),
             "GATEWAY_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
-        configure_logging("WARNING")
-        settings = Settings.from_env(env)
-        sessions = asyncio.run(setup(settings, policy))
+        with STORE_CONTEXTS[store_name](tmp, base_env) as store:
+            env = store.env
+            configure_logging("WARNING")
+            settings = Settings.from_env(env)
+            sessions = asyncio.run(setup(settings, policy))
 
-        # Both servers run side by side (the idle one costs nothing) and are measured in
-        # alternating rounds, so a slow minute on a shared machine hits both alike; the
-        # figures are the median round of each.
-        bare_port, port = free_port(), free_port()
-        bare_lua = tmp / "bare.lua"
-        write_lua(bare_lua, {"token": sessions.open_token}, None)
-        gateway_argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
-        if args.profile:
-            gateway_argv = [
-                "py-spy",
-                "record",
-                "-f",
-                "raw",
-                "-o",
-                str(args.profile),
-                "--threads",
-                "--",
-                *gateway_argv,
-            ]
-        runs: dict[str, list[Load]] = {"open": [], "locked": []}
-        bare_rounds: list[Load] = []
-        answer_bytes = 0
-        with (
-            server(
-                [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(bare_port)],
-                env,
-                bare_port,
-                tmp / "bare.log",
-            ),
-            server(gateway_argv, env, port, tmp / "gateway.log"),
-        ):
-            scripts: dict[str, Path] = {}
-            for case, token, password in (
-                ("open", sessions.open_token, None),
-                ("locked", sessions.locked_token, PASSWORD),
+            # Both servers run side by side (the idle one costs nothing) and are measured in
+            # alternating rounds, so a slow minute on a shared machine hits both alike; the
+            # figures are the median round of each.
+            bare_port, port = free_port(), free_port()
+            bare_lua = tmp / "bare.lua"
+            write_lua(bare_lua, {"token": sessions.open_token}, None)
+            gateway_argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
+            if args.profile:
+                gateway_argv = [
+                    "py-spy",
+                    "record",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(args.profile.with_suffix(f".{store_name}{args.profile.suffix}")),
+                    "--threads",
+                    "--",
+                    *gateway_argv,
+                ]
+            runs: dict[str, list[Load]] = {"open": [], "locked": []}
+            bare_rounds: list[Load] = []
+            answer_bytes = 0
+            with (
+                server(
+                    [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--bare-server",
+                        str(bare_port),
+                    ],
+                    env,
+                    bare_port,
+                    tmp / "bare.log",
+                ),
+                server(gateway_argv, env, port, tmp / "gateway.log"),
             ):
-                body = {"token": token, "password": password}
-                cookie, _view, size = first_join(port, body)
-                answer_bytes = answer_bytes or size
-                scripts[case] = tmp / f"{case}.lua"
-                write_lua(scripts[case], body, cookie)
-            wrk(bare_port, bare_lua, 2, args.connections)  # warm-ups, not counted
-            runs["open"].append(wrk(port, scripts["open"], 2, args.connections))
-            for _ in range(args.rounds):
-                bare_rounds.append(wrk(bare_port, bare_lua, args.duration, args.connections))
-                runs["open"].append(wrk(port, scripts["open"], args.duration, args.connections))
-            runs["locked"].append(wrk(port, scripts["locked"], 2, args.connections))
-            runs["locked"].append(wrk(port, scripts["locked"], args.duration, args.connections))
-        # the gateway has stopped: its writer drained, every acknowledged entry is on disk
-        counts = {
-            "open": join_entries(database, sessions.open_session),
-            "locked": join_entries(database, sessions.locked_session),
-        }
-        chain = verify_chain(env)
+                scripts: dict[str, Path] = {}
+                for case, token, password in (
+                    ("open", sessions.open_token, None),
+                    ("locked", sessions.locked_token, PASSWORD),
+                ):
+                    body = {"token": token, "password": password}
+                    cookie, _view, size = first_join(port, body)
+                    answer_bytes = answer_bytes or size
+                    scripts[case] = tmp / f"{case}.lua"
+                    write_lua(scripts[case], body, cookie)
+                wrk(bare_port, bare_lua, 2, args.connections)  # warm-ups, not counted
+                runs["open"].append(wrk(port, scripts["open"], 2, args.connections))
+                for _ in range(args.rounds):
+                    bare_rounds.append(wrk(bare_port, bare_lua, args.duration, args.connections))
+                    runs["open"].append(wrk(port, scripts["open"], args.duration, args.connections))
+                runs["locked"].append(wrk(port, scripts["locked"], 2, args.connections))
+                runs["locked"].append(wrk(port, scripts["locked"], args.duration, args.connections))
+            # the gateway has stopped: its writer drained, every acknowledged entry is stored
+            counts = {
+                "open": store.count_join_entries(sessions.open_session),
+                "locked": store.count_join_entries(sessions.locked_session),
+            }
+            chain = verify_chain(env)
 
     ok_answers = {
         case: sum(r.requests - r.non_2xx for r in loads) + 2 for case, loads in runs.items()
@@ -592,9 +706,10 @@ def main() -> int:
             ),
         ]
     )
+    load_after = os.getloadavg()[0]
     summary = (
-        f"join/bare = {ratio:.3f} (needed >= {MIN_RATIO:.2f}, aim {AIM_RATIO:.2f}); "
-        f"audit chain: {chain.split(';')[0]}; result: **{verdict}**"
+        f"join/bare = {ratio:.3f} on {store_name} (needed >= {MIN_RATIO:.2f}, aim "
+        f"{AIM_RATIO:.2f}); audit chain: {chain.split(';')[0]}; result: **{verdict}**"
     )
     print()
     print(table)
@@ -602,30 +717,24 @@ def main() -> int:
     print(summary)
     print(
         f"(join answer {answer_bytes} bytes; run took {time.monotonic() - started:.0f} s; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        f"load average {load_before:.1f} before, {load_after:.1f} after, on "
+        f"{os.cpu_count()} CPUs)"
     )
-
-    if not args.no_docs:
-        sections = {
-            "machine": machine(),
-            "join": (
-                f"`scripts/bench_join.py`: wrk -t2 -c{args.connections} -d{args.duration}s "
-                f"--latency on 127.0.0.1, {args.rounds} alternating rounds of bare and join "
-                "(each after a 2 s warm-up; median round shown), each server a separate process "
-                "started like `gateway serve` (`web.run_app`), SQLite in a temporary directory. "
-                "The join replays one vetted host's invite with its bound device cookie: "
-                "admitted every time, one `join.decision` audit entry committed (group commit) "
-                "before each answer; the audit count is read after the gateway has stopped "
-                "(it exceeds the answers by the joins still in flight when wrk stopped). "
-                "Requirement: join >= 0.10 of bare (aim 0.15).\n\n"
-                f"{table}\n\n{summary}\n"
-            ),
-        }
-        if args.audit:
-            sections["audit"] = run_audit_bench()
-        update_docs(sections)
-        print(f"wrote {DOCS.relative_to(ROOT)}")
-    return 0 if passed else 1
+    section = (
+        f"`scripts/bench_join.py --on {store_name}`: wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s --latency on 127.0.0.1, {args.rounds} alternating rounds of bare and "
+        "join (each after a 2 s warm-up; median round shown), each server a separate process "
+        f"started like `gateway serve` (`web.run_app`); {store.describe}. "
+        "The join replays one vetted host's invite with its bound device cookie: "
+        "admitted every time, one `join.decision` audit entry committed (group commit) "
+        "before each answer; the audit count is read after the gateway has stopped "
+        "(it exceeds the answers by the joins still in flight when wrk stopped). "
+        f"Requirement: join >= {MIN_RATIO:.2f} of bare (aim {AIM_RATIO:.2f}). Load average "
+        f"{load_before:.1f} before the run, {load_after:.1f} after "
+        f"(on {os.cpu_count()} CPUs: other work competes for the same cores).\n\n"
+        f"{table}\n\n{summary}\n"
+    )
+    return section, passed
 
 
 if __name__ == "__main__":

@@ -61,13 +61,20 @@ _CONTENT_TYPES: Mapping[str, str] = MappingProxyType(
 
 
 def _load_static() -> Mapping[str, tuple[bytes, str]]:
-    """Every servable static file, read once: the allow-list is what exists at start-up."""
+    """Every servable static file, read once: the allow-list is what exists at start-up.
+
+    Keyed by the path under ``static/`` (``session.css``, ``session/main.js``): the page's
+    script is a set of ES modules in ``static/session/`` that import each other by relative
+    URL, so each is served from its own path. Hidden files and unknown types are never served.
+    """
     files: dict[str, tuple[bytes, str]] = {}
     if STATIC.is_dir():
-        for path in sorted(STATIC.iterdir()):
+        for path in sorted(STATIC.rglob("*")):
+            relative = path.relative_to(STATIC)
             content_type = _CONTENT_TYPES.get(path.suffix)
-            if path.is_file() and content_type is not None:
-                files[path.name] = (path.read_bytes(), content_type)
+            hidden = any(part.startswith(".") for part in relative.parts)
+            if path.is_file() and content_type is not None and not hidden:
+                files[relative.as_posix()] = (path.read_bytes(), content_type)
     return MappingProxyType(files)
 
 
@@ -90,8 +97,12 @@ async def join_page(request: web.Request) -> web.Response:
 
 
 async def static_file(request: web.Request) -> web.Response:
-    """``GET /static/<name>``: one plain route per shipped file, so nothing else can match."""
-    found = _STATIC_FILES.get(request.path.rsplit("/", 1)[-1])
+    """``GET /static/<path>``: one plain route per shipped file, so nothing else can match."""
+    # The route's own template, not the request's path: the file is the one the route was made
+    # for, whatever encoding the client used to reach it.
+    resource = request.match_info.route.resource
+    name = resource.canonical.removeprefix("/static/") if resource is not None else ""
+    found = _STATIC_FILES.get(name)
     if found is None:
         raise web.HTTPNotFound()
     body, content_type = found

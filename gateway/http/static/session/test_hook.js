@@ -1,0 +1,40 @@
+/* window.sgw: a read-only view of the page's state for the browser tests (tests/browser),
+ * which check what the page itself shows and decodes, never what the server says it sent. */
+
+import { sending } from "./media.js";
+import { S } from "./state.js";
+
+export function installTestHook() {
+  window.sgw = Object.freeze({
+    state() {
+      const slots = {};
+      for (const [index, who] of Object.entries(S.slotMap)) {
+        slots[index] = who && who.display_name;
+      }
+      return {
+        screen: S.screen,
+        outcome: S.outcome,
+        reasons: S.reasons.slice(),
+        grants: { ...S.grants },
+        role: S.role,
+        identity: S.identity,
+        display_name: S.displayName,
+        connection: S.pc ? S.pc.connectionState : null,
+        events_connected: S.eventsConnected,
+        events_received: S.eventsCount,
+        slots,
+        visible_tiles: S.slots.filter((s) => !s.item.hidden).map((s) => s.name.textContent),
+        sending: sending() && Boolean(S.senders.video && S.senders.video.track),
+        sending_tracks: ["audio", "video"].filter((k) => S.senders[k] && S.senders[k].track),
+        finished: S.finished,
+        concerns: S.concerns.slice(),
+        roster: S.roster.slice(),
+        supervision: S.supervision,
+        alerts: S.alerts.map((a) => a.kind),
+      };
+    },
+    framesReceived() {
+      return S.framesBase + S.framesNow;
+    },
+  });
+}

@@ -1,0 +1,51 @@
+/* Remote video tiles: one per relay slot, shown only while admitted with can_subscribe, and
+ * labelled with the masked display name from the server (textContent only, never HTML). */
+
+import { $, S } from "./state.js";
+
+export function buildSlots(pc, count) {
+  const list = $("tiles");
+  list.textContent = "";
+  S.slots = [];
+  for (let i = 0; i < count; i++) {
+    const audio = pc.addTransceiver("audio", { direction: "recvonly" });
+    const video = pc.addTransceiver("video", { direction: "recvonly" });
+    const stream = new MediaStream([audio.receiver.track, video.receiver.track]);
+    const item = document.createElement("li");
+    item.className = "tile";
+    item.hidden = true;
+    item.dataset.slot = String(i);
+    const element = document.createElement("video");
+    element.autoplay = true;
+    element.playsInline = true;
+    element.muted = true; // unmuted only while the slot is shown
+    element.srcObject = stream;
+    const name = document.createElement("p");
+    name.className = "tile-name";
+    name.id = `tile-name-${i}`;
+    element.setAttribute("aria-labelledby", name.id);
+    item.append(element, name);
+    list.append(item);
+    S.slots.push({ index: i, audio, video, stream, item, element, name });
+  }
+}
+
+export function renderTiles() {
+  const visible = S.outcome === "admit" && S.grants.can_subscribe && !S.finished;
+  let shown = 0;
+  for (const slot of S.slots) {
+    const who = S.slotMap[String(slot.index)];
+    const on = Boolean(visible && who);
+    slot.item.hidden = !on;
+    slot.element.muted = !on;
+    slot.name.textContent = on ? String(who.display_name || "Participant") : "";
+    if (on) {
+      shown += 1;
+      slot.element.play().catch(() => {});
+    }
+  }
+  $("tiles-empty").hidden = shown > 0;
+  $("tiles-empty").textContent =
+    S.outcome === "hold" ? "You will see others here once the session is ready." :
+    "Nobody else's video is showing yet.";
+}
