@@ -7,7 +7,7 @@ commits both together, or raises: no audit, no action.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -119,7 +119,11 @@ class Store(Protocol):
     # audit
     async def record(self, events: Sequence[AuditEvent]) -> None: ...
     async def audit_entries(self, query: AuditQuery) -> Sequence[AuditEntry]: ...
-    async def verify_audit(self, witnessed: Sequence[WitnessedHead] = ()) -> ChainReport: ...
+    async def verify_audit(
+        self,
+        witnessed: Sequence[WitnessedHead] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ChainReport: ...
 
 
 class LiveState(Protocol):
