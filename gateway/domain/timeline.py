@@ -319,7 +319,10 @@ def lay_out_timeline(
         tuple(marker(*m) for m in band_markers),
     )
 
-    ordered = sorted(people.values(), key=lambda p: (_role_rank(p.entry.role), p.first_seen))
+    # A lane for each person something was drawn for (an entry naming someone, such as an
+    # invite being issued, does not put them on the picture).
+    drawn = [p for p in people.values() if p.present or p.held or p.markers or p.present_since]
+    ordered = sorted(drawn, key=lambda p: (_role_rank(p.entry.role), p.first_seen))
     lanes = []
     for index, p in enumerate(ordered, start=1):
         assert p.present is not None and p.held is not None and p.markers is not None
