@@ -506,7 +506,16 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[STAFF_PAGES] = StaffPages(
             runtime.staff_auth, runtime.incidents, runtime.form_key, settings.public_url
         )
-        app[DESK] = DeskService(runtime.store, runtime.incidents, runtime.services.clock)
+        app[DESK] = DeskService(
+            runtime.store,
+            runtime.incidents,
+            runtime.services.clock,
+            tuple(
+                witnesses_for(
+                    settings.audit_witness, settings.keys_dir, runtime.keyring.audit_key()
+                ).values()
+            ),
+        )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:

@@ -57,6 +57,12 @@ URGENT_KINDS = (KIND_CONCERN, KIND_SUPERVISION_BREACH)
 Progress = Callable[[int, int], None]
 
 
+class HeadWitness(Protocol):
+    """Where the chain's head is recorded outside the database (adapters/audit_witness.py)."""
+
+    async def last(self) -> WitnessedHead | None: ...
+
+
 class DeskStore(Protocol):
     """What the desk reads and writes (the SQL store provides it)."""
 
@@ -115,6 +121,7 @@ class VerificationRun:
     problem: str | None = None  # the first bad entry and why, when not intact
     failed: bool = False  # the check itself could not finish (the database is down)
     head: str | None = None
+    witnessed: int = 0  # heads recorded outside the database that were checked too
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -144,6 +151,7 @@ class VerificationRun:
             "problem": self.problem,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "witnessed": self.witnessed,
         }
 
 
@@ -158,10 +166,17 @@ class IncidentReport:
 
 
 class DeskService:
-    def __init__(self, store: DeskStore, incidents: IncidentService, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: DeskStore,
+        incidents: IncidentService,
+        clock: Clock,
+        witnesses: Sequence[HeadWitness] = (),
+    ) -> None:
         self._store = store
         self._incidents = incidents
         self._clock = clock
+        self._witnesses = tuple(witnesses)
         self._runs: dict[str, VerificationRun] = {}  # by organisation: the latest run
 
     # open concerns and breaches -----------------------------------------------------------
@@ -265,7 +280,9 @@ class DeskService:
             run.checked, run.total = checked, total
 
         try:
-            report = await self._store.verify_audit(progress=progress)
+            heads = await self._witnessed_heads()
+            run.witnessed = len(heads)
+            report = await self._store.verify_audit(heads, progress=progress)
         except asyncio.CancelledError:
             run.failed, run.finished_at = True, self._clock.now()
             raise
@@ -290,6 +307,7 @@ class DeskService:
                             "checked": report.checked,
                             "problem": run.problem,
                             "head": report.head,
+                            "witnessed": run.witnessed,
                         },
                     )
                 ]
@@ -298,6 +316,19 @@ class DeskService:
             log.exception("the verification result could not be audited")
             run.failed = True
         run.finished_at = self._clock.now()
+
+    async def _witnessed_heads(self) -> list[WitnessedHead]:
+        """The latest head each witness recorded: a log cut or rewritten after it fails."""
+        heads = []
+        for witness in self._witnesses:
+            try:
+                head = await witness.last()
+            except Exception:  # a witness out of reach: the chain is still checked
+                log.warning("an audit witness could not be read")
+                continue
+            if head is not None:
+                heads.append(head)
+        return heads
 
     async def close(self) -> None:
         """Stop checks still running (the process is shutting down)."""
@@ -361,6 +392,7 @@ class DeskService:
             return None
         checked = last.data.get("checked")
         problem = last.data.get("problem")
+        witnessed = last.data.get("witnessed")
         return VerificationRun(
             started_by=last.actor,
             started_at=last.at_datetime,
@@ -370,6 +402,7 @@ class DeskService:
             intact=last.data.get("result") == "intact",
             problem=problem if isinstance(problem, str) else None,
             head=str(last.data.get("head") or "") or None,
+            witnessed=witnessed if isinstance(witnessed, int) else 0,
         )
 
 

@@ -10,7 +10,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from gateway.domain.audit import AuditEvent
+from gateway.adapters.audit_witness import FileWitness, witnesses_for
+from gateway.domain.audit import AuditEvent, WitnessedHead
 from gateway.domain.incidents import KIND_SUPERVISION_BREACH
 from gateway.services.desk import AUDIT_PAGE_SIZE
 from tests.audit.conftest import AuditDb
@@ -369,3 +370,24 @@ async def test_the_report_for_referral_has_the_incident_notes_timeline_and_verif
         ("pdf", "intact"),
     ]
     assert {e.actor for e in made} == {f"staff:{case.world.ids['Dee Lead']}"}
+
+
+async def test_a_cut_covered_up_in_the_database_is_caught_by_the_head_recorded_outside(
+    staff_gateway: Gateway, mailbox: Mailbox
+) -> None:
+    """The desk's check includes the head the gateway recorded outside the database (the
+    audit witness file): a log that no longer reaches it was cut."""
+    await build_case(staff_gateway)
+    dsl = await _signed_in(staff_gateway, mailbox, "Dee Lead")
+    settings = staff_gateway.settings
+    [file_witness] = witnesses_for(None, settings.keys_dir, b"").values()
+    head = await staff_gateway.services.store.verify_audit()
+    assert isinstance(file_witness, FileWitness)
+    # As if the witness had recorded a head 100 entries further on, before they were cut.
+    far = WitnessedHead(head.head_seq + 100, bytes(32))
+    await file_witness.record(far, staff_gateway.clock.now())
+    page = await dsl.get("/staff/audit")
+    await dsl.post("/staff/audit/verify", {"csrf": page.csrf})
+    run = await _verified(dsl)
+    assert run["result"] == "tampered" and run["witnessed"] == 1
+    assert f"its head was at entry {far.seq} when recorded outside the database" in run["problem"]
