@@ -122,7 +122,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
         entries=shown.entries,
         next_query=next_query,
         filters=request.query,
-        run=desk.verification(who.organisation, who.staff),
+        run=await desk.verification(who.organisation, who.staff),
         as_json=_entry_data,
     )
 
@@ -139,7 +139,7 @@ async def verification_json(request: web.Request) -> web.StreamResponse:
     who = await _desk(request)
     if not isinstance(who, SignedIn):
         return who
-    run = _desk_service(request).verification(who.organisation, who.staff)
+    run = await _desk_service(request).verification(who.organisation, who.staff)
     return _json({"run": run.as_dict() if run else None})
 
 

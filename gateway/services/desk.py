@@ -260,9 +260,11 @@ class DeskService:
         more = len(entries) > AUDIT_PAGE_SIZE
         return AuditPage(shown, shown[-1].seq if more and shown else None)
 
-    def verification(self, org: Organisation, viewer: Staff) -> VerificationRun | None:
+    async def verification(self, org: Organisation, viewer: Staff) -> VerificationRun | None:
+        """This process's latest run for the organisation, else the latest result in the log
+        (a run started on another gateway process, or before a restart)."""
         _check_desk(org, viewer)
-        return self._runs.get(org.id)
+        return self._runs.get(org.id) or await self._last_verification(org)
 
     def start_verification(self, org: Organisation, viewer: Staff) -> VerificationRun:
         """Start checking the whole chain in the background; a run already going is reused."""

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from gateway.adapters.audit_witness import FileWitness, witnesses_for
@@ -17,7 +18,15 @@ from gateway.services.desk import AUDIT_PAGE_SIZE
 from tests.audit.conftest import AuditDb
 from tests.incidents.test_incidents_http import Case, build_case
 from tests.plugins.gateway_server import Gateway
-from tests.staff.conftest import Browser, Mailbox, Page, audited, email_of, new_browser
+from tests.staff.conftest import (
+    Browser,
+    Mailbox,
+    Page,
+    audited,
+    email_of,
+    new_browser,
+    serve_gateway,
+)
 
 SECRETS = ("Green", "Hill", "2016-04-02", "2017-09-12", "@example.org")
 
@@ -293,7 +302,7 @@ async def test_verification_runs_in_the_background_and_names_an_edited_entry(
     incident = await case.report()
     dsl = await _signed_in(staff_gateway, mailbox, "Dee Lead")
     page = await dsl.get("/staff/audit")
-    assert "Not checked since the gateway started." in page.text
+    assert "Not checked yet." in page.text
     started = await dsl.post("/staff/audit/verify", {"csrf": page.csrf})
     assert started.status == 303 and started.location == "/staff/audit#verification"
     run = await _verified(dsl)
@@ -391,3 +400,19 @@ async def test_a_cut_covered_up_in_the_database_is_caught_by_the_head_recorded_o
     run = await _verified(dsl)
     assert run["result"] == "tampered" and run["witnessed"] == 1
     assert f"its head was at entry {far.seq} when recorded outside the database" in run["problem"]
+
+
+async def test_after_a_restart_the_page_shows_the_last_result_from_the_log(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    async with serve_gateway(database_url, tmp_path, mailbox.port) as first:
+        await build_case(first)
+        dsl = await _signed_in(first, mailbox, "Dee Lead")
+        page = await dsl.get("/staff/audit")
+        await dsl.post("/staff/audit/verify", {"csrf": page.csrf})
+        checked = (await _verified(dsl))["checked"]
+    async with serve_gateway(database_url, tmp_path, mailbox.port) as second:
+        dsl = await _signed_in(second, mailbox, "Dee Lead")
+        page = await dsl.get("/staff/audit")
+        assert 'data-result="intact"' in page.text
+        assert f"Intact: {checked} entries checked" in page.text
