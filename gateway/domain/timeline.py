@@ -50,9 +50,9 @@ BAND_BELOW = "below"
 BAND_HELD = "held"
 
 # Geometry of the picture, in SVG user units.
-WIDTH = 960
-LABEL_WIDTH = 220  # the lane labels, left of the time axis
-RIGHT_MARGIN = 20
+WIDTH = 720  # drawn about 600 px wide on the staff pages: text stays readable
+LABEL_WIDTH = 180  # the lane labels, left of the time axis
+RIGHT_MARGIN = 12
 TOP = 40  # the time axis' labels above the lanes
 LANE_HEIGHT = 34
 BAR_HEIGHT = 20

@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.errors import ErrorCode, Refusal
-from gateway.domain.incidents import Incident
 from gateway.http.desk_report import report_pdf
 from gateway.http.staff_pages import (
     _desk,
@@ -26,7 +25,7 @@ from gateway.http.staff_pages import (
     _signed_in_form,
     page,
 )
-from gateway.services.desk import AuditFilters, DeskService
+from gateway.services.desk import AuditFilters, DeskItem, DeskService
 from gateway.services.staff_auth import SignedIn
 
 __all__ = ["DESK", "DESK_ROUTES"]
@@ -50,14 +49,18 @@ def _json(body: object) -> web.Response:
     )
 
 
-def _incident_item(incident: Incident) -> dict[str, object]:
+def _incident_item(item: DeskItem) -> dict[str, object]:
+    incident = item.incident
     return {
         "id": incident.id,
         "kind": incident.kind,
         "title": incident.kind.replace("_", " ").capitalize(),
         "reported_at": incident.created_at.strftime("%d %b %Y %H:%M") + " UTC",
-        "reported_by": incident.reporter_identity,
+        "reported_by": item.reported_by,
         "url": f"/staff/incidents/{incident.id}",
+        "timeline": (
+            f"/staff/sessions/{incident.session_id}/timeline" if incident.session_id else None
+        ),
     }
 
 

@@ -28,6 +28,7 @@ from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import (
     KIND_CONCERN,
     KIND_SUPERVISION_BREACH,
+    SYSTEM_REPORTER,
     Incident,
     IncidentNote,
     IncidentStatus,
@@ -41,6 +42,7 @@ from gateway.services.ports import AuditQuery, Organisation
 __all__ = [
     "AuditFilters",
     "AuditPage",
+    "DeskItem",
     "DeskService",
     "IncidentReport",
     "SessionTimeline",
@@ -73,6 +75,12 @@ class DeskStore(Protocol):
     async def verify_audit(
         self, witnessed: Sequence[WitnessedHead] = (), progress: Progress | None = None
     ) -> ChainReport: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeskItem:
+    incident: Incident
+    reported_by: str  # masked display name and role, "the gateway", "a member of staff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,14 +188,36 @@ class DeskService:
         self._runs: dict[str, VerificationRun] = {}  # by organisation: the latest run
 
     # open concerns and breaches -----------------------------------------------------------
-    async def open_incidents(self, org: Organisation, viewer: Staff) -> list[Incident]:
-        """Open incidents, concerns and supervision breaches first, newest first within."""
+    async def open_incidents(self, org: Organisation, viewer: Staff) -> list[DeskItem]:
+        """Open incidents, concerns and supervision breaches first, newest first within; each
+        with who reported it by masked display name and role (never more)."""
         _check_desk(org, viewer)
         listing = await self._incidents.list(
             org, status=IncidentStatus.OPEN, viewer=viewer, limit=500
         )
         items = sorted(listing.items, key=lambda i: i.created_at, reverse=True)
-        return sorted(items, key=lambda i: i.kind not in URGENT_KINDS)
+        items = sorted(items, key=lambda i: i.kind not in URGENT_KINDS)
+        rosters: dict[str, dict[str, RosterEntry]] = {}
+        shown = []
+        for incident in items:
+            reporter = "the gateway"
+            if incident.reporter_participant_id and incident.session_id:
+                if incident.session_id not in rosters:
+                    rosters[incident.session_id] = {
+                        r.participant_id: r for r in await self._roster(org, incident.session_id)
+                    }
+                entry = rosters[incident.session_id].get(incident.reporter_participant_id)
+                reporter = entry.label if entry else "a participant"
+            elif incident.reporter_identity != SYSTEM_REPORTER:
+                reporter = "a member of staff"
+            shown.append(DeskItem(incident, reporter))
+        return shown
+
+    async def _roster(self, org: Organisation, session_id: str) -> list[RosterEntry]:
+        return [
+            RosterEntry(p.id, p.masked_identity, p.display_name, p.role.value)
+            for p in await self._store.participants(org.id, session_id)
+        ]
 
     # a session's timeline -----------------------------------------------------------------
     async def timeline(self, org: Organisation, viewer: Staff, session_id: str) -> SessionTimeline:
@@ -210,10 +240,7 @@ class DeskService:
         session = await self._store.session(org.id, session_id)
         if session is None:
             raise Refusal(ErrorCode.NOT_FOUND, "No such session.")
-        roster = [
-            RosterEntry(p.id, p.masked_identity, p.display_name, p.role.value)
-            for p in await self._store.participants(org.id, session_id)
-        ]
+        roster = await self._roster(org, session_id)
         entries: list[AuditEntry] = []
         after: int | None = None
         while len(entries) < TIMELINE_LIMIT:

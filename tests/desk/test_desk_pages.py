@@ -141,7 +141,9 @@ async def test_a_dsl_sees_open_concerns_and_breaches_first_and_new_ones_arrive(
     items = (await _json(dsl, "/staff/desk/open.json"))["items"]
     assert [i["id"] for i in items] == [concern.id, breach.id, other.id]
     assert items[0]["kind"] == "concern" and items[0]["url"] == f"/staff/incidents/{concern.id}"
-    assert items[0]["reported_by"] == case.roster["Sam Green"]["masked_identity"]
+    assert items[0]["reported_by"] == f"{case.roster['Sam Green']['display_name']} (Child)"
+    assert items[1]["reported_by"] == "the gateway"
+    assert items[0]["timeline"] == f"/staff/sessions/{world.session['id']}/timeline"
     for secret in SECRETS:
         assert secret not in json.dumps(items)
 

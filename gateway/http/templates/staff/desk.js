@@ -32,6 +32,14 @@
           a.textContent = item.title;
           li.appendChild(a);
           li.appendChild(document.createTextNode(", reported " + item.reported_at + " by " + item.reported_by));
+          if (item.timeline) {
+            var t = document.createElement("a");
+            t.href = item.timeline;
+            t.textContent = "session timeline";
+            li.appendChild(document.createTextNode(" ("));
+            li.appendChild(t);
+            li.appendChild(document.createTextNode(")"));
+          }
           list.insertBefore(li, list.firstChild);
           var empty = document.getElementById("open-empty");
           if (empty) { empty.hidden = true; }
