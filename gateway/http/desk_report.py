@@ -49,6 +49,11 @@ def report_pdf(report: IncidentReport, organisation: str) -> bytes:
         pdf.add_font("DejaVu", "", str(_FONT))
         pdf.add_font("DejaVu", "B", str(_BOLD))
         family, report_doc.unicode = "DejaVu", True
+    incident = report.incident
+    # The document's properties say what it is and the log's state, never a name.
+    pdf.set_title(f"Incident report {incident.id}")
+    pdf.set_subject(f"Audit log verification: {_status(report)}")
+    pdf.set_creation_date(report.generated_at)
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
     width = pdf.epw
@@ -61,7 +66,6 @@ def report_pdf(report: IncidentReport, organisation: str) -> bytes:
     def line(value: str) -> None:
         pdf.multi_cell(width, 5, report_doc.plain(value), new_x="LMARGIN", new_y="NEXT")
 
-    incident = report.incident
     heading(f"Incident report: {incident.kind.replace('_', ' ')}", 16)
     line(f"{organisation}. Generated {report.generated_at:%d %b %Y %H:%M} UTC.")
     line(f"Incident {incident.id}; status {incident.status.value}.")
@@ -127,3 +131,12 @@ def _draw(report_doc: _Report, layout: TimelineLayout, family: str) -> None:
             pdf.rect(left + mark.x * scale - 1, y - 1, 2, 20 * scale + 2, style="F")
     pdf.set_y(top + layout.height * scale + 2)
     pdf.set_font(family, "", 10)
+
+
+def _status(report: IncidentReport) -> str:
+    run = report.verification
+    if run is None:
+        return "not checked"
+    if run.result == "tampered":
+        return f"not intact ({run.problem})"
+    return run.result

@@ -338,6 +338,9 @@ async def test_verification_runs_in_the_background_and_names_an_edited_entry(
     report = await dsl.get(f"/staff/incidents/{incident.id}/report")
     assert 'data-result="tampered"' in report.text
     assert f"entry {opened.seq} was edited" in report.text
+    pdf = await dsl.http.get(f"{dsl.base}/staff/incidents/{incident.id}/report.pdf")
+    subject = f"/Subject (Audit log verification: not intact (entry {opened.seq} was edited))"
+    assert subject.encode() in await pdf.read()
 
 
 async def test_the_report_for_referral_has_the_incident_notes_timeline_and_verification(
@@ -372,6 +375,7 @@ async def test_the_report_for_referral_has_the_incident_notes_timeline_and_verif
     body = await pdf.read()
     assert pdf.status == 200 and pdf.headers["Content-Type"] == "application/pdf"
     assert body.startswith(b"%PDF-") and len(body) > 1000
+    assert b"/Subject (Audit log verification: intact)" in body
     assert pdf.headers["Content-Disposition"] == f'attachment; filename="incident-{concern.id}.pdf"'
 
     made = await audited(staff_gateway, "incident.report_generated")
