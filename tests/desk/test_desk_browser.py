@@ -1,5 +1,6 @@
-"""Headless Chromium: a DSL signs in, opens the desk, sees a concern arrive without reloading,
-opens the incident and its session's timeline, and closes it."""
+"""Headless Chromium at 320 px: a DSL signs in, opens the desk, sees a concern arrive without
+reloading, opens the incident and its session's timeline, closes it, checks the audit log and
+opens the report."""
 
 from __future__ import annotations
 
@@ -85,4 +86,15 @@ async def test_a_dsl_sees_a_concern_arrive_on_the_desk_and_closes_it(
     status = page.locator("#incident-status")
     await status.wait_for()
     assert (await status.inner_text()) == "closed"
+
+    # The audit log: the check runs in the background and its result appears by polling.
+    await page.goto(staff_gateway.base + "/staff/audit")
+    await _no_horizontal_scroll(page)
+    await page.get_by_role("button", name="Check the whole log now").click()
+    await page.locator("#verify-status [data-result=intact]").wait_for(timeout=15_000)
+    assert await page.locator("#verify-progress").is_hidden()
+    report = staff_gateway.base + f"/staff/incidents/{incident.id}/report"
+    await page.goto(report)
+    await _no_horizontal_scroll(page)
+    assert await page.locator("#report-verification[data-result=intact]").count() == 1
     assert refused_by_csp == []
