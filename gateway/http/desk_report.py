@@ -69,7 +69,7 @@ def report_pdf(report: IncidentReport, organisation: str) -> bytes:
     heading(f"Incident report: {incident.kind.replace('_', ' ')}", 16)
     line(f"{organisation}. Generated {report.generated_at:%d %b %Y %H:%M} UTC.")
     line(f"Incident {incident.id}; status {incident.status.value}.")
-    line(f"Reported {incident.created_at:%d %b %Y %H:%M} UTC by {incident.reporter_identity}.")
+    line(f"Reported {incident.created_at:%d %b %Y %H:%M} UTC by {report.reported_by}.")
     line(f"Summary: {incident.summary}")
     line("What the gateway did: " + ", ".join(incident.what_gateway_did).replace("_", " "))
     if incident.closed_at:

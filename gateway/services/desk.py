@@ -166,6 +166,7 @@ class VerificationRun:
 @dataclass(frozen=True, slots=True)
 class IncidentReport:
     incident: Incident
+    reported_by: str  # masked display name and role, "the gateway", "a member of staff"
     notes: Sequence[IncidentNote]
     timeline: SessionTimeline | None
     verification: VerificationRun | None  # the latest check of the log, if any
@@ -197,20 +198,14 @@ class DeskService:
         )
         items = sorted(listing.items, key=lambda i: i.created_at, reverse=True)
         items = sorted(items, key=lambda i: i.kind not in URGENT_KINDS)
-        rosters: dict[str, dict[str, RosterEntry]] = {}
+        rosters: dict[str, list[RosterEntry]] = {}
         shown = []
         for incident in items:
-            reporter = "the gateway"
-            if incident.reporter_participant_id and incident.session_id:
-                if incident.session_id not in rosters:
-                    rosters[incident.session_id] = {
-                        r.participant_id: r for r in await self._roster(org, incident.session_id)
-                    }
-                entry = rosters[incident.session_id].get(incident.reporter_participant_id)
-                reporter = entry.label if entry else "a participant"
-            elif incident.reporter_identity != SYSTEM_REPORTER:
-                reporter = "a member of staff"
-            shown.append(DeskItem(incident, reporter))
+            session_id = incident.session_id
+            if session_id and incident.reporter_participant_id and session_id not in rosters:
+                rosters[session_id] = await self._roster(org, session_id)
+            roster = rosters.get(session_id or "", [])
+            shown.append(DeskItem(incident, reporter_label(incident, roster)))
         return shown
 
     async def _roster(self, org: Organisation, session_id: str) -> list[RosterEntry]:
@@ -396,8 +391,10 @@ class DeskService:
                 )
             ]
         )
+        roster = await self._roster(org, timeline.session.id) if timeline else []
         return IncidentReport(
             detail.incident,
+            reporter_label(detail.incident, roster),
             detail.notes or (),
             timeline,
             verification,
@@ -433,6 +430,16 @@ class DeskService:
             head=str(last.data.get("head") or "") or None,
             witnessed=witnessed if isinstance(witnessed, int) else 0,
         )
+
+
+def reporter_label(incident: Incident, roster: Sequence[RosterEntry]) -> str:
+    """Who reported, as the DSL's pages show it: masked display name and role, never more."""
+    if incident.reporter_participant_id:
+        for entry in roster:
+            if entry.participant_id == incident.reporter_participant_id:
+                return entry.label
+        return "a participant"
+    return "the gateway" if incident.reporter_identity == SYSTEM_REPORTER else "a member of staff"
 
 
 def _check_desk(org: Organisation, viewer: Staff) -> None:

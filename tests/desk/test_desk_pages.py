@@ -360,6 +360,7 @@ async def test_the_report_for_referral_has_the_incident_notes_timeline_and_verif
     assert before.status == 200
     assert 'data-result="not_checked"' in before.text
     assert "Rang the guardian at 10:20." in before.text
+    assert f"UTC by {case.roster['Sam Green']['display_name']} (Child)</dd>" in before.text
     assert "<svg" in before.text and 'data-kind="concern"' in before.text
     assert "@media print" in (await dsl.get("/staff/staff.css")).text
     for secret in SECRETS:
