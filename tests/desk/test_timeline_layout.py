@@ -3,9 +3,13 @@ intervals, markers and rows out."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.domain.audit import AuditEntry
 from gateway.domain.timeline import (
@@ -13,7 +17,9 @@ from gateway.domain.timeline import (
     BAND_HELD,
     BAND_SUPERVISED,
     LABEL_WIDTH,
+    LANE_HEIGHT,
     RIGHT_MARGIN,
+    TOP,
     WIDTH,
     RosterEntry,
     TimelineLayout,
@@ -195,3 +201,61 @@ def test_a_session_still_running_extends_open_intervals_to_until() -> None:
     refused = lay_out(join(0, "p-sam", "deny"))
     [lane] = refused.lanes
     assert [m.kind for m in lane.markers] == ["refused"] and lane.bars == ()
+
+
+KINDS = (
+    "join.decision",
+    "media.connected",
+    "media.disconnected",
+    "participant.left",
+    "supervision.hold",
+    "supervision.release",
+    "supervision.breach",
+    "participant.removed",
+    "incident.opened",
+    "session.ended",
+    "invite.issued",  # not drawn
+)
+PEOPLE = ("p-host", "p-obs", "p-sam", "p-ada", "p-stranger")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 600),
+            st.sampled_from(KINDS),
+            st.sampled_from(PEOPLE),
+            st.sampled_from(("admit", "hold", "deny")),
+            st.sampled_from(("supervised", "grace", "breach", "no_children")),
+        ),
+        max_size=40,
+    ).map(sorted),
+    st.integers(0, 700),
+)
+def test_any_log_lays_out_inside_the_picture(events: list[Any], until_minute: int) -> None:
+    entries = []
+    for seq, (second, kind, who, outcome, state) in enumerate(events, start=1):
+        at = T0 + timedelta(seconds=second)
+        data: dict[str, object] = {"participant": who, "outcome": outcome, "state": state}
+        if kind == "incident.opened":
+            data["kind"] = "concern"
+        entries.append(
+            AuditEntry(seq, int(at.timestamp() * 1e6), "org", kind, "x", "s", None, data)
+        )
+    layout = lay_out(*entries, until_minute=until_minute)
+    right = WIDTH - RIGHT_MARGIN
+    for lane in (layout.band, *layout.lanes):
+        for bar in lane.bars:
+            assert bar.x >= LABEL_WIDTH and bar.x + bar.width <= right + 1
+            assert bar.start <= bar.end
+        for mark in lane.markers:
+            assert LABEL_WIDTH <= mark.x <= right
+    labels = {lane.label for lane in layout.lanes}
+    assert labels <= {entry.label for entry in ROSTER}  # nobody off the roster is drawn
+    assert [r.at for r in layout.rows] == sorted(r.at for r in layout.rows)
+    drawn = [e for e in entries if e.kind != "invite.issued"]
+    assert len(layout.rows) <= len(drawn)
+    assert layout.height >= TOP + (len(layout.lanes) + 1) * LANE_HEIGHT
+    # The band's segments follow each other without gaps or overlaps.
+    for before, after in itertools.pairwise(layout.band.bars):
+        assert before.end == after.start
