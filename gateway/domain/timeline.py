@@ -291,7 +291,8 @@ def lay_out_timeline(
             band_changes.append((at, after))
 
     start = first if first is not None else until
-    finish = ended or max(until, last or until)
+    # Events after the end (a late media event) still fit: the picture runs to the last one.
+    finish = max(ended or until, last or start)
     span = max((finish - start).total_seconds(), 1.0)
     usable = WIDTH - LABEL_WIDTH - RIGHT_MARGIN
 
