@@ -70,7 +70,7 @@ async def desk_home(request: web.Request) -> web.StreamResponse:
     who = await _desk(request)
     if not isinstance(who, SignedIn):
         return who
-    items = await _desk_service(request).open_incidents(who.organisation, who.staff)
+    items = await _desk_service(request).view_desk(who.organisation, who.staff)
     return _render(request, "desk.html", items=[_incident_item(i) for i in items])
 
 

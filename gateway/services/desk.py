@@ -208,6 +208,15 @@ class DeskService:
             shown.append(DeskItem(incident, reporter_label(incident, roster)))
         return shown
 
+    async def view_desk(self, org: Organisation, viewer: Staff) -> list[DeskItem]:
+        """The desk's page: the open incidents, the view audited (R13; the page's polls for
+        new ones are not, or an open desk would write an entry every few seconds)."""
+        items = await self.open_incidents(org, viewer)
+        await self._store.record(
+            [AuditEvent("desk.viewed", _actor(viewer), org.id, data={"open": len(items)})]
+        )
+        return items
+
     async def _roster(self, org: Organisation, session_id: str) -> list[RosterEntry]:
         return [
             RosterEntry(p.id, p.masked_identity, p.display_name, p.role.value)

@@ -146,6 +146,8 @@ async def test_a_dsl_sees_open_concerns_and_breaches_first_and_new_ones_arrive(
     assert items[0]["timeline"] == f"/staff/sessions/{world.session['id']}/timeline"
     for secret in SECRETS:
         assert secret not in json.dumps(items)
+    [viewed] = await audited(staff_gateway, "desk.viewed")  # the page, not its polls
+    assert viewed.actor == f"staff:{world.ids['Dee Lead']}" and viewed.data == {"open": 2}
 
 
 async def test_the_timeline_draws_who_was_there_holds_removals_and_concerns_by_masked_name(
