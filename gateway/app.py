@@ -55,6 +55,7 @@ from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.processes import GatewayProcess, LiveStateKind
 from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.connection_limits import body_deadline
+from gateway.http.desk_pages import DESK, DESK_ROUTES
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import (
     ATTEMPTS,
@@ -85,6 +86,7 @@ from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
 from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
+from gateway.services.desk import DeskService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
 from gateway.services.notifications import Notifications
@@ -518,6 +520,16 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[STAFF_PAGES] = StaffPages(
             runtime.staff_auth, runtime.incidents, runtime.form_key, settings.public_url
         )
+        app[DESK] = DeskService(
+            runtime.store,
+            runtime.incidents,
+            runtime.services.clock,
+            tuple(
+                witnesses_for(
+                    settings.audit_witness, settings.keys_dir, runtime.keyring.audit_key()
+                ).values()
+            ),
+        )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:
@@ -547,6 +559,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         yield
         nudges.cancel()
         await asyncio.gather(nudges, return_exceptions=True)
+        await app[DESK].close()
         await witness.close()
         stop_renewing.set()
         await renewing
@@ -566,7 +579,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    for method, path, handler in (*PAGE_ROUTES, *STAFF_PAGE_ROUTES):
+    for method, path, handler in (*PAGE_ROUTES, *STAFF_PAGE_ROUTES, *DESK_ROUTES):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)

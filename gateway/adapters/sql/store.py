@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -558,10 +558,14 @@ class SqlStore:
             )
         )
 
-    async def verify_audit(self, witnessed: Sequence[WitnessedHead] = ()) -> ChainReport:
+    async def verify_audit(
+        self,
+        witnessed: Sequence[WitnessedHead] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ChainReport:
         from gateway.adapters.sql.audit_reader import verify_chain
 
-        return await verify_chain(self._db, self._audit_key, witnessed=witnessed)
+        return await verify_chain(self._db, self._audit_key, witnessed=witnessed, progress=progress)
 
 
 # the join's read ---------------------------------------------------------------------------
