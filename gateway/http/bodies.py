@@ -7,7 +7,7 @@ same models give the OpenAPI document its schemas, so what it promises is what i
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, TypeVar
 
 from aiohttp import web
@@ -28,19 +28,16 @@ from gateway.domain.registry_rules import EMAIL_PATTERN, PLAIN_TEXT_PATTERN
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 
-# Instants the gateway stores as UTC microseconds: an aware time between these bounds. Outside
-# them (year 1 at +14:00 is before year 1 in UTC) a conversion would fail deep inside.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+# Instants the gateway stores as UTC microseconds: an aware time written with a year from 1970
+# to 8999. The year is checked as written (the schema says so with a pattern), so its UTC
+# conversion is always within what datetime and the database columns hold.
+FIRST_YEAR, LAST_YEAR = 1970, 8999
+INSTANT_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
 
 
 def _in_range(instant: datetime) -> datetime:
-    try:
-        inside = EARLIEST <= instant < LATEST
-    except OverflowError:
-        inside = False
-    if not inside:
-        raise ValueError("must be between 1970 and 9000 (UTC)")
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise ValueError(f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
     return instant
 
 
@@ -54,7 +51,10 @@ def _ascii_digits(value: object) -> object:
 Instant = Annotated[
     AwareDatetime,
     AfterValidator(_in_range),
-    Field(description="A time with its UTC offset, between 1970 and 9000."),
+    Field(
+        description="A time with its UTC offset, in the years 1970 to 8999.",
+        json_schema_extra={"pattern": INSTANT_PATTERN},
+    ),
 ]
 # After the bounds, so the schema keeps them: Annotated[int, Field(ge=1, le=9), ASCII_DIGITS].
 ASCII_DIGITS = BeforeValidator(_ascii_digits)
