@@ -22,7 +22,7 @@ from gateway.http.bodies import ASCII_DIGITS, Id, Query, parse_query
 from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
-from gateway.http.views import Items
+from gateway.http.views import IncidentDetailView, IncidentList
 from gateway.services.admission import AdmissionService, DeviceOf
 from gateway.services.attempts import AttemptGuard
 from gateway.services.incidents import LIST_LIMIT, IncidentDetail, IncidentService
@@ -109,7 +109,7 @@ INCIDENT_ROUTES: tuple[Route, ...] = (
         "The incident log, newest first",
         query=IncidentListQuery,
         operation_id="listIncidents",
-        response=Items,
+        response=IncidentList,
     ),
     Route(
         "GET",
@@ -118,5 +118,6 @@ INCIDENT_ROUTES: tuple[Route, ...] = (
         "One incident",
         query=IncidentViewQuery,
         operation_id="getIncident",
+        response=IncidentDetailView,
     ),
 )

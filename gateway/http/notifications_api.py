@@ -28,7 +28,7 @@ from gateway.http.bodies import ASCII_DIGITS, Body, Query, parse_body, parse_que
 from gateway.http.keys import SETTINGS
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
-from gateway.http.views import Items
+from gateway.http.views import ChannelsView, DeliveryList
 from gateway.services.notifications import LIST_LIMIT, Notifications
 
 NOTIFICATIONS = web.AppKey("notifications", Notifications)
@@ -198,6 +198,7 @@ NOTIFICATION_ROUTES: tuple[Route, ...] = (
         "Set the organisation's notification channels (secrets are write-only)",
         ChannelsBody,
         operation_id="setNotificationChannels",
+        response=ChannelsView,
     ),
     Route(
         "GET",
@@ -205,6 +206,7 @@ NOTIFICATION_ROUTES: tuple[Route, ...] = (
         get_channels,
         "The organisation's notification channels (without secrets)",
         operation_id="getNotificationChannels",
+        response=ChannelsView,
     ),
     Route(
         "GET",
@@ -213,6 +215,6 @@ NOTIFICATION_ROUTES: tuple[Route, ...] = (
         "Delivery state of the organisation's notifications, newest first",
         query=NotificationListQuery,
         operation_id="listNotifications",
-        response=Items,
+        response=DeliveryList,
     ),
 )
