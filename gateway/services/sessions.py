@@ -6,7 +6,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import AuditEvent
@@ -25,6 +25,7 @@ from gateway.domain.models import (
     StaffRole,
     person_kind,
 )
+from gateway.domain.policy import Policy
 from gateway.domain.registry_rules import (
     check_adult_role,
     check_plain_text,
@@ -98,8 +99,9 @@ class SessionService:
                 + ".",
             )
         assert isinstance(host, Staff)
-        # The host needs current vetting now, not only when they come to join (R4, R5).
-        check_adult_role(host, SessionRole.HOST, policy, local_date(self._clock.now(), policy))
+        # The host needs vetting valid for the whole session, checked now, not only when they
+        # come to join (R4, R5).
+        check_adult_role(host, SessionRole.HOST, policy, self._vetting_day(ends_at, policy))
         if out_of_hours_approved_by is not None:
             approver = await self._registry.get(org, PersonKind.STAFF, out_of_hours_approved_by)
             assert isinstance(approver, Staff)
@@ -208,8 +210,15 @@ class SessionService:
             raise Refusal(ErrorCode.SESSION_ENDED, "The session has ended.")
         person = await self._registry.get(org, kind, person_id)
         policy = self._policies.for_path(org.policy_path)
-        check_roster_role(person, role, session.kind, policy, local_date(self._clock.now(), policy))
+        check_roster_role(
+            person, role, session.kind, policy, self._vetting_day(session.ends_at, policy)
+        )
         return await self._enrol(org, actor, session, person, role)
+
+    def _vetting_day(self, ends_at: datetime, policy: Policy) -> date:
+        """The day an adult's vetting is checked for at roster time: the session's last day
+        (or today, if later), so vetting that lapses before the session ends is refused."""
+        return max(local_date(self._clock.now(), policy), local_date(ends_at, policy))
 
     async def _enrol(
         self, org: Organisation, actor: str, session: Session, person: Person, role: SessionRole

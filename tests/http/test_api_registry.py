@@ -209,6 +209,32 @@ async def test_an_adult_who_may_not_supervise_is_refused_onto_the_roster(
         answer = await world.enrol(name, "observer", "staff")
         assert (answer.status, answer.code) == (422, code), (name, answer.body)
         assert says in answer.body["error"]["message"]
+    # Vetting that lapses before a session ends does not cover it: Vic may observe today's
+    # session, not Wednesday's.
+    await world.staff(
+        "Vic Observer",
+        ["observer"],
+        {"kind": "dbs_enhanced", "checked_on": "2024-01-01", "expires_on": "2026-11-24"},
+    )
+    assert (await world.enrol("Vic Observer", "observer", "staff")).status == 201
+    wednesday = gateway.clock.now() + timedelta(days=2)
+    later = await world.admin.post(
+        "/v1/sessions",
+        {
+            "kind": "group",
+            "title": "Maths club",
+            "host_staff_id": world.ids["Tina Tutor"],
+            "starts_at": wednesday.isoformat(),
+            "ends_at": (wednesday + timedelta(hours=1)).isoformat(),
+            "password": "open-sesame",
+        },
+    )
+    assert later.status == 201, later.body
+    answer = await world.admin.post(
+        f"/v1/sessions/{later.body['id']}/participants",
+        {"person_kind": "staff", "person_id": world.ids["Vic Observer"], "role": "observer"},
+    )
+    assert (answer.status, answer.code) == (422, "vetting_expired"), answer.body
     # Nor can an unvetted member of staff host.
     start = gateway.clock.now()
     await world.staff("Tom Tutor", ["tutor"], vetting=None)
@@ -225,4 +251,6 @@ async def test_an_adult_who_may_not_supervise_is_refused_onto_the_roster(
     )
     assert (answer.status, answer.code) == (422, "vetting_expired"), answer.body
     roster = await world.admin.get(f"/v1/sessions/{world.session['id']}/participants")
-    assert len(roster.body["items"]) == len(world.participants)
+    assert {p["person_id"] for p in roster.body["items"]} == {
+        world.ids[name] for name in world.participants
+    }
