@@ -95,6 +95,13 @@ ROSTER_ROLES: dict[SessionRole, type[Staff] | type[Child] | type[Guardian] | Non
 }
 
 
+_KIND_NAMES: dict[type[Staff] | type[Child] | type[Guardian], str] = {
+    Staff: "member of staff",
+    Child: "child",
+    Guardian: "guardian",
+}
+
+
 def check_roster_role(
     person: Person, role: SessionRole, kind: SessionKind, policy: Policy, today: date
 ) -> None:
@@ -109,7 +116,10 @@ def check_roster_role(
         raise Refusal(ErrorCode.ROLE_NOT_ALLOWED, "A session's host is set when it is created.")
     required = ROSTER_ROLES[role]
     if required is not None and not isinstance(person, required):
-        raise Refusal(ErrorCode.ROLE_NOT_ALLOWED, f"That person cannot take the {role} role.")
+        raise Refusal(
+            ErrorCode.ROLE_NOT_ALLOWED,
+            f"The {role.value} role is taken by a registered {_KIND_NAMES[required]} only.",
+        )
     if isinstance(person, Staff):
         check_adult_role(person, role, policy, today)
 

@@ -209,6 +209,11 @@ async def test_an_adult_who_may_not_supervise_is_refused_onto_the_roster(
         answer = await world.enrol(name, "observer", "staff")
         assert (answer.status, answer.code) == (422, code), (name, answer.body)
         assert says in answer.body["error"]["message"]
+    # A child cannot be rostered as an adult, and the refusal says who can.
+    answer = await world.enrol("Sam Green", "observer", "child")
+    assert (answer.status, answer.code) == (422, "role_not_allowed")
+    assert "member of staff" in answer.body["error"]["message"]
+
     # Vetting that lapses before a session ends does not cover it: Vic may observe today's
     # session, not Wednesday's.
     await world.staff(
