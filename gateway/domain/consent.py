@@ -78,7 +78,11 @@ def check_evidence(evidence: Evidence | None, policy: Policy, today: date) -> No
 def check_purpose(purpose: str, policy: Policy) -> None:
     """Raise PURPOSE_UNKNOWN unless the policy names this consent purpose."""
     if purpose not in policy.consent_purposes():
-        raise Refusal(ErrorCode.PURPOSE_UNKNOWN, "this purpose is not in the policy")
+        accepted = ", ".join(policy.consent_purposes())
+        raise Refusal(
+            ErrorCode.PURPOSE_UNKNOWN,
+            f"this purpose is not in the policy: the purpose must be one of: {accepted}",
+        )
 
 
 def may_speak_for(subject: Person, given_by_kind: PersonKind, given_by_id: str) -> bool:

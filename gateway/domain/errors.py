@@ -51,6 +51,8 @@ class ErrorCode(enum.StrEnum):
     PURPOSE_UNKNOWN = "purpose_unknown"
     ROLE_NOT_ALLOWED = "role_not_allowed"
     VETTING_EXPIRED = "vetting_expired"
+    VETTING_KIND_NOT_ACCEPTED = "vetting_kind_not_accepted"
+    SCHEDULE_NOT_ALLOWED = "schedule_not_allowed"
     SESSION_ENDED = "session_ended"
     POLICY_INVALID = "policy_invalid"
     # media

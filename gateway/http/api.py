@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -23,15 +23,19 @@ from gateway.domain.models import (
 from gateway.http.bodies import (
     ASCII_DIGITS,
     ChildBody,
+    ChildPatchBody,
     ConsentBody,
     EmptyBody,
     GuardianBody,
+    GuardianPatchBody,
     Id,
     Instant,
     ParticipantBody,
     Query,
     SessionBody,
     StaffBody,
+    StaffPatchBody,
+    VettingBody,
     parse_body,
     parse_query,
 )
@@ -39,11 +43,32 @@ from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
 from gateway.http.views import (
+    AuditPage,
+    ChildList,
+    ChildView,
+    ConsentRecordView,
+    ConsentStateView,
+    CreatedSessionView,
+    GuardianList,
+    GuardianView,
+    InviteView,
+    IssuedInviteView,
+    ParticipantList,
+    ParticipantView,
+    PolicyView,
+    SessionList,
+    SessionView,
+    StaffList,
+    StaffView,
     consent_record_view,
     consent_state_view,
+    created_session_view,
     invite_view,
+    issued_invite_view,
+    participant_list_view,
     participant_view,
     person_view,
+    session_list_view,
     session_view,
 )
 from gateway.services.bundle import Services
@@ -74,13 +99,13 @@ def _today(request: web.Request) -> date:
 
 
 # registry ----------------------------------------------------------------------------------
+def _vetting(body: VettingBody | None) -> Vetting | None:
+    return Vetting(body.kind, body.checked_on, body.expires_on) if body else None
+
+
 async def add_staff(request: web.Request) -> web.Response:
     body = await _body(request, StaffBody)
-    vetting = (
-        Vetting(body.vetting.kind, body.vetting.checked_on, body.vetting.expires_on)
-        if body.vetting
-        else None
-    )
+    vetting = _vetting(body.vetting)
     staff = await _services(request).registry.add_staff(
         _org(request),
         _actor(request),
@@ -120,6 +145,36 @@ async def list_people(request: web.Request) -> web.Response:
     people = await _services(request).registry.list(_org(request), _kind_of(request))
     today = _today(request)
     return web.json_response({"items": [person_view(p, today) for p in people]})
+
+
+async def update_staff(request: web.Request) -> web.Response:
+    body = await _body(request, StaffPatchBody)
+    staff = await _services(request).registry.update_staff(
+        _org(request),
+        _actor(request),
+        request.match_info["id"],
+        body.name,
+        body.email,
+        [StaffRole(r) for r in body.roles] if body.roles is not None else None,
+        _vetting(body.vetting),
+    )
+    return web.json_response(person_view(staff, _today(request)))
+
+
+async def update_guardian(request: web.Request) -> web.Response:
+    body = await _body(request, GuardianPatchBody)
+    guardian = await _services(request).registry.update_guardian(
+        _org(request), _actor(request), request.match_info["id"], body.name, body.contact
+    )
+    return web.json_response(person_view(guardian))
+
+
+async def update_child(request: web.Request) -> web.Response:
+    body = await _body(request, ChildPatchBody)
+    child = await _services(request).registry.update_child(
+        _org(request), _actor(request), request.match_info["id"], body.name, body.date_of_birth
+    )
+    return web.json_response(person_view(child))
 
 
 async def get_person(request: web.Request) -> web.Response:
@@ -173,10 +228,44 @@ async def create_session(request: web.Request) -> web.Response:
         body.password,
         body.out_of_hours_approved_by,
     )
-    view = session_view(created.session, created.title)
-    if created.password is not None:
-        view["password"] = created.password  # shown once; stored hashed
+    # A generated password is shown once; it is stored hashed.
+    view = created_session_view(created.session, created.title, created.password)
     return web.json_response(view, status=201)
+
+
+SessionStatus = Literal["upcoming", "live", "ended"]
+Cursor = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]{1,18}\.[A-Za-z0-9_-]{1,64}$",
+        description="`next_cursor` from the previous page.",
+    ),
+]
+
+
+class SessionListQuery(Query):
+    status: SessionStatus | None = Field(
+        None,
+        description="upcoming: not started; live: between its start and end and not ended; "
+        "ended: ended by its host or past its end.",
+    )
+    starts_from: Instant | None = Field(None, alias="from")
+    starts_to: Instant | None = Field(None, alias="to")
+    cursor: Cursor | None = None
+    limit: Annotated[int, Field(ge=1, le=200), ASCII_DIGITS] = 50
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    params = parse_query(request, SessionListQuery)
+    after = None
+    if params.cursor is not None:
+        starts, last_id = params.cursor.split(".", 1)
+        after = (int(starts), last_id)
+    items, next_after = await _services(request).sessions.listing(
+        _org(request), params.status, params.starts_from, params.starts_to, after, params.limit
+    )
+    cursor = f"{next_after[0]}.{next_after[1]}" if next_after else None
+    return web.json_response(session_list_view(items, cursor))
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -209,7 +298,7 @@ async def add_participant(request: web.Request) -> web.Response:
 
 async def roster(request: web.Request) -> web.Response:
     participants = await _services(request).sessions.roster(_org(request), request.match_info["id"])
-    return web.json_response({"items": [participant_view(p) for p in participants]})
+    return web.json_response(participant_list_view(participants))
 
 
 async def issue_invite(request: web.Request) -> web.Response:
@@ -217,12 +306,10 @@ async def issue_invite(request: web.Request) -> web.Response:
     issued = await _services(request).sessions.issue_invite(
         _org(request), _actor(request), request.match_info["id"], request.match_info["participant"]
     )
-    view = invite_view(issued.invite)
-    view["token"] = issued.token
     # The token travels in the fragment: browsers never send it to a server, so it stays out
     # of access logs and Referer headers.
-    view["link"] = f"{request.app[SETTINGS].public_url}/join#{issued.token}"
-    return web.json_response(view, status=201)
+    link = f"{request.app[SETTINGS].public_url}/join#{issued.token}"
+    return web.json_response(issued_invite_view(issued.invite, issued.token, link), status=201)
 
 
 async def revoke_invite(request: web.Request) -> web.Response:
@@ -263,35 +350,148 @@ async def audit_log(request: web.Request) -> web.Response:
         limit=params.limit,
     )
     entries = await _services(request).audit.entries(query)
-    items = [entry.as_dict() for entry in entries]
     next_after = entries[-1].seq if len(entries) == params.limit else None
-    return web.json_response({"items": items, "next_after": next_after})
+    page = AuditPage.model_validate(
+        {"items": [entry.as_dict() for entry in entries], "next_after": next_after}
+    )
+    return web.json_response(page.render())
 
 
 async def policy(request: web.Request) -> web.Response:
     from gateway.domain.policy_text import render_policy
 
     current = _services(request).policies.for_path(_org(request).policy_path)
-    return web.json_response(
-        {"version": current.version, "label": current.label, "text": render_policy(current)}
-    )
+    view = PolicyView(version=current.version, label=current.label, text=render_policy(current))
+    return web.json_response(view.render())
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/staff", add_staff, "Register a member of staff", StaffBody, statuses=(201,)),
-    Route("GET", "/v1/staff", list_people, "List staff"),
-    Route("GET", "/v1/staff/{id}", get_person, "One member of staff"),
-    Route("GET", "/v1/staff/{id}/consent", consent_state, "A staff member's consent state"),
+    # registry
     Route(
-        "POST", "/v1/guardians", add_guardian, "Register a guardian", GuardianBody, statuses=(201,)
+        "POST",
+        "/v1/staff",
+        add_staff,
+        "Register a member of staff",
+        StaffBody,
+        statuses=(201,),
+        operation_id="createStaff",
+        response=StaffView,
     ),
-    Route("GET", "/v1/guardians", list_people, "List guardians"),
-    Route("GET", "/v1/guardians/{id}", get_person, "One guardian"),
-    Route("GET", "/v1/guardians/{id}/consent", consent_state, "A guardian's consent state"),
-    Route("POST", "/v1/children", add_child, "Register a child", ChildBody, statuses=(201,)),
-    Route("GET", "/v1/children", list_people, "List children"),
-    Route("GET", "/v1/children/{id}", get_person, "One child"),
-    Route("GET", "/v1/children/{id}/consent", consent_state, "A child's consent state and why"),
+    Route(
+        "GET", "/v1/staff", list_people, "List staff", operation_id="listStaff", response=StaffList
+    ),
+    Route(
+        "GET",
+        "/v1/staff/{id}",
+        get_person,
+        "One member of staff",
+        operation_id="getStaff",
+        response=StaffView,
+    ),
+    Route(
+        "PATCH",
+        "/v1/staff/{id}",
+        update_staff,
+        "Update a member of staff: fix a name or e-mail, change roles, renew vetting (audited)",
+        StaffPatchBody,
+        operation_id="updateStaff",
+        response=StaffView,
+    ),
+    Route(
+        "GET",
+        "/v1/staff/{id}/consent",
+        consent_state,
+        "A staff member's consent state",
+        operation_id="getStaffConsent",
+        response=ConsentStateView,
+    ),
+    Route(
+        "POST",
+        "/v1/guardians",
+        add_guardian,
+        "Register a guardian",
+        GuardianBody,
+        statuses=(201,),
+        operation_id="createGuardian",
+        response=GuardianView,
+    ),
+    Route(
+        "GET",
+        "/v1/guardians",
+        list_people,
+        "List guardians",
+        operation_id="listGuardians",
+        response=GuardianList,
+    ),
+    Route(
+        "GET",
+        "/v1/guardians/{id}",
+        get_person,
+        "One guardian",
+        operation_id="getGuardian",
+        response=GuardianView,
+    ),
+    Route(
+        "PATCH",
+        "/v1/guardians/{id}",
+        update_guardian,
+        "Update a guardian: fix a name or contact (audited)",
+        GuardianPatchBody,
+        operation_id="updateGuardian",
+        response=GuardianView,
+    ),
+    Route(
+        "GET",
+        "/v1/guardians/{id}/consent",
+        consent_state,
+        "A guardian's consent state",
+        operation_id="getGuardianConsent",
+        response=ConsentStateView,
+    ),
+    Route(
+        "POST",
+        "/v1/children",
+        add_child,
+        "Register a child",
+        ChildBody,
+        statuses=(201,),
+        operation_id="createChild",
+        response=ChildView,
+    ),
+    Route(
+        "GET",
+        "/v1/children",
+        list_people,
+        "List children",
+        operation_id="listChildren",
+        response=ChildList,
+    ),
+    Route(
+        "GET",
+        "/v1/children/{id}",
+        get_person,
+        "One child",
+        operation_id="getChild",
+        response=ChildView,
+    ),
+    Route(
+        "PATCH",
+        "/v1/children/{id}",
+        update_child,
+        "Update a child: fix a name or date of birth (audited)",
+        ChildPatchBody,
+        operation_id="updateChild",
+        response=ChildView,
+    ),
+    Route(
+        "GET",
+        "/v1/children/{id}/consent",
+        consent_state,
+        "A child's consent state and why",
+        operation_id="getChildConsent",
+        response=ConsentStateView,
+    ),
+    # consent
     Route(
         "POST",
         "/v1/consents",
@@ -299,19 +499,64 @@ ROUTES: tuple[Route, ...] = (
         "Give or withdraw consent",
         ConsentBody,
         statuses=(201,),
+        operation_id="recordConsent",
+        response=ConsentRecordView,
     ),
-    Route("POST", "/v1/sessions", create_session, "Create a session", SessionBody, statuses=(201,)),
-    Route("GET", "/v1/sessions/{id}", get_session, "One session"),
-    Route("POST", "/v1/sessions/{id}/end", end_session, "End a session", EmptyBody),
+    # sessions
+    Route(
+        "POST",
+        "/v1/sessions",
+        create_session,
+        "Create a session",
+        SessionBody,
+        statuses=(201,),
+        operation_id="createSession",
+        response=CreatedSessionView,
+    ),
+    Route(
+        "GET",
+        "/v1/sessions",
+        list_sessions,
+        "The organisation's sessions by start time, filtered, a page at a time",
+        query=SessionListQuery,
+        operation_id="listSessions",
+        response=SessionList,
+    ),
+    Route(
+        "GET",
+        "/v1/sessions/{id}",
+        get_session,
+        "One session",
+        operation_id="getSession",
+        response=SessionView,
+    ),
+    Route(
+        "POST",
+        "/v1/sessions/{id}/end",
+        end_session,
+        "End a session",
+        EmptyBody,
+        operation_id="endSession",
+        response=SessionView,
+    ),
     Route(
         "POST",
         "/v1/sessions/{id}/participants",
         add_participant,
-        "Register a participant",
+        "Register a participant (a host or observer needs current vetting)",
         ParticipantBody,
         statuses=(201,),
+        operation_id="addParticipant",
+        response=ParticipantView,
     ),
-    Route("GET", "/v1/sessions/{id}/participants", roster, "The session's roster"),
+    Route(
+        "GET",
+        "/v1/sessions/{id}/participants",
+        roster,
+        "The session's roster",
+        operation_id="listParticipants",
+        response=ParticipantList,
+    ),
     Route(
         "POST",
         "/v1/sessions/{id}/participants/{participant}/invite",
@@ -319,16 +564,36 @@ ROUTES: tuple[Route, ...] = (
         "Issue a personal invite",
         EmptyBody,
         statuses=(201,),
+        operation_id="issueInvite",
+        response=IssuedInviteView,
     ),
-    Route("POST", "/v1/invites/{id}/revoke", revoke_invite, "Revoke an invite", EmptyBody),
+    Route(
+        "POST",
+        "/v1/invites/{id}/revoke",
+        revoke_invite,
+        "Revoke an invite",
+        EmptyBody,
+        operation_id="revokeInvite",
+        response=InviteView,
+    ),
+    # audit and policy
     Route(
         "GET",
         "/v1/audit",
         audit_log,
         "Page through the audit log",
         query=AuditLogQuery,
+        operation_id="listAuditEntries",
+        response=AuditPage,
     ),
-    Route("GET", "/v1/policy", policy, "The written policy that applies, in plain English"),
+    Route(
+        "GET",
+        "/v1/policy",
+        policy,
+        "The written policy that applies, in plain English",
+        operation_id="getPolicy",
+        response=PolicyView,
+    ),
 )
 
 __all__ = ["ROUTES", "Route"]

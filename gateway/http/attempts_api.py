@@ -9,6 +9,7 @@ from gateway.http.keys import ATTEMPTS, SETTINGS
 from gateway.http.live_api import LIVE, _device_of
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
+from gateway.http.views import Readmitted, Unlocked
 
 
 async def readmit(request: web.Request) -> web.Response:
@@ -33,6 +34,8 @@ ATTEMPT_ROUTES: tuple[Route, ...] = (
         "Host: let a participant locked out by wrong passwords try again",
         RemoveBody,
         public=True,
+        operation_id="readmitParticipant",
+        response=Readmitted,
     ),
     Route(
         "POST",
@@ -40,5 +43,7 @@ ATTEMPT_ROUTES: tuple[Route, ...] = (
         unlock_invite,
         "Let an invite locked by wrong passwords be used again",
         EmptyBody,
+        operation_id="unlockInvite",
+        response=Unlocked,
     ),
 )

@@ -7,7 +7,7 @@ same models give the OpenAPI document its schemas, so what it promises is what i
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, TypeVar
 
 from aiohttp import web
@@ -22,23 +22,22 @@ from pydantic import (
 )
 
 from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.names import MAX_NAME_CODE_POINTS
+from gateway.domain.registry_rules import EMAIL_PATTERN, PLAIN_TEXT_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 
-# Instants the gateway stores as UTC microseconds: an aware time between these bounds. Outside
-# them (year 1 at +14:00 is before year 1 in UTC) a conversion would fail deep inside.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+# Instants the gateway stores as UTC microseconds: an aware time written with a year from 1970
+# to 8999. The year is checked as written (the schema says so with a pattern), so its UTC
+# conversion is always within what datetime and the database columns hold.
+FIRST_YEAR, LAST_YEAR = 1970, 8999
+INSTANT_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
 
 
 def _in_range(instant: datetime) -> datetime:
-    try:
-        inside = EARLIEST <= instant < LATEST
-    except OverflowError:
-        inside = False
-    if not inside:
-        raise ValueError("must be between 1970 and 9000 (UTC)")
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise ValueError(f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
     return instant
 
 
@@ -49,7 +48,14 @@ def _ascii_digits(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_range),
+    Field(
+        description="A time with its UTC offset, in the years 1970 to 8999.",
+        json_schema_extra={"pattern": INSTANT_PATTERN},
+    ),
+]
 # After the bounds, so the schema keeps them: Annotated[int, Field(ge=1, le=9), ASCII_DIGITS].
 ASCII_DIGITS = BeforeValidator(_ascii_digits)
 
@@ -60,7 +66,40 @@ Purpose = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_:
 PlainText = Annotated[
     str, Field(pattern=r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]*$")
 ]
-Name = Annotated[str, Field(min_length=1, max_length=400)]
+# A person's name: the bounds of the stored column. Whether a name is acceptable (one script,
+# not a role title...) is a rule, refused with 422 name_invalid (gateway/domain/names.py).
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_NAME_CODE_POINTS,
+        description="A person's name; refused with 422 name_invalid when it breaks a naming "
+        "rule (mixed scripts, a role title, invisible characters).",
+    ),
+]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=318,
+        pattern=EMAIL_PATTERN,
+        json_schema_extra={"format": "email"},
+        description="An organisational e-mail address; its domain must be one the "
+        "organisation's policy allows (422 email_domain_not_allowed names them).",
+    ),
+]
+Contact = Annotated[str, Field(min_length=3, max_length=320, pattern=PLAIN_TEXT_PATTERN)]
+Title = Annotated[str, Field(min_length=1, max_length=200, pattern=PLAIN_TEXT_PATTERN)]
+VettingKind = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="A kind of vetting check the policy accepts (422 vetting_kind_not_accepted "
+        "names them).",
+    ),
+]
+StaffRoleName = Literal["tutor", "observer", "dsl", "admin"]
 
 
 class Body(BaseModel):
@@ -68,21 +107,40 @@ class Body(BaseModel):
 
 
 class VettingBody(Body):
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: VettingKind
     checked_on: date
     expires_on: date
 
 
 class StaffBody(Body):
     name: Name
-    email: Annotated[str, Field(min_length=3, max_length=320)]
-    roles: Annotated[list[Literal["tutor", "observer", "dsl", "admin"]], Field(min_length=1)]
+    email: Email
+    roles: Annotated[list[StaffRoleName], Field(min_length=1, max_length=8)]
+    vetting: VettingBody | None = None
+
+
+class StaffPatchBody(Body):
+    """Fields left out (or null) stay as they are; a new vetting check replaces the old one."""
+
+    name: Name | None = None
+    email: Email | None = None
+    roles: Annotated[list[StaffRoleName], Field(min_length=1, max_length=8)] | None = None
     vetting: VettingBody | None = None
 
 
 class GuardianBody(Body):
     name: Name
-    contact: Annotated[str, Field(min_length=3, max_length=320)]
+    contact: Contact
+
+
+class GuardianPatchBody(Body):
+    name: Name | None = None
+    contact: Contact | None = None
+
+
+class ChildPatchBody(Body):
+    name: Name | None = None
+    date_of_birth: date | None = None
 
 
 class ChildBody(Body):
@@ -109,11 +167,11 @@ class ConsentBody(Body):
 
 class SessionBody(Body):
     kind: Literal["tutoring", "group", "livestream"]
-    title: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Title
     host_staff_id: Id
     starts_at: Instant
     ends_at: Instant
-    recording_purpose: Annotated[str, Field(max_length=64)] | None = None
+    recording_purpose: Purpose | None = None
     password: Annotated[str, Field(min_length=6, max_length=128)] | None = None
     out_of_hours_approved_by: Id | None = None
 
@@ -150,8 +208,9 @@ def parse_query(request: web.Request, model: type[Q]) -> Q:
     """The one way query strings are read: into `model`, or a `query_invalid` refusal naming
     the parameter and the rule (never the value sent)."""
     values: dict[str, str] = {}
+    known = {field.alias or name for name, field in model.model_fields.items()}
     for name, value in request.query.items():
-        if name not in model.model_fields:
+        if name not in known:
             raise Refusal(ErrorCode.QUERY_INVALID, f"Unknown query parameter: {name[:64]}.")
         if name in values:
             raise Refusal(ErrorCode.QUERY_INVALID, f"{name} is given once.")

@@ -38,6 +38,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.PURPOSE_UNKNOWN: 422,
     ErrorCode.ROLE_NOT_ALLOWED: 422,
     ErrorCode.VETTING_EXPIRED: 422,
+    ErrorCode.VETTING_KIND_NOT_ACCEPTED: 422,
+    ErrorCode.SCHEDULE_NOT_ALLOWED: 422,
     ErrorCode.SESSION_ENDED: 409,
     ErrorCode.POLICY_INVALID: 422,
     ErrorCode.CREDENTIAL_INVALID: 403,

@@ -22,6 +22,7 @@ from gateway.http.bodies import ASCII_DIGITS, Id, Query, parse_query
 from gateway.http.live_api import ConcernReporter
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
+from gateway.http.views import IncidentDetailView, IncidentList
 from gateway.services.admission import AdmissionService, DeviceOf
 from gateway.services.attempts import AttemptGuard
 from gateway.services.incidents import LIST_LIMIT, IncidentDetail, IncidentService
@@ -109,6 +110,16 @@ INCIDENT_ROUTES: tuple[Route, ...] = (
         list_incidents,
         "The incident log, newest first",
         query=IncidentListQuery,
+        operation_id="listIncidents",
+        response=IncidentList,
     ),
-    Route("GET", "/v1/incidents/{id}", get_incident, "One incident", query=IncidentViewQuery),
+    Route(
+        "GET",
+        "/v1/incidents/{id}",
+        get_incident,
+        "One incident",
+        query=IncidentViewQuery,
+        operation_id="getIncident",
+        response=IncidentDetailView,
+    ),
 )

@@ -169,8 +169,24 @@ class ConcernReporter:
 REPORT_CONCERN = web.AppKey("report_concern", ConcernReporter)
 
 LIVE_ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/join", join, "Redeem an invite: admit, hold or deny", JoinBody, public=True),
-    Route("POST", "/v1/leave", leave, "Leave a session (always allowed)", LeaveBody, public=True),
+    Route(
+        "POST",
+        "/v1/join",
+        join,
+        "Redeem an invite: admit, hold or deny",
+        JoinBody,
+        public=True,
+        operation_id="joinSession",
+    ),
+    Route(
+        "POST",
+        "/v1/leave",
+        leave,
+        "Leave a session (always allowed)",
+        LeaveBody,
+        public=True,
+        operation_id="leaveSession",
+    ),
     Route(
         "POST",
         "/v1/media/offer",
@@ -178,6 +194,7 @@ LIVE_ROUTES: tuple[Route, ...] = (
         "WebRTC offer with a media credential",
         OfferBody,
         public=True,
+        operation_id="offerMedia",
     ),
     Route(
         "POST",
@@ -186,6 +203,7 @@ LIVE_ROUTES: tuple[Route, ...] = (
         "The participant's live event stream (SSE)",
         LeaveBody,
         public=True,
+        operation_id="streamLiveEvents",
     ),
     Route(
         "POST",
@@ -195,7 +213,24 @@ LIVE_ROUTES: tuple[Route, ...] = (
         ConcernBody,
         public=True,
         statuses=(201,),
+        operation_id="reportConcern",
     ),
-    Route("POST", "/v1/live/remove", remove, "Host: remove a participant", RemoveBody, public=True),
-    Route("POST", "/v1/live/end", end, "Host: end the session", LeaveBody, public=True),
+    Route(
+        "POST",
+        "/v1/live/remove",
+        remove,
+        "Host: remove a participant",
+        RemoveBody,
+        public=True,
+        operation_id="removeParticipant",
+    ),
+    Route(
+        "POST",
+        "/v1/live/end",
+        end,
+        "Host: end the session",
+        LeaveBody,
+        public=True,
+        operation_id="endLiveSession",
+    ),
 )

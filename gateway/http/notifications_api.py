@@ -28,6 +28,7 @@ from gateway.http.bodies import ASCII_DIGITS, Body, Query, parse_body, parse_que
 from gateway.http.keys import SETTINGS
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
+from gateway.http.views import ChannelsView, DeliveryList
 from gateway.services.notifications import LIST_LIMIT, Notifications
 
 NOTIFICATIONS = web.AppKey("notifications", Notifications)
@@ -196,12 +197,16 @@ NOTIFICATION_ROUTES: tuple[Route, ...] = (
         put_channels,
         "Set the organisation's notification channels (secrets are write-only)",
         ChannelsBody,
+        operation_id="setNotificationChannels",
+        response=ChannelsView,
     ),
     Route(
         "GET",
         "/v1/notification-channels",
         get_channels,
         "The organisation's notification channels (without secrets)",
+        operation_id="getNotificationChannels",
+        response=ChannelsView,
     ),
     Route(
         "GET",
@@ -209,5 +214,7 @@ NOTIFICATION_ROUTES: tuple[Route, ...] = (
         list_notifications,
         "Delivery state of the organisation's notifications, newest first",
         query=NotificationListQuery,
+        operation_id="listNotifications",
+        response=DeliveryList,
     ),
 )

@@ -11,6 +11,13 @@ from pydantic import BaseModel
 
 @dataclass(frozen=True)
 class Route:
+    """A JSON route: how it is called, what it takes and what it answers.
+
+    `operation_id` is the name a generated client gives the call (`createStaff`): stable,
+    declared here once. `response` is the model of a success answer's body; views render
+    through the same models, so the document and the answer cannot drift apart.
+    """
+
     method: str
     path: str
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -19,3 +26,5 @@ class Route:
     query: type[BaseModel] | None = None
     public: bool = False
     statuses: tuple[int, ...] = (200,)
+    operation_id: str = ""
+    response: type[BaseModel] | None = None

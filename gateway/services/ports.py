@@ -64,6 +64,19 @@ class AuditQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    """A page of an organisation's sessions (GET /v1/sessions), ordered by start then id."""
+
+    org_id: str
+    now_us: int
+    status: str | None = None  # "upcoming", "live" or "ended" at now_us
+    starts_from_us: int | None = None
+    starts_to_us: int | None = None
+    after: tuple[int, str] | None = None  # (starts_at_us, id) of the last session seen
+    limit: int = 50
+
+
 class Store(Protocol):
     # organisations and their API keys
     async def add_organisation(
@@ -84,6 +97,8 @@ class Store(Protocol):
     async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
     async def staff_by_email(self, org_id: str, email: str) -> Staff | None: ...
     async def people(self, org_id: str, kind: PersonKind) -> Sequence[Person]: ...
+    async def update_person(self, person: Person, events: Sequence[AuditEvent]) -> None: ...
+    async def sessions_page(self, query: SessionQuery) -> Sequence[tuple[Session, str]]: ...
     async def link_guardian(
         self, child: Child, guardian: Guardian, events: Sequence[AuditEvent]
     ) -> None: ...

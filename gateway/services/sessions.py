@@ -6,12 +6,12 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from gateway.clock import Clock
+from gateway.clock import Clock, to_us
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
-from gateway.domain.hours import schedule_reasons
+from gateway.domain.hours import local_date, schedule_reasons
 from gateway.domain.masking import new_masked_identity, session_display_name
 from gateway.domain.models import (
     Invite,
@@ -25,7 +25,14 @@ from gateway.domain.models import (
     StaffRole,
     person_kind,
 )
-from gateway.domain.registry_rules import check_roster_role
+from gateway.domain.policy import Policy
+from gateway.domain.registry_rules import (
+    check_adult_role,
+    check_plain_text,
+    check_roster_role,
+    one_of,
+    schedule_status,
+)
 from gateway.services.organisations import new_id
 from gateway.services.policies import PolicyBook
 from gateway.services.ports import (
@@ -33,6 +40,7 @@ from gateway.services.ports import (
     InviteTokenCodec,
     Organisation,
     PasswordHasher,
+    SessionQuery,
     Store,
 )
 from gateway.services.registry import RegistryService
@@ -85,12 +93,19 @@ class SessionService:
         out_of_hours_approved_by: str | None,
     ) -> NewSession:
         policy = self._policies.for_path(org.policy_path)
-        title = title.strip()
-        if not 1 <= len(title) <= 200 or not title.isprintable():
-            raise Refusal(ErrorCode.BODY_INVALID, "A session title is 1 to 200 characters.")
+        title = check_plain_text(title, "A session title", 1, 200)
         host = await self._registry.get(org, PersonKind.STAFF, host_staff_id)
         if recording_purpose is not None and recording_purpose not in policy.recording.purposes:
-            raise Refusal(ErrorCode.PURPOSE_UNKNOWN, "That recording purpose is not in the policy.")
+            raise Refusal(
+                ErrorCode.PURPOSE_UNKNOWN,
+                "That recording purpose is not in the policy: the purpose must be one of: "
+                + one_of(policy.recording.purposes)
+                + ".",
+            )
+        assert isinstance(host, Staff)
+        # The host needs vetting valid for the whole session, checked now, not only when they
+        # come to join (R4, R5).
+        check_adult_role(host, SessionRole.HOST, policy, self._vetting_day(ends_at, policy))
         if out_of_hours_approved_by is not None:
             approver = await self._registry.get(org, PersonKind.STAFF, out_of_hours_approved_by)
             assert isinstance(approver, Staff)
@@ -101,7 +116,8 @@ class SessionService:
         reasons = schedule_reasons(starts_at, ends_at, policy, out_of_hours_approved_by is not None)
         if reasons:
             raise Refusal(
-                ErrorCode.BODY_INVALID, "The session cannot be scheduled then: " + reasons[0]
+                ErrorCode.SCHEDULE_NOT_ALLOWED,
+                "The session cannot be scheduled then: " + reasons[0],
             )
         generated = None
         if password is None and policy.invites.password_required:
@@ -146,6 +162,33 @@ class SessionService:
         await self._enrol(org, actor, session, host, SessionRole.HOST)
         return NewSession(session, title, generated)
 
+    async def listing(
+        self,
+        org: Organisation,
+        status: str | None,
+        starts_from: datetime | None,
+        starts_to: datetime | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> tuple[list[tuple[Session, str, str]], tuple[int, str] | None]:
+        """A page of the organisation's sessions with each one's status now, and where the
+        next page starts (None on the last page)."""
+        now = self._clock.now()
+        page = await self._store.sessions_page(
+            SessionQuery(
+                org_id=org.id,
+                now_us=to_us(now),
+                status=status,
+                starts_from_us=to_us(starts_from) if starts_from else None,
+                starts_to_us=to_us(starts_to) if starts_to else None,
+                after=after,
+                limit=limit,
+            )
+        )
+        items = [(session, title, schedule_status(session, now)) for session, title in page]
+        last = page[-1][0] if len(page) == limit else None
+        return items, (to_us(last.starts_at), last.id) if last else None
+
     async def get(self, org: Organisation, session_id: str) -> Session:
         session = await self._store.session(org.id, session_id)
         if session is None:
@@ -170,8 +213,16 @@ class SessionService:
         if session.ended_at is not None:
             raise Refusal(ErrorCode.SESSION_ENDED, "The session has ended.")
         person = await self._registry.get(org, kind, person_id)
-        check_roster_role(person, role, session.kind)
+        policy = self._policies.for_path(org.policy_path)
+        check_roster_role(
+            person, role, session.kind, policy, self._vetting_day(session.ends_at, policy)
+        )
         return await self._enrol(org, actor, session, person, role)
+
+    def _vetting_day(self, ends_at: datetime, policy: Policy) -> date:
+        """The day an adult's vetting is checked for at roster time: the session's last day
+        (or today, if later), so vetting that lapses before the session ends is refused."""
+        return max(local_date(self._clock.now(), policy), local_date(ends_at, policy))
 
     async def _enrol(
         self, org: Organisation, actor: str, session: Session, person: Person, role: SessionRole

@@ -71,9 +71,17 @@ async def _live_session(case: Case) -> None:
         )
 
     store = gateway.services.store
-    # The observer's join released Sam (the live service evaluates supervision on every
-    # presence change); the observer's media then drops.
-    gateway.clock.advance(timedelta(minutes=6))
+    # Both adults' media connects (adults count once connected), which releases Sam (the live
+    # service evaluates supervision on every presence change); the observer's media then drops.
+    gateway.clock.advance(timedelta(minutes=1))
+    await store.record(
+        [
+            seat("Tina Tutor", "media.connected"),
+            seat("Oscar Observer", "media.connected"),
+            seat("Sam Green", "supervision.release", state="supervised"),
+        ]
+    )
+    gateway.clock.advance(timedelta(minutes=5))
     await store.record([seat("Oscar Observer", "media.disconnected")])
     gateway.clock.advance(timedelta(minutes=1))
     await store.record(
@@ -197,7 +205,8 @@ async def test_the_timeline_draws_who_was_there_holds_removals_and_concerns_by_m
         (f"{case.roster['Oscar Observer']['display_name']} (Observer)", "removed by the host"),
     ]:
         assert expected in whats
-    assert len(rows) == 10  # three joins, release, media lost, hold, breach (two), concern, removal
+    assert len(rows) == 12  # three joins, two media connected, release, media lost, hold,
+    # breach (two), concern, removal
 
     [viewed] = await audited(staff_gateway, "timeline.viewed")
     assert viewed.actor == f"staff:{case.world.ids['Dee Lead']}"
@@ -341,8 +350,9 @@ async def test_verification_runs_in_the_background_and_names_an_edited_entry(
     assert 'data-result="tampered"' in report.text
     assert f"entry {opened.seq} was edited" in report.text
     pdf = await dsl.http.get(f"{dsl.base}/staff/incidents/{incident.id}/report.pdf")
-    subject = f"/Subject (Audit log verification: not intact (entry {opened.seq} was edited))"
-    assert subject.encode() in await pdf.read()
+    body = await pdf.read()
+    assert b"/Subject (Audit log verification: not intact " in body
+    assert f"entry {opened.seq} was edited".encode() in body
 
 
 async def test_the_report_for_referral_has_the_incident_notes_timeline_and_verification(

@@ -161,7 +161,7 @@ async def test_every_answer_has_a_request_id_no_store_nosniff_and_no_banner(
         "join": await world.join("Tina Tutor"),  # carries a media credential
         "openapi": await anonymous.get("/v1/openapi.json"),
         "page": await anonymous.get("/join"),
-        "static": await anonymous.get("/static/session.js"),
+        "static": await anonymous.get("/static/session/main.js"),
         "healthz": await anonymous.get("/healthz"),
         "metrics": await anonymous.get("/metrics"),
     }

@@ -170,8 +170,23 @@ async def test_observer_with_expired_vetting_cannot_observe(gateway: Gateway) ->
         ["observer"],
         {"kind": "dbs_enhanced", "checked_on": "2023-01-01", "expires_on": "2026-01-01"},
     )
-    await world.enrol("Lapsed Larry", "observer", "staff")
-    await world.invite("Lapsed Larry")
-    answer = await world.join("Lapsed Larry")
+    # Refused when the roster is written, with the reason, not only when Larry comes to join.
+    refused = await world.enrol("Lapsed Larry", "observer", "staff")
+    assert (refused.status, refused.code) == (422, "vetting_expired"), refused.body
+    assert "dbs_enhanced" in refused.body["error"]["message"]  # the accepted vetting kinds
+    roster = await world.admin.get(f"/v1/sessions/{world.session['id']}/participants")
+    assert world.ids["Lapsed Larry"] not in {p["person_id"] for p in roster.body["items"]}
+
+    # Vetting that lapses after the roster was written still counts for nothing at join time.
+    await world.staff("Owen Observer", ["observer"])
+    assert (await world.enrol("Owen Observer", "observer", "staff")).status == 201
+    await world.invite("Owen Observer")
+    lapsed = {"kind": "dbs_enhanced", "checked_on": "2023-01-01", "expires_on": "2026-01-01"}
+    renewed = await world.admin.call(
+        "PATCH", f"/v1/staff/{world.ids['Owen Observer']}", {"vetting": lapsed}
+    )
+    assert renewed.status == 200, renewed.body
+    assert renewed.body["vetting"]["expired"] is True
+    answer = await world.join("Owen Observer")
     assert answer.body["outcome"] == "deny"
     assert "vetting_expired" in answer.body["reasons"]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from gateway.adapters.sql import schema as t
@@ -36,7 +36,7 @@ from gateway.domain.models import (
     Vetting,
 )
 from gateway.domain.outbox import OutboxMessage
-from gateway.services.ports import AuditQuery, JoinRecord, Organisation
+from gateway.services.ports import AuditQuery, JoinRecord, Organisation, SessionQuery
 
 
 class SqlStore:
@@ -566,6 +566,84 @@ class SqlStore:
         from gateway.adapters.sql.audit_reader import verify_chain
 
         return await verify_chain(self._db, self._audit_key, witnessed=witnessed, progress=progress)
+
+    # registry updates and session listing (the API's PATCH and GET /v1/sessions) -----------
+    async def update_person(self, person: Person, events: Sequence[AuditEvent]) -> None:
+        """Write a registered person's current details; the events keep the history."""
+
+        def job(tx: WriteTx) -> None:
+            if isinstance(person, Staff):
+                taken = tx.conn.scalar(
+                    select(func.count())
+                    .select_from(t.staff)
+                    .where(
+                        t.staff.c.org_id == person.org_id,
+                        t.staff.c.email == person.email,
+                        t.staff.c.id != person.id,
+                    )
+                )
+                if taken:
+                    raise Refusal(ErrorCode.CONFLICT, "A member of staff with that email exists.")
+                vetting = person.vetting
+                statement = (
+                    update(t.staff)
+                    .where(t.staff.c.org_id == person.org_id, t.staff.c.id == person.id)
+                    .values(
+                        name=person.name,
+                        email=person.email,
+                        roles=",".join(sorted(role.value for role in person.roles)),
+                        vetting_kind=vetting.kind if vetting else None,
+                        vetting_checked_on=vetting.checked_on if vetting else None,
+                        vetting_expires_on=vetting.expires_on if vetting else None,
+                    )
+                )
+            elif isinstance(person, Child):
+                statement = (
+                    update(t.children)
+                    .where(t.children.c.org_id == person.org_id, t.children.c.id == person.id)
+                    .values(name=person.name, date_of_birth=person.date_of_birth)
+                )
+            else:
+                statement = (
+                    update(t.guardians)
+                    .where(t.guardians.c.org_id == person.org_id, t.guardians.c.id == person.id)
+                    .values(name=person.name, contact=person.contact)
+                )
+            if tx.conn.execute(statement).rowcount != 1:
+                raise Refusal(ErrorCode.NOT_FOUND, "No such person.")
+            for event in events:
+                tx.audit(event)
+
+        await self.writer.write(job)
+
+    async def sessions_page(self, query: SessionQuery) -> Sequence[tuple[Session, str]]:
+        """The organisation's sessions by start time then id, after the cursor, filtered."""
+        s = t.sessions
+
+        def read(conn: Connection) -> Sequence[tuple[Session, str]]:
+            conditions: list[Any] = [s.c.org_id == query.org_id]
+            now = query.now_us
+            if query.status == "ended":
+                conditions.append(or_(s.c.ended_at.is_not(None), s.c.ends_at <= now))
+            elif query.status == "live":
+                conditions += [s.c.ended_at.is_(None), s.c.starts_at <= now, s.c.ends_at > now]
+            elif query.status == "upcoming":
+                conditions += [s.c.ended_at.is_(None), s.c.starts_at > now]
+            if query.starts_from_us is not None:
+                conditions.append(s.c.starts_at >= query.starts_from_us)
+            if query.starts_to_us is not None:
+                conditions.append(s.c.starts_at < query.starts_to_us)
+            if query.after is not None:
+                starts, last_id = query.after
+                conditions.append(
+                    or_(s.c.starts_at > starts, and_(s.c.starts_at == starts, s.c.id > last_id))
+                )
+            rows = conn.execute(
+                select(s).where(*conditions).order_by(s.c.starts_at, s.c.id).limit(query.limit)
+            ).all()
+            return [(_session(row), str(row.title)) for row in rows]
+
+        return await self._db.read(read)
 
 
 # the join's read ---------------------------------------------------------------------------
