@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql import schema as t
 from gateway.adapters.sql.engine import Database
-from gateway.adapters.sql.store import _staff
+from gateway.adapters.sql.rows import _staff
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import from_us, to_us
 from gateway.domain.audit import AuditEvent

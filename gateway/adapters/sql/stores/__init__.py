@@ -1,0 +1,1 @@
+"""The SQL store, one module per aggregate; `adapters.sql.store.SqlStore` composes them."""
