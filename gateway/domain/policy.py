@@ -52,6 +52,9 @@ class InvitePolicy(_Section):
     source_max_attempts: Annotated[StrictInt, Field(ge=1, le=10_000)] = 20
     org_max_attempts: Annotated[StrictInt, Field(ge=1, le=100_000)] = 200
     attempt_window_minutes: Annotated[StrictInt, Field(ge=1, le=24 * 60)] = 15
+    # Floods of joins, per gateway process and per minute (429 past them).
+    joins_per_minute_per_invite: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 30
+    joins_per_minute_per_source: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 600
 
 
 class StaffPolicy(_Section):

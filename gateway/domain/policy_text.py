@@ -40,6 +40,11 @@ def render_policy(policy: Policy) -> str:
             f"- Every session also has a password. After {p.invites.password_max_attempts} wrong "
             f"tries the link is locked for {p.invites.attempt_window_minutes} minutes."
         )
+    lines.append(
+        f"- One link can be used to join at most {p.invites.joins_per_minute_per_invite} times "
+        f"a minute, and one network address at most {p.invites.joins_per_minute_per_source} "
+        "times: more is refused for a while."
+    )
     lines += [
         f"- Staff use their work email addresses ({', '.join(p.staff.allowed_email_domains)}) "
         "and have an up-to-date safer-recruitment check "

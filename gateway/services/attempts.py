@@ -65,11 +65,10 @@ BAD_INVITE_CODES = frozenset(
     {ErrorCode.INVITE_INVALID, ErrorCode.INVITE_EXPIRED, ErrorCode.INVITE_REVOKED}
 )
 
-# Floods, per process and per minute. A class of thirty behind one school address, each
-# reloading a few times, stays far below the per-source figure.
+# Floods, per process and per minute (joins: the policy's `invites.joins_per_minute_*`; a class
+# of thirty behind one school address, each reloading a few times, stays far below the default
+# per-source figure).
 FLOOD_WINDOW_SECONDS = 60
-JOINS_PER_INVITE = 30
-JOINS_PER_SOURCE = 600
 BAD_INVITES_PER_SOURCE = 60
 # Second-device attempts per invite holder within the policy's attempt window, before 429.
 OTHER_DEVICE_ATTEMPTS = 10
@@ -190,8 +189,11 @@ class AttemptGuard:
     ) -> None:
         """Flood limits, then the session password (when it has one) under the limits above."""
         now = self._clock.now()
-        await self._flood(f"join:invite:{record.participant.id}", JOINS_PER_INVITE, now)
-        await self._flood(f"join:{_source_key(source)}", JOINS_PER_SOURCE, now)
+        invites = policy.invites
+        await self._flood(
+            f"join:invite:{record.participant.id}", invites.joins_per_minute_per_invite, now
+        )
+        await self._flood(f"join:{_source_key(source)}", invites.joins_per_minute_per_source, now)
         stored_hash = record.session_password_hash
         if stored_hash is None:
             return
