@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.domain.masking import reserved_titles
 from gateway.domain.policy import Policy
+from gateway.domain.recording_status import RECORDING_AVAILABLE
 
 DAY_NAMES = {
     "mon": "Monday",
@@ -100,6 +101,11 @@ def render_policy(policy: Policy) -> str:
     if not p.recording.purposes:
         lines.append("- We do not record sessions.")
     else:
+        if not RECORDING_AVAILABLE:
+            lines.append(
+                "- Recording is not switched on yet: no session is recorded. When it is, these "
+                "are the rules it follows."
+            )
         lines.append(
             "- A session is recorded only when everyone who would be recorded has given written "
             "consent for that purpose"

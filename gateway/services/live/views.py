@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.domain.models import Decision, Grants, Outcome
+from gateway.domain.recording_status import RECORDING_AVAILABLE
 from gateway.services.admission import JoinResult
 from gateway.services.live.state import Event
 
@@ -31,7 +32,9 @@ def join_view(result: JoinResult, media: Mapping[str, object] | None) -> dict[st
     policy = result.policy
     purpose = result.session.recording_purpose
     notice = None
-    if purpose is not None and purpose in policy.recording.purposes:
+    if purpose is not None and not RECORDING_AVAILABLE:
+        notice = "This session is not being recorded."
+    elif purpose is not None and purpose in policy.recording.purposes:
         notice = (
             "This session may be recorded, only if everyone in it has agreed in writing. "
             f"Why: {policy.recording.purposes[purpose].description}"

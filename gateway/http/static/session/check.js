@@ -26,6 +26,7 @@ export function prepareCheck() {
 function recordingWords() {
   const session = S.session || {};
   if (!session.recording_purpose) return "This session is not recorded.";
+  if (session.recording_notice === "This session is not being recorded.") return session.recording_notice;
   const notice = session.recording_notice ||
     `This session is recorded by the organisation (reason: ${session.recording_purpose}).`;
   return `${notice} If you do not want to be recorded, you can leave now and tell ${contactWords()}.`;
