@@ -1,0 +1,164 @@
+"""Destroying recordings (R9, R11): on their retention date, when a consent is withdrawn, on
+request. Key first, then file, then the destruction record; each step idempotent, so a run
+killed between steps is finished by the next (domain/retention.py decides what is due).
+
+`run_once` is the periodic job (under the leader lease, `gateway/app.py`) and
+`gateway retention run`'s body (with a progress callback). `consent_withdrawn` is the consent
+service's hook: recordings containing the person are marked for destruction (the next run, a
+minute away at most, destroys them) unless held, in which case the DSL is told (outbox) and
+decides by lifting or keeping the hold; audited either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from gateway.adapters.recording_vault import RecordingStorage
+from gateway.adapters.sql.recordings import SqlRecordingCatalogue
+from gateway.clock import Clock, to_us
+from gateway.domain.audit import AuditEvent
+from gateway.domain.outbox import destruction_waiting_for_dsl, recording_destroyed
+from gateway.domain.retention import (
+    CatalogueEntry,
+    DestructionReason,
+    DestructionRecord,
+    destruction_due,
+)
+from gateway.services.organisations import new_id
+
+__all__ = ["JOB_ACTOR", "RetentionService"]
+
+JOB_ACTOR = "job:retention"
+Progress = Callable[[int, int], None]
+
+
+class RetentionService:
+    def __init__(
+        self,
+        catalogue: SqlRecordingCatalogue,
+        storage: RecordingStorage,
+        clock: Clock,
+        *,
+        batch: int = 500,
+        link_base: str = "",
+    ) -> None:
+        self._catalogue = catalogue
+        self._storage = storage
+        self._clock = clock
+        self._batch = batch
+        self._link_base = link_base.rstrip("/")
+
+    async def run_once(self, progress: Progress | None = None, actor: str = JOB_ACTOR) -> int:
+        """Destroy everything due now; the number destroyed."""
+        now = self._clock.now()
+        total = await self._catalogue.count_candidates(to_us(now))
+        done = 0
+        if progress:
+            progress(done, total)
+        while True:
+            batch = await self._catalogue.candidates(to_us(now), self._batch)
+            destroyed_here = 0
+            for entry in batch:
+                reason = destruction_due(entry.facts(), now)
+                if reason is None:
+                    continue
+                await self.destroy(entry, reason, actor)
+                destroyed_here += 1
+                done += 1
+                if progress:
+                    progress(done, max(total, done))
+            if destroyed_here == 0:
+                return done
+
+    async def destroy(self, entry: CatalogueEntry, reason: DestructionReason, actor: str) -> None:
+        requested_by = await self._catalogue.requested_by(entry.id)
+        # 1. The key: from here on the recording cannot be read, whatever else happens.
+        await self._catalogue.destroy_key(
+            entry.id,
+            reason,
+            requested_by or actor,
+            [
+                AuditEvent(
+                    "recording.key_destroyed",
+                    actor,
+                    entry.org_id,
+                    session_id=entry.session_id,
+                    data={"recording": entry.id, "reason": reason.value},
+                )
+            ],
+        )
+        # 2. The ciphertext (deleting a file that is gone already is not an error).
+        await asyncio.to_thread(self._storage.delete, entry.id)
+        # 3. The proof; the guardian who withdrew consent is told it is done.
+        messages = []
+        if requested_by and requested_by.startswith("guardian:"):
+            messages = recording_destroyed(
+                org_id=entry.org_id,
+                guardian_id=requested_by.removeprefix("guardian:"),
+                recording_id=entry.id,
+                at=self._clock.now(),
+                ids=(new_id(), new_id()),
+            )
+        await self._catalogue.record_destruction(
+            DestructionRecord(
+                recording_id=entry.id,
+                org_id=entry.org_id,
+                destroyed_at=self._clock.now(),
+                reason=reason,
+                destroyed_by=actor,
+                key_destroyed=True,
+                file_destroyed=True,
+            ),
+            [
+                AuditEvent(
+                    "recording.destroyed",
+                    actor,
+                    entry.org_id,
+                    session_id=entry.session_id,
+                    data={"recording": entry.id, "reason": reason.value},
+                )
+            ],
+            messages,
+        )
+
+    async def consent_withdrawn(
+        self, org_id: str, person_id: str, purpose: str | None, withdrawn_by: str
+    ) -> tuple[list[str], list[str]]:
+        """Mark for destruction every recording (of `purpose`, or all) containing the person;
+        (marked, held) recording ids. Held ones wait for the DSL, who is told."""
+        entries = await self._catalogue.containing(org_id, person_id, purpose)
+        # Held ones are marked too: when the DSL lifts the hold, the withdrawal takes effect.
+        held = [e for e in entries if e.held and not e.destruction_started]
+        marked = [e.id for e in entries if e not in held]
+        events = [
+            AuditEvent(
+                "recording.destruction_requested",
+                withdrawn_by,
+                org_id,
+                person_id=person_id,
+                data={
+                    "recordings": marked,
+                    "held": [e.id for e in held],
+                    "reason": DestructionReason.CONSENT_WITHDRAWN.value,
+                },
+            )
+        ]
+        messages = []
+        if held:
+            messages = destruction_waiting_for_dsl(
+                org_id=org_id,
+                recording_ids=tuple(e.id for e in held),
+                at=self._clock.now(),
+                link=f"{self._link_base}/staff",
+                ids=(new_id(), new_id()),
+            )
+        if entries:
+            await self._catalogue.request_destruction(
+                [e.id for e in entries],
+                DestructionReason.CONSENT_WITHDRAWN,
+                withdrawn_by,
+                events,
+                messages,
+            )
+        return marked, [e.id for e in held]
