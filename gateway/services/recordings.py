@@ -75,7 +75,9 @@ class RecordingsService:
         master_key: bytes | None,
         master_key_problem: str | None = None,
         incomplete: Literal["keep", "destroy"] = "keep",
+        process_id: str | None = None,
     ) -> None:
+        self._process_id = process_id
         self._catalogue = catalogue
         self._storage = storage
         self._policies = policies
@@ -145,6 +147,7 @@ class RecordingsService:
                     },
                 )
             ],
+            writer_process=self._process_id,
         )
         writer = await asyncio.to_thread(RecordingWriter, self._storage, recording_id, data_key)
         return RecordingHandle(entry, writer)
@@ -172,14 +175,15 @@ class RecordingsService:
         return found
 
     async def recover(self) -> list[CatalogueEntry]:
-        """At start: every recording whose writer died is sealed (complete if its final chunk
-        was written, else incomplete with what was authenticated), or marked for destruction
-        when the policy destroys incomplete recordings. Needs the master key; without it the
-        entries stay as they are (a later start with the key recovers them)."""
+        """At start and periodically: every recording whose writer process died is sealed
+        (complete if its final chunk was written, else incomplete with what was
+        authenticated), or marked for destruction when the policy destroys incomplete
+        recordings. Needs the master key; without it the entries stay as they are (a later
+        start with the key recovers them). One process at a time (the leader lease)."""
         if self._master_key is None:
             return []
         recovered = []
-        for entry in await self._catalogue.being_written():
+        for entry in await self._catalogue.orphaned(self._process_id):
             wrapped = await self._catalogue.wrapped_key(entry.id)
             if wrapped is None:
                 continue

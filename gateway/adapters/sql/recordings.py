@@ -12,10 +12,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.engine import Database
+from gateway.adapters.sql.processes import _DATABASE_NOW as DATABASE_NOW  # the one definition
+from gateway.adapters.sql.processes import gateway_processes
 from gateway.adapters.sql.schema import (
     recording_destructions,
     recording_keys,
@@ -81,7 +83,11 @@ class SqlRecordingCatalogue:
         self._db = database
 
     async def create(
-        self, entry: CatalogueEntry, wrapped_key: bytes, events: Sequence[AuditEvent]
+        self,
+        entry: CatalogueEntry,
+        wrapped_key: bytes,
+        events: Sequence[AuditEvent],
+        writer_process: str | None = None,
     ) -> None:
         def job(tx: WriteTx) -> None:
             tx.conn.execute(
@@ -100,6 +106,7 @@ class SqlRecordingCatalogue:
                     retain_until=to_us(entry.retain_until),
                     held=int(entry.held),
                     destruction_started=0,
+                    writer_process=writer_process,
                 )
             )
             if entry.participants:
@@ -185,12 +192,27 @@ class SqlRecordingCatalogue:
 
         return await self._writer.write(job)
 
-    async def being_written(self) -> list[CatalogueEntry]:
+    async def orphaned(self, me: str | None) -> list[CatalogueEntry]:
+        """Recordings still marked as being written whose writer process is gone: neither
+        this process (`me`) nor any process registered alive in `gateway_processes`."""
+
         def read(conn: Connection) -> list[CatalogueEntry]:
-            rows = conn.execute(
-                select(recordings).where(recordings.c.state == RecordingState.RECORDING.value)
-            ).all()
-            return _entries(conn, rows)
+            now = conn.execute(text(DATABASE_NOW[conn.dialect.name])).scalar_one()
+            alive = select(gateway_processes.c.process_id).where(
+                gateway_processes.c.expires_at > now
+            )
+            query = select(recordings).where(
+                recordings.c.state == RecordingState.RECORDING.value,
+                or_(
+                    recordings.c.writer_process.is_(None),
+                    recordings.c.writer_process.not_in(alive),
+                ),
+            )
+            if me is not None:
+                query = query.where(
+                    or_(recordings.c.writer_process.is_(None), recordings.c.writer_process != me)
+                )
+            return _entries(conn, conn.execute(query).all())
 
         return await self._db.read(read)
 

@@ -294,6 +294,9 @@ recordings = Table(
     Column("destruction_requested", String(32), nullable=True),
     Column("destruction_requested_by", String(64), nullable=True),
     Column("destruction_started", Integer, nullable=False),
+    # The gateway process writing it (gateway_processes): recovery seals only recordings
+    # whose writer is no longer alive, never one another process is still writing.
+    Column("writer_process", String(64), nullable=True),
     Index("ix_recordings_org_session", "org_id", "session_id"),
     Index("ix_recordings_due", "state", "retain_until"),
 )

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("destruction_requested", sa.String(length=32), nullable=True),
         sa.Column("destruction_requested_by", sa.String(length=64), nullable=True),
         sa.Column("destruction_started", sa.Integer(), nullable=False),
+        sa.Column("writer_process", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
