@@ -84,6 +84,7 @@ from gateway.http.middleware import (
 from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
+from gateway.http.recording_pages import RECORDING_ROUTES, RECORDINGS
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
@@ -241,6 +242,7 @@ async def build_runtime(
         master_key=master_key,
         master_key_problem=master_key_problem,
         process_id=process_id,
+        people=store,
     )
     retention = RetentionService(
         recording_catalogue, recording_storage, clock, link_base=settings.public_url
@@ -580,6 +582,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
         app[NOTIFICATIONS] = runtime.notifications
+        assert runtime.recordings is not None
+        app[RECORDINGS] = runtime.recordings
         app[REPORT_CONCERN] = IncidentConcernReporter(
             runtime.services.admission, runtime.incidents, runtime.attempts
         )
@@ -653,7 +657,12 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    for method, path, handler in (*PAGE_ROUTES, *STAFF_PAGE_ROUTES, *DESK_ROUTES):
+    for method, path, handler in (
+        *PAGE_ROUTES,
+        *STAFF_PAGE_ROUTES,
+        *DESK_ROUTES,
+        *RECORDING_ROUTES,
+    ):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)

@@ -16,12 +16,17 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.models import Staff, StaffRole
+
 __all__ = [
+    "HOLD_REASON_MAX",
     "CatalogueEntry",
     "DestructionReason",
     "DestructionRecord",
     "RecordingState",
     "RetentionFacts",
+    "check_may_hold",
     "destruction_due",
     "retain_until",
 ]
@@ -111,3 +116,14 @@ class DestructionRecord:
     destroyed_by: str
     key_destroyed: bool
     file_destroyed: bool
+
+
+HOLD_REASON_MAX = 1000
+
+
+def check_may_hold(staff: Staff) -> None:
+    """Only the designated safeguarding lead places or lifts a safeguarding hold (R14)."""
+    if StaffRole.DSL not in staff.roles:
+        raise Refusal(
+            ErrorCode.FORBIDDEN, "Only the designated safeguarding lead can place or lift a hold."
+        )

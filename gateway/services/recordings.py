@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from gateway.adapters.recording_vault import (
     RecordingReader,
@@ -30,11 +30,16 @@ from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
+from gateway.domain.masking import display_name, display_style, role_label
+from gateway.domain.models import Person, PersonKind, SessionRole, Staff
 from gateway.domain.recording_crypto import new_data_key, unwrap_data_key, wrap_data_key
 from gateway.domain.retention import (
+    HOLD_REASON_MAX,
     CatalogueEntry,
     DestructionReason,
+    DestructionRecord,
     RecordingState,
+    check_may_hold,
     retain_until,
 )
 from gateway.services.organisations import new_id
@@ -64,6 +69,19 @@ class RecordingHandle:
     writer: RecordingWriter
 
 
+class PersonLookup(Protocol):
+    async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingView:
+    """A recording as staff pages show it: people by masked display name only."""
+
+    entry: CatalogueEntry
+    people: tuple[str, ...]
+    destruction: DestructionRecord | None
+
+
 class RecordingsService:
     def __init__(
         self,
@@ -76,7 +94,9 @@ class RecordingsService:
         master_key_problem: str | None = None,
         incomplete: Literal["keep", "destroy"] = "keep",
         process_id: str | None = None,
+        people: PersonLookup | None = None,
     ) -> None:
+        self._people = people
         self._process_id = process_id
         self._catalogue = catalogue
         self._storage = storage
@@ -233,6 +253,36 @@ class RecordingsService:
         key = unwrap_data_key(self._master(), entry.id, wrapped)
         return RecordingReader(self._storage, entry.id, key).chunks()
 
+    async def view(self, org: Organisation, recording_id: str) -> RecordingView:
+        """The catalogue entry with its people masked as the policy shows them in sessions."""
+        entry = await self.get(org, recording_id)
+        policy = self._policies.for_path(org.policy_path)
+        shown = []
+        counts: dict[SessionRole, int] = {}
+        for kind_text, person_id in entry.participants:
+            kind = PersonKind(kind_text)
+            role = SessionRole.CHILD if kind is PersonKind.CHILD else SessionRole.HOST
+            if kind is PersonKind.GUARDIAN:
+                role = SessionRole.GUARDIAN
+            counts[role] = counts.get(role, 0) + 1
+            person = await self._people.person(org.id, kind, person_id) if self._people else None
+            if person is None:
+                shown.append(role_label(role, counts[role]))
+            else:
+                style = display_style(policy, role, kind)
+                shown.append(display_name(person, role, style, counts[role]))
+        return RecordingView(
+            entry, tuple(shown), await self._catalogue.destruction(org.id, entry.id)
+        )
+
+    async def hold_by_staff(
+        self, org: Organisation, staff: Staff, recording_id: str, held: bool, reason: str
+    ) -> CatalogueEntry:
+        """The DSL's decision (R14); anyone else is refused (and the refusal audited by the
+        page that asked)."""
+        check_may_hold(staff)
+        return await self.set_hold(org, f"staff:{staff.id}", recording_id, held, reason)
+
     # Safeguarding hold (R14) ------------------------------------------------------------------
     async def set_hold(
         self, org: Organisation, actor: str, recording_id: str, held: bool, reason: str
@@ -247,7 +297,7 @@ class RecordingsService:
             org.id,
             [entry.id],
             held,
-            reason[:1000],
+            reason[:HOLD_REASON_MAX],
             actor.removeprefix("staff:"),
             [
                 AuditEvent(
@@ -255,7 +305,7 @@ class RecordingsService:
                     actor,
                     org.id,
                     session_id=entry.session_id,
-                    data={"recording": entry.id, "reason": reason[:1000]},
+                    data={"recording": entry.id, "reason": reason[:HOLD_REASON_MAX]},
                 )
             ],
         )
