@@ -5,12 +5,15 @@ recording, or another organisation's, are 404; each decision audited."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from gateway.app import RUNTIME
+from gateway.domain.retention import RecordingState
 from gateway.http.recording_pages import RECORDINGS
 from gateway.services.ports import Organisation
 from tests.incidents.test_incidents_http import build_case
@@ -33,6 +36,7 @@ async def recording_gateway(
         mailbox.port,
         recordings_dir=tmp_path / "recordings",
         recording_master_key_file=key,
+        retention_seconds=0.2,  # the job's round, so "within minutes" is a fraction here
     ) as gateway:
         yield gateway
 
@@ -110,3 +114,53 @@ async def test_concern_holds_and_the_dsl_decides(
     theirs = await recordings.start(other, "staff:x", "s" * 32, "lesson_review", [], [])
     theirs.writer.seal()
     assert (await dsl.get(f"/staff/recordings/{theirs.entry.id}")).status == 404
+
+
+async def _outbox(gateway: Gateway) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from gateway.adapters.sql.schema import outbox
+
+    def read(conn):  # type: ignore[no-untyped-def]
+        return sorted((r.kind, r.recipient) for r in conn.execute(select(outbox)))
+
+    return await gateway.app[RUNTIME].database.read(read)  # type: ignore[union-attr]
+
+
+async def test_a_withdrawal_over_the_api_destroys_within_a_round_unless_held(
+    recording_gateway: Gateway,
+) -> None:
+    gateway = recording_gateway
+    case = await build_case(gateway)
+    world = case.world
+    org = await case.org()
+    recordings = gateway.app[RECORDINGS]
+
+    async def record() -> str:
+        handle = await recordings.start(
+            org,
+            "staff:t",
+            world.session["id"],
+            "lesson_review",
+            [("child", world.ids["Sam Green"])],
+            [],
+        )
+        handle.writer.append(b"frames")
+        return (await recordings.finish(handle, "staff:t")).id
+
+    free, held = await record(), await record()
+    await recordings.set_hold(org, "staff:dsl", held, True, "under review")
+    answer = await world.consent(
+        "Sam Green", "recording:lesson_review", "Gail Green", "guardian", action="withdraw"
+    )
+    assert answer.status == 201, answer.body
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await recordings.get(org, free)).state is not RecordingState.DESTROYED:
+        assert asyncio.get_running_loop().time() < deadline, "not destroyed within 10 s"
+        await asyncio.sleep(0.1)
+    assert (await recordings.get(org, held)).state is RecordingState.COMPLETE
+    queued = await _outbox(gateway)
+    assert ("recording.destroyed", "guardian") in queued  # the guardian's confirmation
+    assert ("destruction_waiting_for_dsl", "dsl") in queued  # the DSL decides on the held one
+    requested = await audited(gateway, "recording.destruction_requested")
+    assert requested and requested[0].data["held"] == [held]
