@@ -32,7 +32,13 @@ from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.masking import display_name, display_style, role_label
 from gateway.domain.models import Person, PersonKind, SessionRole, Staff
-from gateway.domain.recording_crypto import new_data_key, unwrap_data_key, wrap_data_key
+from gateway.domain.recording_crypto import (
+    RecordingCorrupt,
+    RecordingKeyError,
+    new_data_key,
+    unwrap_data_key,
+    wrap_data_key,
+)
 from gateway.domain.retention import (
     HOLD_REASON_MAX,
     CatalogueEntry,
@@ -204,38 +210,47 @@ class RecordingsService:
             return []
         recovered = []
         for entry in await self._catalogue.orphaned(self._process_id):
-            wrapped = await self._catalogue.wrapped_key(entry.id)
-            if wrapped is None:
+            try:
+                found = await self._recover_one(entry, self._master_key)
+            except (RecordingKeyError, RecordingCorrupt, OSError) as exc:
+                # One recording that cannot be sealed (another master key, a damaged header)
+                # must not stop the others, nor the destruction that follows in the same round.
+                log.error("recording %s could not be recovered: %s", entry.id, type(exc).__name__)
                 continue
-            key = unwrap_data_key(self._master_key, entry.id, wrapped)
-            if self._storage.size(entry.id) is None:
-                # Killed before the file was created: nothing was written.
-                await asyncio.to_thread(self._storage.create(entry.id).close)
-            result = await asyncio.to_thread(recover_file, self._storage, entry.id, key)
-            state = RecordingState.COMPLETE if result.complete else RecordingState.INCOMPLETE
-            await self._catalogue.seal(
-                entry.id,
-                state,
-                result.size,
-                result.chunks,
-                [
-                    AuditEvent(
-                        "recording.recovered",
-                        "system:recovery",
-                        entry.org_id,
-                        session_id=entry.session_id,
-                        data={"recording": entry.id, "state": state.value},
-                    )
-                ],
-            )
-            if state is RecordingState.INCOMPLETE and self._incomplete == "destroy":
-                await self._catalogue.request_destruction(
-                    [entry.id], DestructionReason.INCOMPLETE, "system:recovery", []
-                )
-            found = await self._catalogue.by_id(entry.id)
-            assert found is not None
-            recovered.append(found)
+            if found is not None:
+                recovered.append(found)
         return recovered
+
+    async def _recover_one(self, entry: CatalogueEntry, master: bytes) -> CatalogueEntry | None:
+        wrapped = await self._catalogue.wrapped_key(entry.id)
+        if wrapped is None:
+            return None
+        key = unwrap_data_key(master, entry.id, wrapped)
+        if self._storage.size(entry.id) is None:
+            # Killed before the file was created: nothing was written.
+            await asyncio.to_thread(self._storage.create(entry.id).close)
+        result = await asyncio.to_thread(recover_file, self._storage, entry.id, key)
+        state = RecordingState.COMPLETE if result.complete else RecordingState.INCOMPLETE
+        await self._catalogue.seal(
+            entry.id,
+            state,
+            result.size,
+            result.chunks,
+            [
+                AuditEvent(
+                    "recording.recovered",
+                    "system:recovery",
+                    entry.org_id,
+                    session_id=entry.session_id,
+                    data={"recording": entry.id, "state": state.value},
+                )
+            ],
+        )
+        if state is RecordingState.INCOMPLETE and self._incomplete == "destroy":
+            await self._catalogue.request_destruction(
+                [entry.id], DestructionReason.INCOMPLETE, "system:recovery", []
+            )
+        return await self._catalogue.by_id(entry.id)
 
     async def get(self, org: Organisation, recording_id: str) -> CatalogueEntry:
         entry = await self._catalogue.get(org.id, recording_id)

@@ -40,6 +40,7 @@ class World:
     retention: RetentionService
     clock: FrozenClock
     master_key: bytes
+    audit_key: bytes
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
     clock = FrozenClock(START)
     database = Database(database_url)
     await migrate(database.writer_engine)
-    store = SqlStore(database, os.urandom(32), clock)
+    audit_key = os.urandom(32)
+    store = SqlStore(database, audit_key, clock)
     await store.start()
 
     def org(tx: WriteTx) -> None:
@@ -68,6 +70,7 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
             RetentionService(catalogue, storage, clock),
             clock,
             master,
+            audit_key,
         )
     finally:
         await store.stop()

@@ -183,3 +183,63 @@ async def test_another_organisations_recording_is_not_found(world: World) -> Non
     with pytest.raises(Refusal) as refused:
         await world.recordings.get(Organisation("9" * 32, "Other", None), rid)
     assert refused.value.code.value == "not_found"
+
+
+async def test_incomplete_recordings_destroyed_when_the_policy_says_so(world: World) -> None:
+    destroying = RecordingsService(
+        world.catalogue,
+        world.storage,
+        world.recordings._policies,
+        world.clock,
+        master_key=world.master_key,
+        incomplete="destroy",
+    )
+    handle = await destroying.start(ORG, "staff:t", SESSION, "lesson_review", [], [])
+    handle.writer.append(MARKER * 5000)
+    handle.writer.abort()  # the disk filled, or the writer died
+    (entry,) = await destroying.recover()
+    assert entry.state is RecordingState.INCOMPLETE
+    assert entry.destruction_requested is DestructionReason.INCOMPLETE
+    assert await world.retention.run_once() == 1
+    record = await world.catalogue.destruction(ORG.id, entry.id)
+    assert record is not None and record.reason is DestructionReason.INCOMPLETE
+
+
+async def test_recovery_leaves_recordings_of_live_processes_alone(world: World) -> None:
+    from sqlalchemy import insert
+
+    from gateway.adapters.sql.processes import gateway_processes
+
+    other = RecordingsService(
+        world.catalogue,
+        world.storage,
+        world.recordings._policies,
+        world.clock,
+        master_key=world.master_key,
+        process_id="alive-elsewhere",
+    )
+    handle = await other.start(ORG, "staff:t", SESSION, "lesson_review", [], [])
+    handle.writer.append(MARKER * 5000)
+
+    def alive(conn):  # type: ignore[no-untyped-def]
+        conn.execute(
+            insert(gateway_processes).values(
+                process_id="alive-elsewhere",
+                live_state="memory",
+                host="h",
+                pid=1,
+                expires_at=2**62,
+            )
+        )
+
+    await world.database.write(alive)
+    assert await world.recordings.recover() == []  # still being written over there
+    assert (await world.recordings.get(ORG, handle.entry.id)).state is RecordingState.RECORDING
+
+    def dead(conn):  # type: ignore[no-untyped-def]
+        conn.execute(delete(gateway_processes))
+
+    await world.database.write(dead)
+    (entry,) = await world.recordings.recover()
+    assert entry.id == handle.entry.id and entry.state is RecordingState.INCOMPLETE
+    handle.writer.abort()

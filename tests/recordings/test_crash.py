@@ -29,7 +29,7 @@ async def test_killed_mid_recording_is_sealed_incomplete(world: World, tmp_path:
             url,
             str(world.storage.directory),
             str(key_file),
-            world.store.writer._key.hex(),
+            world.audit_key.hex(),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
