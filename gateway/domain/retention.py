@@ -96,6 +96,7 @@ class CatalogueEntry:
     hold_reason: str | None = None
     destruction_requested: DestructionReason | None = None
     destruction_started: bool = False
+    destruction_requested_by: str | None = None  # "guardian:<id>" is told when it is done
 
     def facts(self) -> RetentionFacts:
         return RetentionFacts(

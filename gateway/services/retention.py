@@ -12,7 +12,7 @@ decides by lifting or keeping the hold; audited either way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gateway.adapters.recording_vault import RecordingStorage
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
@@ -40,13 +40,9 @@ class RetentionService:
         storage: RecordingStorage,
         clock: Clock,
         *,
-        batch: int = 500,
-        concurrency: int = 32,
+        batch: int = 200,
         link_base: str = "",
     ) -> None:
-        # Destructions of one batch run side by side (each in its own order: key, file,
-        # record), so the audited writer commits their steps in groups, not one fsync each.
-        self._concurrency = concurrency
         self._catalogue = catalogue
         self._storage = storage
         self._clock = clock
@@ -60,77 +56,79 @@ class RetentionService:
         done = 0
         if progress:
             progress(done, total)
-        slots = asyncio.Semaphore(self._concurrency)
-
-        async def one(entry: CatalogueEntry, reason: DestructionReason) -> None:
-            nonlocal done
-            async with slots:
-                await self.destroy(entry, reason, actor)
-            done += 1
-            if progress:
-                progress(done, max(total, done))
-
         while True:
             batch = await self._catalogue.candidates(to_us(now), self._batch)
             due = [(e, r) for e in batch if (r := destruction_due(e.facts(), now)) is not None]
             if not due:
                 return done
-            results = await asyncio.gather(*(one(e, r) for e, r in due), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                # What was destroyed stays destroyed; the rest is finished by the next run.
-                raise failures[0]
+            done += await self.destroy(due, actor)
+            if progress:
+                progress(done, max(total, done))
 
-    async def destroy(self, entry: CatalogueEntry, reason: DestructionReason, actor: str) -> None:
-        requested_by = await self._catalogue.requested_by(entry.id)
-        # 1. The key: from here on the recording cannot be read, whatever else happens.
-        await self._catalogue.destroy_key(
-            entry.id,
-            reason,
-            requested_by or actor,
+    async def destroy(
+        self, due: Sequence[tuple[CatalogueEntry, DestructionReason]], actor: str
+    ) -> int:
+        """Destroy each recording: every key first (one transaction), then every file, then
+        every destruction record (one transaction). A run killed between steps leaves the
+        recordings marked as started; the next run finishes them."""
+        # 1. The keys: from here on these recordings cannot be read, whatever else happens.
+        await self._catalogue.destroy_keys(
+            [(e.id, r, e.destruction_requested_by or actor) for e, r in due],
             [
                 AuditEvent(
                     "recording.key_destroyed",
                     actor,
-                    entry.org_id,
-                    session_id=entry.session_id,
-                    data={"recording": entry.id, "reason": reason.value},
+                    e.org_id,
+                    session_id=e.session_id,
+                    data={"recording": e.id, "reason": r.value},
                 )
+                for e, r in due
             ],
         )
         # 2. The ciphertext (deleting a file that is gone already is not an error).
-        await asyncio.to_thread(self._storage.delete, entry.id)
-        # 3. The proof; the guardian who withdrew consent is told it is done.
+        await asyncio.to_thread(self._delete_files, [e.id for e, _ in due])
+        # 3. The proof; a guardian who withdrew consent is told it is done.
+        at = self._clock.now()
         messages = []
-        if requested_by and requested_by.startswith("guardian:"):
-            messages = recording_destroyed(
-                org_id=entry.org_id,
-                guardian_id=requested_by.removeprefix("guardian:"),
-                recording_id=entry.id,
-                at=self._clock.now(),
-                ids=(new_id(), new_id()),
-            )
-        await self._catalogue.record_destruction(
-            DestructionRecord(
-                recording_id=entry.id,
-                org_id=entry.org_id,
-                destroyed_at=self._clock.now(),
-                reason=reason,
-                destroyed_by=actor,
-                key_destroyed=True,
-                file_destroyed=True,
-            ),
+        for e, _ in due:
+            by = e.destruction_requested_by
+            if by and by.startswith("guardian:"):
+                messages += recording_destroyed(
+                    org_id=e.org_id,
+                    guardian_id=by.removeprefix("guardian:"),
+                    recording_id=e.id,
+                    at=at,
+                    ids=(new_id(), new_id()),
+                )
+        return await self._catalogue.record_destructions(
+            [
+                DestructionRecord(
+                    recording_id=e.id,
+                    org_id=e.org_id,
+                    destroyed_at=at,
+                    reason=r,
+                    destroyed_by=actor,
+                    key_destroyed=True,
+                    file_destroyed=True,
+                )
+                for e, r in due
+            ],
             [
                 AuditEvent(
                     "recording.destroyed",
                     actor,
-                    entry.org_id,
-                    session_id=entry.session_id,
-                    data={"recording": entry.id, "reason": reason.value},
+                    e.org_id,
+                    session_id=e.session_id,
+                    data={"recording": e.id, "reason": r.value},
                 )
+                for e, r in due
             ],
             messages,
         )
+
+    def _delete_files(self, recording_ids: Sequence[str]) -> None:
+        for recording_id in recording_ids:
+            self._storage.delete(recording_id)
 
     async def consent_withdrawn(
         self, org_id: str, person_id: str, purpose: str | None, withdrawn_by: str

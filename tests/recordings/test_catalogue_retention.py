@@ -98,7 +98,7 @@ async def test_destruction_killed_after_the_key_is_finished_next_run(world: Worl
     rid = await _record(world)
     entry = await world.recordings.get(ORG, rid)
     # A run that died right after step 1 (the key): the file and the record are left.
-    await world.catalogue.destroy_key(rid, DestructionReason.RETENTION, "job:retention", [])
+    await world.catalogue.destroy_keys([(rid, DestructionReason.RETENTION, "job:retention")], [])
     # A hold placed since cannot stop it: the recording cannot be read any more.
     with pytest.raises(Refusal):
         await world.recordings.set_hold(ORG, "staff:dsl", rid, True, "too late")
@@ -109,7 +109,7 @@ async def test_destruction_killed_after_the_key_is_finished_next_run(world: Worl
     assert (await world.catalogue.destruction(ORG.id, rid)) is not None
     # Killed after step 2 (the file gone, no record): also finished.
     rid2 = await _record(world)
-    await world.catalogue.destroy_key(rid2, DestructionReason.REQUEST, "staff:admin", [])
+    await world.catalogue.destroy_keys([(rid2, DestructionReason.REQUEST, "staff:admin")], [])
     world.storage.delete(rid2)
     assert await world.retention.run_once() == 1
     record = await world.catalogue.destruction(ORG.id, rid2)

@@ -59,6 +59,7 @@ def _entry(row: Any, people: Sequence[tuple[str, str]]) -> CatalogueEntry:
             DestructionReason(row.destruction_requested) if row.destruction_requested else None
         ),
         destruction_started=bool(row.destruction_started),
+        destruction_requested_by=row.destruction_requested_by,
     )
 
 
@@ -277,82 +278,83 @@ class SqlRecordingCatalogue:
 
         return await self._db.read(read)
 
-    async def destroy_key(
-        self, recording_id: str, reason: DestructionReason, by: str, events: Sequence[AuditEvent]
+    async def destroy_keys(
+        self,
+        items: Sequence[tuple[str, DestructionReason, str]],
+        events: Sequence[AuditEvent],
     ) -> None:
-        """Step 1: the destruction has started (for good) and the data key is gone. The row is
-        overwritten before it is deleted so the key's bytes do not linger in the table's pages
-        more than the database's own free-space handling makes them."""
+        """Step 1 for (recording id, reason, by) each: the destruction has started (for good)
+        and the data key is gone. The key's row is overwritten before it is deleted, so its
+        bytes do not linger in the table's pages longer than the database's own free-space
+        handling keeps them (and a wrapped key is useless without the master key)."""
 
         def job(tx: WriteTx) -> None:
-            tx.conn.execute(
-                update(recordings)
-                .where(recordings.c.id == recording_id, recordings.c.destruction_started == 0)
-                .values(
-                    destruction_started=1,
-                    destruction_requested=reason.value,
-                    destruction_requested_by=by[:64],
+            for recording_id, reason, by in items:
+                tx.conn.execute(
+                    update(recordings)
+                    .where(recordings.c.id == recording_id, recordings.c.destruction_started == 0)
+                    .values(
+                        destruction_started=1,
+                        destruction_requested=reason.value,
+                        destruction_requested_by=by[:64],
+                    )
                 )
-            )
-            gone = tx.conn.execute(
+            ids = [item[0] for item in items]
+            tx.conn.execute(
                 update(recording_keys)
-                .where(recording_keys.c.recording_id == recording_id)
+                .where(recording_keys.c.recording_id.in_(ids))
                 .values(wrapped_key=bytes(60))
             )
-            tx.conn.execute(
-                delete(recording_keys).where(recording_keys.c.recording_id == recording_id)
-            )
-            if gone.rowcount:
-                for event in events:
-                    tx.audit(event)
+            tx.conn.execute(delete(recording_keys).where(recording_keys.c.recording_id.in_(ids)))
+            for event in events:
+                tx.audit(event)
 
         await self._writer.write(job)
 
-    async def requested_by(self, recording_id: str) -> str | None:
-        def read(conn: Connection) -> str | None:
-            value = conn.execute(
-                select(recordings.c.destruction_requested_by).where(recordings.c.id == recording_id)
-            ).scalar_one_or_none()
-            return str(value) if value is not None else None
-
-        return await self._db.read(read)
-
-    async def record_destruction(
+    async def record_destructions(
         self,
-        record: DestructionRecord,
+        records: Sequence[DestructionRecord],
         events: Sequence[AuditEvent],
         messages: Sequence[OutboxMessage] = (),
-    ) -> bool:
-        """Step 3: the proof, and the recording marked destroyed. False if already recorded."""
+    ) -> int:
+        """Step 3: the proofs, and the recordings marked destroyed. Those recorded already (a
+        run that overlapped this one) are skipped; the number recorded now."""
 
-        def job(tx: WriteTx) -> bool:
-            exists = tx.conn.execute(
-                select(recording_destructions.c.recording_id).where(
-                    recording_destructions.c.recording_id == record.recording_id
-                )
-            ).first()
-            if exists is not None:
-                return False
-            tx.conn.execute(
-                insert(recording_destructions).values(
-                    recording_id=record.recording_id,
-                    org_id=record.org_id,
-                    destroyed_at=tx.at,
-                    reason=record.reason.value,
-                    destroyed_by=record.destroyed_by[:64],
-                    key_destroyed=int(record.key_destroyed),
-                    file_destroyed=int(record.file_destroyed),
-                )
+        def job(tx: WriteTx) -> int:
+            ids = [r.recording_id for r in records]
+            exists = set(
+                tx.conn.execute(
+                    select(recording_destructions.c.recording_id).where(
+                        recording_destructions.c.recording_id.in_(ids)
+                    )
+                ).scalars()
             )
-            tx.conn.execute(
-                update(recordings)
-                .where(recordings.c.id == record.recording_id)
-                .values(state=RecordingState.DESTROYED.value)
-            )
+            fresh = [r for r in records if r.recording_id not in exists]
+            if fresh:
+                tx.conn.execute(
+                    insert(recording_destructions),
+                    [
+                        {
+                            "recording_id": r.recording_id,
+                            "org_id": r.org_id,
+                            "destroyed_at": tx.at,
+                            "reason": r.reason.value,
+                            "destroyed_by": r.destroyed_by[:64],
+                            "key_destroyed": int(r.key_destroyed),
+                            "file_destroyed": int(r.file_destroyed),
+                        }
+                        for r in fresh
+                    ],
+                )
+                tx.conn.execute(
+                    update(recordings)
+                    .where(recordings.c.id.in_([r.recording_id for r in fresh]))
+                    .values(state=RecordingState.DESTROYED.value)
+                )
             for event in events:
                 tx.audit(event)
             tx.notify(*messages)
-            return True
+            return len(fresh)
 
         return await self._writer.write(job)
 
