@@ -41,6 +41,7 @@ from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
 from gateway.adapters.recording_vault import (
     LocalRecordingStorage,
+    RecordingVault,
     RecordingVaultUnavailable,
     load_master_key,
 )
@@ -234,9 +235,10 @@ async def build_runtime(
     except RecordingVaultUnavailable as exc:
         master_key, master_key_problem = None, str(exc)
         logging.getLogger(__name__).error("%s", exc)
+    recording_files = RecordingVault(recording_storage)
     recordings = RecordingsService(
         recording_catalogue,
-        recording_storage,
+        recording_files,
         policies,
         clock,
         master_key=master_key,
@@ -245,7 +247,7 @@ async def build_runtime(
         people=store,
     )
     retention = RetentionService(
-        recording_catalogue, recording_storage, clock, link_base=settings.public_url
+        recording_catalogue, recording_files, clock, link_base=settings.public_url
     )
     services = Services(
         clock=clock,

@@ -27,7 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
-from gateway.adapters.recording_vault import LocalRecordingStorage, RecordingReader, RecordingWriter
+from gateway.adapters.recording_vault import (
+    LocalRecordingStorage,
+    RecordingReader,
+    RecordingVault,
+    RecordingWriter,
+)
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
@@ -155,7 +160,9 @@ async def retention(root: Path) -> None:
         sink.close()
     seeded = time.perf_counter() - started
 
-    service = RetentionService(SqlRecordingCatalogue(store.writer, database), storage, clock)
+    service = RetentionService(
+        SqlRecordingCatalogue(store.writer, database), RecordingVault(storage), clock
+    )
     started = time.perf_counter()
     destroyed = await service.run_once()
     took = time.perf_counter() - started

@@ -49,6 +49,7 @@ from gateway.domain.recording_crypto import (
     MAX_CHUNK_CIPHERTEXT,
     ChunkKind,
     RecordingCorrupt,
+    RecoveredFile,
     decrypt_chunk,
     encrypt_chunk,
     new_nonce_prefix,
@@ -61,9 +62,9 @@ __all__ = [
     "RecordingReader",
     "RecordingSink",
     "RecordingStorage",
+    "RecordingVault",
     "RecordingVaultUnavailable",
     "RecordingWriter",
-    "RecoveredFile",
     "load_master_key",
     "recover_file",
 ]
@@ -337,13 +338,6 @@ class RecordingReader:
         return Verified(chunks, size, complete)
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveredFile:
-    complete: bool  # the writer had sealed it before dying (only the catalogue lagged)
-    size: int
-    chunks: int
-
-
 def recover_file(storage: RecordingStorage, recording_id: str, data_key: bytes) -> RecoveredFile:
     """Seal a recording whose writer died: keep every authentic chunk, drop what follows the
     last one (a torn write), append a CRASHED final chunk. Running it twice changes nothing."""
@@ -372,3 +366,25 @@ def recover_file(storage: RecordingStorage, recording_id: str, data_key: bytes) 
     tail += encrypt_chunk(data_key, prefix, recording_id, index, ChunkKind.CRASHED, b"")
     storage.reseal(recording_id, keep, tail)
     return RecoveredFile(False, keep + len(tail), index + 1)
+
+
+class RecordingVault:
+    """The recording services' `RecordingFiles` port over a `RecordingStorage`."""
+
+    def __init__(self, storage: RecordingStorage) -> None:
+        self.storage = storage
+
+    def open_writer(self, recording_id: str, data_key: bytes) -> RecordingWriter:
+        return RecordingWriter(self.storage, recording_id, data_key)
+
+    def chunks(self, recording_id: str, data_key: bytes) -> Iterator[bytes]:
+        return RecordingReader(self.storage, recording_id, data_key).chunks()
+
+    def recover(self, recording_id: str, data_key: bytes) -> RecoveredFile:
+        if self.storage.size(recording_id) is None:
+            # Killed before the file was created: nothing was written.
+            self.storage.create(recording_id).close()
+        return recover_file(self.storage, recording_id, data_key)
+
+    def delete(self, recording_id: str) -> bool:
+        return self.storage.delete(recording_id)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -44,6 +45,7 @@ __all__ = [
     "ChunkKind",
     "RecordingCorrupt",
     "RecordingKeyError",
+    "RecoveredFile",
     "decrypt_chunk",
     "encrypt_chunk",
     "new_data_key",
@@ -80,6 +82,16 @@ class RecordingCorrupt(Exception):
 
 class RecordingKeyError(Exception):
     """A data key cannot be unwrapped (wrong master key, or a key moved between recordings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredFile:
+    """What recovery found: sealed by its writer before dying (only the catalogue lagged), or
+    sealed now as incomplete; its size on storage and chunk count."""
+
+    complete: bool
+    size: int
+    chunks: int
 
 
 def new_data_key() -> bytes:

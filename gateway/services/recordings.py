@@ -1,10 +1,11 @@
 """Recordings at rest: start (a catalogue entry and a fresh data key), write, seal, recover,
 read back, and the safeguarding hold (R7, R10, R14).
 
-The recorder (a later piece) calls `start(...)` and gets a `RecordingWriter` (append encoded
-media, then `finish(handle)`); nothing here captures media. A recording is catalogued before
-its first byte is written, with the consent state it is made under (the consent records' ids
-and a hash of the snapshot), so a crash at any point leaves an entry that recovery finds.
+The recorder (a later piece) calls `start(...)` and gets a handle whose writer takes encoded
+media (`handle.writer.append`, in a thread), then `finish(handle)`; nothing here captures
+media. A recording is catalogued before its first byte is written, with the consent state
+it is made under (the consent records' ids and a hash of the snapshot), so a crash at any point
+leaves an entry that recovery finds.
 
 Without a master key (`GATEWAY_RECORDING_MASTER_KEY_FILE`) the service still runs (reading the
 catalogue, holds, retention) but refuses to start a recording, with one clear error.
@@ -20,13 +21,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from gateway.adapters.recording_vault import (
-    RecordingReader,
-    RecordingStorage,
-    RecordingWriter,
-    recover_file,
-)
-from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
@@ -51,6 +45,7 @@ from gateway.domain.retention import (
 from gateway.services.organisations import new_id
 from gateway.services.policies import PolicyBook
 from gateway.services.ports import Organisation
+from gateway.services.recording_ports import RecordingCatalogue, RecordingFiles, RecordingWriting
 
 __all__ = ["RecordingHandle", "RecordingsService", "consent_snapshot_hash"]
 
@@ -72,7 +67,7 @@ def consent_snapshot_hash(
 @dataclass
 class RecordingHandle:
     entry: CatalogueEntry
-    writer: RecordingWriter
+    writer: RecordingWriting
 
 
 class PersonLookup(Protocol):
@@ -91,8 +86,8 @@ class RecordingView:
 class RecordingsService:
     def __init__(
         self,
-        catalogue: SqlRecordingCatalogue,
-        storage: RecordingStorage,
+        catalogue: RecordingCatalogue,
+        files: RecordingFiles,
         policies: PolicyBook,
         clock: Clock,
         *,
@@ -105,7 +100,7 @@ class RecordingsService:
         self._people = people
         self._process_id = process_id
         self._catalogue = catalogue
-        self._storage = storage
+        self._files = files
         self._policies = policies
         self._clock = clock
         self._master_key = master_key
@@ -175,7 +170,7 @@ class RecordingsService:
             ],
             writer_process=self._process_id,
         )
-        writer = await asyncio.to_thread(RecordingWriter, self._storage, recording_id, data_key)
+        writer = await asyncio.to_thread(self._files.open_writer, recording_id, data_key)
         return RecordingHandle(entry, writer)
 
     async def finish(self, handle: RecordingHandle, actor: str) -> CatalogueEntry:
@@ -226,10 +221,7 @@ class RecordingsService:
         if wrapped is None:
             return None
         key = unwrap_data_key(master, entry.id, wrapped)
-        if self._storage.size(entry.id) is None:
-            # Killed before the file was created: nothing was written.
-            await asyncio.to_thread(self._storage.create(entry.id).close)
-        result = await asyncio.to_thread(recover_file, self._storage, entry.id, key)
+        result = await asyncio.to_thread(self._files.recover, entry.id, key)
         state = RecordingState.COMPLETE if result.complete else RecordingState.INCOMPLETE
         await self._catalogue.seal(
             entry.id,
@@ -266,7 +258,7 @@ class RecordingsService:
         if entry.state is RecordingState.DESTROYED or wrapped is None:
             raise Refusal(ErrorCode.NOT_FOUND, "this recording has been destroyed")
         key = unwrap_data_key(self._master(), entry.id, wrapped)
-        return RecordingReader(self._storage, entry.id, key).chunks()
+        return self._files.chunks(entry.id, key)
 
     async def view(self, org: Organisation, recording_id: str) -> RecordingView:
         """The catalogue entry with its people masked as the policy shows them in sessions."""

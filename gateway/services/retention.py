@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from gateway.adapters.recording_vault import RecordingStorage
-from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import AuditEvent
 from gateway.domain.outbox import destruction_waiting_for_dsl, recording_destroyed
@@ -26,6 +24,7 @@ from gateway.domain.retention import (
     destruction_due,
 )
 from gateway.services.organisations import new_id
+from gateway.services.recording_ports import RecordingCatalogue, RecordingFiles
 
 __all__ = ["JOB_ACTOR", "RetentionService"]
 
@@ -36,15 +35,15 @@ Progress = Callable[[int, int], None]
 class RetentionService:
     def __init__(
         self,
-        catalogue: SqlRecordingCatalogue,
-        storage: RecordingStorage,
+        catalogue: RecordingCatalogue,
+        files: RecordingFiles,
         clock: Clock,
         *,
         batch: int = 200,
         link_base: str = "",
     ) -> None:
         self._catalogue = catalogue
-        self._storage = storage
+        self._files = files
         self._clock = clock
         self._batch = batch
         self._link_base = link_base.rstrip("/")
@@ -128,7 +127,7 @@ class RetentionService:
 
     def _delete_files(self, recording_ids: Sequence[str]) -> None:
         for recording_id in recording_ids:
-            self._storage.delete(recording_id)
+            self._files.delete(recording_id)
 
     async def consent_withdrawn(
         self, org_id: str, person_id: str, purpose: str | None, withdrawn_by: str

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from gateway.adapters.recording_vault import LocalRecordingStorage
+from gateway.adapters.recording_vault import LocalRecordingStorage, RecordingVault
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
@@ -66,8 +66,10 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
             store,
             catalogue,
             storage,
-            RecordingsService(catalogue, storage, policies, clock, master_key=master),
-            RetentionService(catalogue, storage, clock),
+            RecordingsService(
+                catalogue, RecordingVault(storage), policies, clock, master_key=master
+            ),
+            RetentionService(catalogue, RecordingVault(storage), clock),
             clock,
             master,
             audit_key,

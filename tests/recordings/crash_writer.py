@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from gateway.adapters.recording_vault import LocalRecordingStorage, load_master_key
+from gateway.adapters.recording_vault import LocalRecordingStorage, RecordingVault, load_master_key
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.adapters.sql.store import SqlStore
@@ -27,7 +27,7 @@ async def main(url: str, directory: str, key_file: str, audit_key_hex: str) -> N
     storage = LocalRecordingStorage(Path(directory))
     service = RecordingsService(
         SqlRecordingCatalogue(store.writer, database),
-        storage,
+        RecordingVault(storage),
         PolicyBook(load_policy_file(ROOT / "policies" / "default.toml")),
         SystemClock(),
         master_key=load_master_key(Path(key_file)),

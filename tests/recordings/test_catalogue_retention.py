@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from gateway.adapters.recording_vault import RecordingVault
 from gateway.adapters.sql.schema import outbox, recording_destructions
 from gateway.domain.errors import Refusal, Unavailable
 from gateway.domain.retention import DestructionReason, RecordingState
@@ -63,7 +64,7 @@ async def test_no_master_key_no_recording_but_the_rest_runs(world: World) -> Non
     rid = await _record(world)
     keyless = RecordingsService(
         world.catalogue,
-        world.storage,
+        RecordingVault(world.storage),
         world.recordings._policies,
         world.clock,
         master_key=None,
@@ -188,7 +189,7 @@ async def test_another_organisations_recording_is_not_found(world: World) -> Non
 async def test_incomplete_recordings_destroyed_when_the_policy_says_so(world: World) -> None:
     destroying = RecordingsService(
         world.catalogue,
-        world.storage,
+        RecordingVault(world.storage),
         world.recordings._policies,
         world.clock,
         master_key=world.master_key,
@@ -212,7 +213,7 @@ async def test_recovery_leaves_recordings_of_live_processes_alone(world: World) 
 
     other = RecordingsService(
         world.catalogue,
-        world.storage,
+        RecordingVault(world.storage),
         world.recordings._policies,
         world.clock,
         master_key=world.master_key,
