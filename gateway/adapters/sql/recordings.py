@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.engine import Database
@@ -76,6 +76,25 @@ def _entries(conn: Connection, rows: Sequence[Any]) -> list[CatalogueEntry]:
         ):
             people[p.recording_id].append((p.person_kind, p.person_id))
     return [_entry(row, sorted(people[row.id])) for row in rows]
+
+
+def _may_be_due(now_us: int) -> ColumnElement[bool]:
+    """A superset of what `destruction_due` says is due, for the index to narrow."""
+    live = recordings.c.state.in_([RecordingState.COMPLETE.value, RecordingState.INCOMPLETE.value])
+    return and_(
+        recordings.c.state != RecordingState.DESTROYED.value,
+        or_(
+            recordings.c.destruction_started == 1,
+            and_(
+                live,
+                recordings.c.held == 0,
+                or_(
+                    recordings.c.destruction_requested.is_not(None),
+                    recordings.c.retain_until <= now_us,
+                ),
+            ),
+        ),
+    )
 
 
 class SqlRecordingCatalogue:
@@ -222,25 +241,9 @@ class SqlRecordingCatalogue:
         for, or a retention date passed. Index-friendly; held ones are filtered by the domain."""
 
         def read(conn: Connection) -> list[CatalogueEntry]:
-            live = recordings.c.state.in_(
-                [RecordingState.COMPLETE.value, RecordingState.INCOMPLETE.value]
-            )
             rows = conn.execute(
                 select(recordings)
-                .where(
-                    recordings.c.state != RecordingState.DESTROYED.value,
-                    or_(
-                        recordings.c.destruction_started == 1,
-                        and_(
-                            live,
-                            recordings.c.held == 0,
-                            or_(
-                                recordings.c.destruction_requested.is_not(None),
-                                recordings.c.retain_until <= now_us,
-                            ),
-                        ),
-                    ),
-                )
+                .where(_may_be_due(now_us))
                 .order_by(recordings.c.retain_until, recordings.c.id)
                 .limit(limit)
             ).all()
@@ -249,32 +252,9 @@ class SqlRecordingCatalogue:
         return await self._db.read(read)
 
     async def count_candidates(self, now_us: int) -> int:
-        from sqlalchemy import func
-
         def read(conn: Connection) -> int:
-            live = recordings.c.state.in_(
-                [RecordingState.COMPLETE.value, RecordingState.INCOMPLETE.value]
-            )
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(recordings)
-                    .where(
-                        recordings.c.state != RecordingState.DESTROYED.value,
-                        or_(
-                            recordings.c.destruction_started == 1,
-                            and_(
-                                live,
-                                recordings.c.held == 0,
-                                or_(
-                                    recordings.c.destruction_requested.is_not(None),
-                                    recordings.c.retain_until <= now_us,
-                                ),
-                            ),
-                        ),
-                    )
-                ).scalar_one()
-            )
+            query = select(func.count()).select_from(recordings).where(_may_be_due(now_us))
+            return int(conn.execute(query).scalar_one())
 
         return await self._db.read(read)
 
