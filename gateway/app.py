@@ -39,6 +39,12 @@ from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.recording_vault import (
+    LocalRecordingStorage,
+    RecordingVault,
+    RecordingVaultUnavailable,
+    load_master_key,
+)
 from gateway.adapters.signin_mail import SmtpSecurity, SmtpSignInMail, SmtpTarget
 from gateway.adapters.smtp_channel import SmtpChannel
 from gateway.adapters.sql.attempts import SqlFailureLedger
@@ -47,6 +53,7 @@ from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.processes import ProcessRegistry
+from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.adapters.sql.staff_sessions import SqlStaffSessions
 from gateway.adapters.sql.store import SqlStore
 from gateway.adapters.webhook_channel import WebhookSender
@@ -78,6 +85,7 @@ from gateway.http.middleware import (
 from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
+from gateway.http.recording_pages import RECORDING_ROUTES, RECORDINGS
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
@@ -93,8 +101,10 @@ from gateway.services.notifications import Notifications
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
 from gateway.services.ports import AttemptLimiter, LiveState
+from gateway.services.recordings import RecordingsService
 from gateway.services.registry import RegistryService
 from gateway.services.request_audit import RequestAudit
+from gateway.services.retention import RetentionService
 from gateway.services.sessions import SessionService
 from gateway.services.staff_auth import SignInMail, StaffAuthService
 from gateway.settings import Settings
@@ -122,6 +132,8 @@ class Runtime:
     process_id: str = ""
     staff_auth: StaffAuthService | None = None
     form_key: bytes = b""
+    recordings: RecordingsService | None = None
+    retention: RetentionService | None = None
 
     async def close(self) -> None:
         await self.webhook_http.close()
@@ -213,6 +225,30 @@ async def build_runtime(
         process_url=settings.process_url or settings.public_url,
         lease_seconds=max(3 * settings.reconcile_seconds, LEASE_FLOOR_SECONDS),
     )
+    # Recordings at rest (issue 9): without a master key nothing can be recorded (one clear
+    # error, here and on each attempt); the catalogue, holds and destruction still run.
+    recording_storage = LocalRecordingStorage(settings.recordings_dir)
+    recording_catalogue = SqlRecordingCatalogue(store.writer, database)
+    try:
+        master_key: bytes | None = load_master_key(settings.recording_master_key_file)
+        master_key_problem = None
+    except RecordingVaultUnavailable as exc:
+        master_key, master_key_problem = None, str(exc)
+        logging.getLogger(__name__).error("%s", exc)
+    recording_files = RecordingVault(recording_storage)
+    recordings = RecordingsService(
+        recording_catalogue,
+        recording_files,
+        policies,
+        clock,
+        master_key=master_key,
+        master_key_problem=master_key_problem,
+        process_id=process_id,
+        people=store,
+    )
+    retention = RetentionService(
+        recording_catalogue, recording_files, clock, link_base=settings.public_url
+    )
     services = Services(
         clock=clock,
         policies=policies,
@@ -220,7 +256,12 @@ async def build_runtime(
         organisations=OrganisationService(store, policies),
         registry=registry,
         consent=ConsentService(
-            store, registry, policies, clock, changed=live.durable_facts_changed
+            store,
+            registry,
+            policies,
+            clock,
+            changed=live.durable_facts_changed,
+            recording_consent_withdrawn=retention.consent_withdrawn,
         ),
         sessions=SessionService(
             store, registry, policies, clock, hasher, tokens, changed=live.durable_facts_changed
@@ -229,7 +270,13 @@ async def build_runtime(
         audit=RequestAudit(store, clock),
     )
     incidents = IncidentService(
-        SqlIncidentStore(store.writer, database), store, alerts, notifications, policies, clock
+        SqlIncidentStore(store.writer, database),
+        store,
+        alerts,
+        notifications,
+        policies,
+        clock,
+        hold_recordings=recordings.hold_session,
     )
     live.record_incident = incidents.record_system_incident
     staff_auth = StaffAuthService(
@@ -266,6 +313,8 @@ async def build_runtime(
         process_id=process_id,
         staff_auth=staff_auth,
         form_key=form_key,
+        recordings=recordings,
+        retention=retention,
     )
 
 
@@ -396,6 +445,9 @@ def start_live_jobs(
     leader: LeaderLock,
     settings: Settings,
     notifications: Notifications | None = None,
+    *,
+    recordings: RecordingsService | None = None,
+    retention: RetentionService | None = None,
 ) -> LiveJobs:
     """Per process: reconciliation (supervision's safety net: lost events and elapsed grace
     periods are caught there; each process owns the relay rooms of whoever connected to it)
@@ -408,7 +460,7 @@ def start_live_jobs(
     async def heartbeat() -> None:
         await live.heartbeat(ttl)
 
-    tasks = (
+    tasks: tuple[asyncio.Task[None], ...] = (
         asyncio.create_task(
             run_periodically(
                 own, "live.reconcile", settings.reconcile_seconds, live.reconcile, stop
@@ -419,6 +471,25 @@ def start_live_jobs(
             run_periodically(leader, "live.sweep", settings.live_sweep_seconds, live.sweep, stop)
         ),
     )
+    if recordings is not None and retention is not None:
+        # One process at a time: recordings whose writer died are sealed (crash recovery),
+        # then whatever is due is destroyed (retention, withdrawn consent); both idempotent.
+        async def recordings_round() -> None:
+            await recordings.recover()
+            await retention.run_once()
+
+        tasks = (
+            *tasks,
+            asyncio.create_task(
+                run_periodically(
+                    leader,
+                    "recordings.retention",
+                    settings.retention_seconds,
+                    recordings_round,
+                    stop,
+                )
+            ),
+        )
     if notifications is not None:
         # One process at a time delivers (the outbox's own leases keep even an overlap from
         # sending a message twice).
@@ -513,6 +584,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
         app[NOTIFICATIONS] = runtime.notifications
+        assert runtime.recordings is not None
+        app[RECORDINGS] = runtime.recordings
         app[REPORT_CONCERN] = IncidentConcernReporter(
             runtime.services.admission, runtime.incidents, runtime.attempts
         )
@@ -534,7 +607,14 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
         except LiveStateUnavailable:
             logging.getLogger(__name__).warning("live state unavailable at start")
-        jobs = start_live_jobs(runtime.live, runtime.leader, settings, runtime.notifications)
+        jobs = start_live_jobs(
+            runtime.live,
+            runtime.leader,
+            settings,
+            runtime.notifications,
+            recordings=runtime.recordings,
+            retention=runtime.retention,
+        )
         stop_renewing = asyncio.Event()
         renewing = asyncio.create_task(
             run_periodically(
@@ -579,7 +659,12 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
-    for method, path, handler in (*PAGE_ROUTES, *STAFF_PAGE_ROUTES, *DESK_ROUTES):
+    for method, path, handler in (
+        *PAGE_ROUTES,
+        *STAFF_PAGE_ROUTES,
+        *DESK_ROUTES,
+        *RECORDING_ROUTES,
+    ):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)
     app.router.add_get("/metrics", _metrics)

@@ -1,4 +1,5 @@
-"""`gateway serve | migrate | settings | org | policy | audit | demo`: the operator's commands.
+"""`gateway serve | migrate | settings | org | policy | audit | retention | demo`: the
+operator's commands.
 
 A configuration mistake ends a command with one line on stderr naming the variable, and no
 traceback: a bad setting, an unreadable or invalid policy, a keys folder or database file it
@@ -94,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
         help="a witness file (GATEWAY_AUDIT_WITNESS): every head in it must be in the chain",
     )
 
+    retention = commands.add_parser("retention", help="destroying recordings that are due")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    retention_commands.add_parser(
+        "run",
+        help="seal recordings left by a crash, destroy every recording due now (key, file,"
+        " record); progress on stderr",
+    )
+
     commands.add_parser("demo", help="create (or refresh) the demo organisation and invites")
     return parser
 
@@ -126,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gateway audit verify: {error}", file=sys.stderr)
             return 2
         return asyncio.run(_with_runtime(settings, lambda rt: _verify(rt, witnessed)))
+    if args.command == "retention":
+        return asyncio.run(_with_runtime(settings, _retention_run))
     if args.command == "demo":
         from gateway.demo import create_demo
 
@@ -137,6 +150,7 @@ def check_configuration(settings: Settings) -> None:
     """Try what the settings name before anything starts: the default policy, the keys folder
     and the SQLite file (made private here if new). Misconfigured names the variable."""
     from gateway.adapters.keys import KeyRing, KeyRingError
+    from gateway.adapters.private_files import private_directory
     from gateway.adapters.sql.urls import prepare_sqlite_file, sqlite_file
     from gateway.services.policies import load_policy_file
 
@@ -153,6 +167,13 @@ def check_configuration(settings: Settings) -> None:
         raise Misconfigured(
             f"{Settings.variable('keys_dir')}: cannot use {settings.keys_dir} as the keys "
             f"folder: {_os_problem(error)}"
+        ) from None
+    try:
+        private_directory(settings.recordings_dir)
+    except OSError as error:
+        raise Misconfigured(
+            f"{Settings.variable('recordings_dir')}: cannot use {settings.recordings_dir} as the"
+            f" recordings folder: {_os_problem(error)}"
         ) from None
     try:
         prepare_sqlite_file(settings.database_url)
@@ -321,6 +342,36 @@ async def _verify(runtime: Runtime, witnessed: Sequence[WitnessedHead]) -> int:
     assert report.problem is not None
     print(f"audit log TAMPERED: {report.problem.describe()} ({report.checked} checked before it)")
     return 1
+
+
+RETENTION_LEASE = "recordings.retention"  # the periodic job's lease (gateway/app.py)
+RETENTION_LEASE_SECONDS = 600.0
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    """`[#######.......] done/total` for a terminal line."""
+    filled = width if total <= 0 else min(width, done * width // total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+async def _retention_run(runtime: Runtime) -> int:
+    """The periodic job, by hand: under the same lease, so never beside a running one."""
+    assert runtime.recordings is not None and runtime.retention is not None
+    if not await runtime.leader.acquire(RETENTION_LEASE, RETENTION_LEASE_SECONDS):
+        return _refuse("gateway retention run: the retention job is running in another process", 1)
+    try:
+        recovered = await runtime.recordings.recover()
+
+        def show(done: int, total: int) -> None:
+            print(f"\rdestroying recordings {progress_bar(done, total)}", end="", file=sys.stderr)
+            sys.stderr.flush()
+
+        destroyed = await runtime.retention.run_once(show, actor="cli:retention")
+        print(file=sys.stderr)
+    finally:
+        await runtime.leader.release(RETENTION_LEASE)
+    print(f"sealed {len(recovered)} recording(s) left by a crash; destroyed {destroyed}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -529,6 +529,25 @@ class Settings:
         "43200",
         "a staff sign-in lasts at most this long, however active (then sign in again)",
     )
+    recordings_dir: Path = setting(
+        "GATEWAY_RECORDINGS_DIR",
+        PATH,
+        "<state>/recordings",
+        "folder of the encrypted recordings (created 0700, each file 0600)",
+    )
+    recording_master_key_file: Path | None = setting(
+        "GATEWAY_RECORDING_MASTER_KEY_FILE",
+        optional(PATH),
+        None,
+        "file holding the 32-byte key that wraps each recording's own key (raw or base64,"
+        " 0600; unset: nothing can be recorded, the rest of the gateway runs)",
+    )
+    retention_seconds: float = setting(
+        "GATEWAY_RETENTION_SECONDS",
+        SECONDS,
+        "60",
+        "how often recordings due for destruction (retention, withdrawn consent) are destroyed",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -65,6 +65,7 @@ class ErrorCode(enum.StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable"
     PLATFORM_UNAVAILABLE = "platform_unavailable"
     OVERLOADED = "overloaded"
+    RECORDING_UNAVAILABLE = "recording_unavailable"  # no master key: nothing can be recorded
     # request routing
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"

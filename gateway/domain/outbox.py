@@ -50,6 +50,7 @@ class Recipient(enum.StrEnum):
     SECOND_CONTACT = "second_contact"
     HOST = "host"  # the session's host (a member of staff)
     ORG_SYSTEM = "org_system"  # the organisation's own system, through its webhook
+    GUARDIAN = "guardian"  # a child's guardian (payload's guardian_id; address from the registry)
 
 
 class Channel(enum.StrEnum):
@@ -67,6 +68,8 @@ class Kind(enum.StrEnum):
     CONCERN_RAISED = "concern.raised"
     SUPERVISION_BREACH = "supervision.breach"
     INVITE_LOCKED = "invite.locked"
+    DESTRUCTION_WAITING_FOR_DSL = "destruction_waiting_for_dsl"
+    RECORDING_DESTROYED = "recording.destroyed"
 
 
 # Error classes a channel reports: short words, never a server's reply text (which can quote
@@ -403,3 +406,80 @@ class DeliveryFailed(Exception):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
+
+
+def _pair(
+    org_id: str,
+    kind: Kind,
+    recipient: Recipient,
+    subject: str,
+    body: str,
+    data: Mapping[str, object],
+    at: datetime,
+    ids: tuple[str, str],
+) -> list[OutboxMessage]:
+    """One e-mail to `recipient` and the organisation's webhook (ids only), one notification."""
+    payload = {"type": kind.value, "timestamp": at.isoformat(), "data": dict(data)}
+    return [
+        OutboxMessage(
+            id=message_id,
+            notification_id=ids[0],
+            org_id=org_id,
+            kind=kind,
+            recipient=to,
+            channel=Channel.WEBHOOK if to is Recipient.ORG_SYSTEM else Channel.EMAIL,
+            subject=_clip(subject, SUBJECT_MAX),
+            body=_clip(body, BODY_MAX) if to is not Recipient.ORG_SYSTEM else "",
+            payload=payload,
+            created_at=at,
+        )
+        for message_id, to in zip(ids, (recipient, Recipient.ORG_SYSTEM), strict=True)
+    ]
+
+
+def destruction_waiting_for_dsl(
+    *, org_id: str, recording_ids: Sequence[str], at: datetime, link: str, ids: tuple[str, str]
+) -> list[OutboxMessage]:
+    """A consent was withdrawn for recordings under a safeguarding hold: the DSL decides
+    (lift the hold and they are destroyed, or keep it)."""
+    body = (
+        "A consent was withdrawn for recordings that are under a safeguarding hold.\n\n"
+        f"When: {_stamp(at)}\n"
+        f"Recordings: {', '.join(recording_ids)}\n\n"
+        "They are kept while the hold stands. Lift the hold to have them destroyed, or keep it"
+        f" and record why: {link}\n"
+    )
+    return _pair(
+        org_id,
+        Kind.DESTRUCTION_WAITING_FOR_DSL,
+        Recipient.DSL,
+        "Recordings under hold: a consent was withdrawn",
+        body,
+        {"recordings": list(recording_ids), "occurred_at": at.isoformat()},
+        at,
+        ids,
+    )
+
+
+def recording_destroyed(
+    *, org_id: str, guardian_id: str, recording_id: str, at: datetime, ids: tuple[str, str]
+) -> list[OutboxMessage]:
+    """The confirmation a guardian receives once a recording is destroyed after their
+    withdrawal (key, file and record)."""
+    body = (
+        "You withdrew your consent to recording. A recording that included your child has now"
+        " been destroyed: its encryption key and its file are gone for good, and the"
+        " organisation keeps a record that this was done.\n\n"
+        f"When: {_stamp(at)}\n"
+        f"Recording reference: {recording_id}\n"
+    )
+    return _pair(
+        org_id,
+        Kind.RECORDING_DESTROYED,
+        Recipient.GUARDIAN,
+        "A recording has been destroyed",
+        body,
+        {"recording": recording_id, "guardian_id": guardian_id, "occurred_at": at.isoformat()},
+        at,
+        ids,
+    )

@@ -50,6 +50,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.DATABASE_UNAVAILABLE: 503,
     ErrorCode.PLATFORM_UNAVAILABLE: 503,
     ErrorCode.OVERLOADED: 503,
+    ErrorCode.RECORDING_UNAVAILABLE: 503,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL: 500,

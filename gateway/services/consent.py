@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
@@ -20,6 +20,10 @@ from gateway.services.policies import PolicyBook
 from gateway.services.ports import DurableFactsChanged, Organisation, Store
 from gateway.services.registry import RegistryService
 
+# (org id, person id, recording purpose, who withdrew as "kind:id")
+RecordingConsentWithdrawn = Callable[[str, str, str, str], Awaitable[object]]
+RECORDING_PREFIX = "recording:"
+
 
 class ConsentService:
     def __init__(
@@ -30,7 +34,10 @@ class ConsentService:
         clock: Clock,
         *,
         changed: DurableFactsChanged | None = None,
+        recording_consent_withdrawn: RecordingConsentWithdrawn | None = None,
     ) -> None:
+        # Destroys the person's recordings of that purpose unless held (services/retention.py).
+        self._recording_consent_withdrawn = recording_consent_withdrawn
         self._changed = changed  # nudges live sessions: a withdrawal takes effect at once
         self._store = store
         self._registry = registry
@@ -88,6 +95,17 @@ class ConsentService:
         )
         if action is ConsentAction.WITHDRAW and self._changed is not None:
             await self._changed()
+        if (
+            action is ConsentAction.WITHDRAW
+            and record.purpose.startswith(RECORDING_PREFIX)
+            and self._recording_consent_withdrawn is not None
+        ):
+            await self._recording_consent_withdrawn(
+                org.id,
+                subject_id,
+                record.purpose.removeprefix(RECORDING_PREFIX),
+                f"{given_by_kind.value}:{given_by_id}",
+            )
         return record
 
     async def state(

@@ -13,7 +13,7 @@ delivery state, shown with the incident (`IncidentDetail.dsl`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -99,6 +99,10 @@ class IncidentListing:
     rights: ViewerRights
 
 
+# (org id, session id, actor, reason) -> recordings held (services/recordings.py)
+HoldRecordings = Callable[[str, str, str, str], Awaitable[int]]
+
+
 class IncidentService:
     def __init__(
         self,
@@ -108,7 +112,10 @@ class IncidentService:
         notifications: Notifications,
         policies: PolicyFor,
         clock: Clock,
+        *,
+        hold_recordings: HoldRecordings | None = None,
     ) -> None:
+        self._hold_recordings = hold_recordings  # R14: a concern holds the session's recordings
         self._store = store
         self._registry = registry_lookup
         self._alerts = alerts
@@ -175,6 +182,13 @@ class IncidentService:
         if await self._host_sees_reporter(org_id):
             alert["display_name"] = display_name
         await self._publish(org_id, session_id, alert)
+        if self._hold_recordings is not None:
+            try:  # the concern stands whatever happens here; the DSL can still hold by hand
+                await self._hold_recordings(
+                    org_id, session_id, "system:concern", f"concern reported (incident {stored.id})"
+                )
+            except Exception:
+                log.exception("recordings of a concern not held")
         return stored
 
     async def record_system_incident(

@@ -25,7 +25,7 @@ from typing import Protocol
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
-from gateway.domain.models import Person, PersonKind, Session, Staff
+from gateway.domain.models import Guardian, Person, PersonKind, Session, Staff
 from gateway.domain.outbox import (
     INTERNAL,
     LEASE,
@@ -301,6 +301,15 @@ class Notifications:
                 message.org_id, PersonKind.STAFF, session.host_staff_id
             )
             return host.email if isinstance(host, Staff) else None
+        if message.recipient is Recipient.GUARDIAN:
+            data = message.payload.get("data")
+            guardian_id = data.get("guardian_id") if isinstance(data, dict) else None
+            if not isinstance(guardian_id, str):
+                return None
+            guardian = await self._directory.person(
+                message.org_id, PersonKind.GUARDIAN, guardian_id
+            )
+            return guardian.contact if isinstance(guardian, Guardian) and guardian.contact else None
         return None
 
     async def _policy(self, org_id: str) -> Policy | None:

@@ -267,3 +267,68 @@ staff_sessions = Table(
     Column("last_seen_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
 )
+
+# Recordings (issue 9): the catalogue. File names are the random recording id; people are
+# linked by id (views mask names). Times are UTC microseconds like everywhere else.
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("session_id", String(ID), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("consent_hash", String(64), nullable=False),  # sha256 of the consent snapshot
+    Column("consent_record_ids", Text, nullable=False),  # JSON list, the snapshot's records
+    Column("state", String(16), nullable=False),  # recording|complete|incomplete|destroyed
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("retain_until", BigInteger, nullable=False),
+    Column("held", Integer, nullable=False),  # 0/1: a safeguarding hold (R14)
+    Column("hold_reason", Text, nullable=True),
+    Column("hold_by", String(ID), nullable=True),
+    Column("hold_at", BigInteger, nullable=True),
+    # Destruction asked for (consent withdrawn, a request) and whether its first step (the key)
+    # has been taken: a run killed half-way is finished by the next one.
+    Column("destruction_requested", String(32), nullable=True),
+    Column("destruction_requested_by", String(64), nullable=True),
+    Column("destruction_started", Integer, nullable=False),
+    # The gateway process writing it (gateway_processes): recovery seals only recordings
+    # whose writer is no longer alive, never one another process is still writing.
+    Column("writer_process", String(64), nullable=True),
+    Index("ix_recordings_org_session", "org_id", "session_id"),
+    Index("ix_recordings_due", "state", "retain_until"),
+)
+
+recording_participants = Table(
+    "recording_participants",
+    metadata,
+    Column("recording_id", String(ID), ForeignKey("recordings.id"), primary_key=True),
+    Column("person_id", String(ID), primary_key=True),
+    Column("org_id", String(ID), nullable=False),
+    Column("person_kind", String(16), nullable=False),
+    Index("ix_recording_participants_person", "org_id", "person_id"),
+)
+
+# A data key wrapped by the master key. Deleting the row is crypto-shredding: the ciphertext
+# cannot be read again, wherever copies of it went.
+recording_keys = Table(
+    "recording_keys",
+    metadata,
+    Column("recording_id", String(ID), ForeignKey("recordings.id"), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+)
+
+# Proof of destruction: append-only (triggers in 0009).
+recording_destructions = Table(
+    "recording_destructions",
+    metadata,
+    Column("recording_id", String(ID), ForeignKey("recordings.id"), primary_key=True),
+    Column("org_id", String(ID), nullable=False),
+    Column("destroyed_at", BigInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("destroyed_by", String(64), nullable=False),  # "job:retention" or "staff:<id>"
+    Column("key_destroyed", Integer, nullable=False),
+    Column("file_destroyed", Integer, nullable=False),
+)
