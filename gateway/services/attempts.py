@@ -186,14 +186,24 @@ class AttemptGuard:
 
     # joining ------------------------------------------------------------------------------------
     async def check_join(
-        self, record: JoinRecord, policy: Policy, password: str | None, source: str
+        self,
+        record: JoinRecord,
+        policy: Policy,
+        password: str | None,
+        source: str,
+        *,
+        device_proven: bool = False,
     ) -> None:
-        """Flood limits, then the session password (when it has one) under the limits above."""
+        """Flood limits, then the session password (when it has one) under the limits above.
+
+        `device_proven`: the invite is bound to this very device, which happens only after a
+        join that gave the right password, and the session still runs: a reload on the same
+        device is not asked the password again (the device cookie is the proof)."""
         now = self._clock.now()
         await self._flood(f"join:invite:{record.participant.id}", JOINS_PER_INVITE, now)
         await self._flood(f"join:{_source_key(source)}", JOINS_PER_SOURCE, now)
         stored_hash = record.session_password_hash
-        if stored_hash is None:
+        if stored_hash is None or device_proven:
             return
         limits = _limits(policy)
         keys = (
