@@ -198,12 +198,13 @@ class AttemptGuard:
 
         `device_proven`: the invite is bound to this very device, which happens only after a
         join that gave the right password, and the session still runs: a reload on the same
-        device is not asked the password again (the device cookie is the proof)."""
+        device that gives no password is not asked it again (the device cookie is the proof).
+        A password it does give is checked and counted as ever."""
         now = self._clock.now()
         await self._flood(f"join:invite:{record.participant.id}", JOINS_PER_INVITE, now)
         await self._flood(f"join:{_source_key(source)}", JOINS_PER_SOURCE, now)
         stored_hash = record.session_password_hash
-        if stored_hash is None or device_proven:
+        if stored_hash is None or (device_proven and not password):
             return
         limits = _limits(policy)
         keys = (

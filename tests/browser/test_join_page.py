@@ -260,7 +260,7 @@ async def test_host_sees_roster_supervision_and_can_remove_and_end(
     question = host.page.get_by_role("dialog", name="Remove Sam G.?")
     await expect(question).to_be_visible()
     await expect(question).to_contain_text("This is permanent")
-    await expect(question).to_contain_text("new invite")
+    await expect(question).to_contain_text("cannot come back")
     assert await host.page.evaluate("document.activeElement.id") != "remove-yes"
     await question.get_by_role("button", name="No, keep them").click()
     await expect(question).to_be_hidden()

@@ -93,8 +93,8 @@ async function removeConfirmed() {
   try {
     await api("/v1/live/remove", { token: S.token, identity: person.identity });
     $("host-note").textContent =
-      `${name} has been removed for good. To let them back in, ask an administrator to send ` +
-      "them a new invite.";
+      `${name} has been removed for good: they cannot come back into this session. If it was ` +
+      "a mistake, tell the safeguarding lead or an administrator.";
   } catch (err) {
     $("host-error").textContent = `Could not remove ${name}: ${err.message}`;
     button.disabled = false;
