@@ -123,6 +123,11 @@ async def test_camera_off_and_devices_before_going_in_and_a_reload_keeps_the_pas
     assert admitted["cam_on"] is False and admitted["mic_on"] is True
     await expect(page.locator("#self-visibility")).to_have_text("Others can hear you")
     await expect(page.get_by_role("button", name="Turn camera on")).to_be_visible()
+    # On a phone the camera and microphone buttons are in view, above the videos.
+    await page.set_viewport_size({"width": 320, "height": 640})
+    await page.evaluate("window.scrollTo(0, 0)")
+    assert await in_view(page, "#toggle-mic") and await in_view(page, "#toggle-cam")
+    await page.set_viewport_size({"width": 1280, "height": 860})
 
     # The host's alerts: the observer leaves (children held), comes back by reloading on the
     # same device (no password asked), and the warning is marked resolved.
