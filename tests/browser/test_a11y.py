@@ -10,6 +10,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
+from tests.browser.test_axe import audit, axe_source  # noqa: F401 (a fixture)
 from tests.browser.test_join_page import PASSWORD, NewContext, eventually, join, open_invite
 from tests.http.world import build_world
 from tests.plugins.gateway_server import Gateway
@@ -158,7 +159,9 @@ async def test_camera_off_and_devices_before_going_in_and_a_reload_keeps_the_pas
 
 
 async def test_the_too_early_screen_gives_the_start_time(
-    gateway: Gateway, new_context: NewContext
+    gateway: Gateway,
+    new_context: NewContext,
+    axe_source: str,  # noqa: F811 (the fixture imported above)
 ) -> None:
     world = await build_world(gateway)
     start = gateway.clock.now() + timedelta(hours=3)
@@ -192,3 +195,7 @@ async def test_the_too_early_screen_gives_the_start_time(
         start.isoformat(),
     )
     assert local in reasons, (local, reasons)
+    # A refusal: no "Report a concern" that cannot be sent; who to tell instead.
+    await expect(page.get_by_role("button", name="Report a concern")).to_have_count(0)
+    await expect(page.locator("#concern-contact")).to_contain_text("our safeguarding lead")
+    await audit(page, axe_source, "too early")

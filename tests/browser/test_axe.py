@@ -22,7 +22,10 @@ from tests.staff.conftest import Mailbox, email_of, mailbox, new_browser, staff_
 
 __all__ = ["mailbox", "staff_gateway"]
 
-AXE = Path(__file__).resolve().parents[2] / ".cache/axe/node_modules/axe-core/axe.min.js"
+AXE_DIR = Path(
+    os.environ.get("GATEWAY_AXE_DIR") or Path(__file__).resolve().parents[2] / ".cache/axe"
+)
+AXE = AXE_DIR / "node_modules/axe-core/axe.min.js"
 WIDTHS = (320, 390, 1280)
 STAFF_PASSWORD = "correct horse battery staple"
 
