@@ -137,6 +137,12 @@ gateway_axe() {
   if [ -f "$installed" ] && grep -q "\"version\": \"$GATEWAY_AXE_VERSION\"" "$installed"; then
     return 0
   fi
+  if ! command -v npm >/dev/null 2>&1 && [ -n "${CI:-}" ] && command -v apt-get >/dev/null 2>&1; then
+    # In CI the accessibility tests must run: npm (Debian's, with nodejs) is installed for them.
+    _say "apt-get install npm (for axe-core)"
+    _as_root env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 install npm \
+      </dev/null >/dev/null || printf 'warning: apt-get install npm failed\n' >&2
+  fi
   if ! command -v npm >/dev/null 2>&1; then
     # tests/browser/test_axe.py skips locally without it and fails in CI (CI=true).
     printf 'warning: npm not found; axe-core not installed (accessibility tests skip)\n' >&2
