@@ -199,3 +199,43 @@ async def test_the_too_early_screen_gives_the_start_time(
     await expect(page.get_by_role("button", name="Report a concern")).to_have_count(0)
     await expect(page.locator("#concern-contact")).to_contain_text("our safeguarding lead")
     await audit(page, axe_source, "too early")
+
+
+async def test_the_recording_notice_is_in_plain_words(
+    gateway: Gateway, new_context: NewContext
+) -> None:
+    world = await build_world(gateway)
+    start = gateway.clock.now() - timedelta(minutes=5)
+    answer = await world.admin.post(
+        "/v1/sessions",
+        {
+            "kind": "group",
+            "title": "Recorded club",
+            "host_staff_id": world.ids["Tina Tutor"],
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=1)).isoformat(),
+            "password": PASSWORD,
+            "recording_purpose": "lesson_review",
+        },
+    )
+    assert answer.status == 201, answer.body
+    world.session = answer.body
+    roster = await world.admin.get(f"/v1/sessions/{world.session['id']}/participants")
+    world.participants["Tina Tutor"] = roster.body["items"][0]["id"]
+    await world.invite("Tina Tutor")
+    tutor = await open_invite(world, new_context, "Tina Tutor")
+    page = tutor.page
+    await page.set_viewport_size({"width": 320, "height": 640})
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_label("Session password").fill(PASSWORD)
+    await page.get_by_role("button", name="Continue").click()
+    await expect(page.get_by_role("heading", name="Before you go in")).to_be_visible()
+    words = await page.locator("#fact-recording").inner_text()
+    assert words.startswith(
+        "This session may be recorded, but only if everyone has said yes. Why: Letting the "
+        "tutor and the child's family look back at a lesson. If you do not want that, you can "
+        "leave and tell "
+    ), words
+    assert ".." not in words and len(words) < 260
+    box = await page.locator("#fact-recording").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 320

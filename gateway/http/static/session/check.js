@@ -29,7 +29,8 @@ export function prepareCheck() {
 function recordingWords() {
   const session = S.session || {};
   if (!session.recording_purpose) return "Nobody is recording this session.";
-  const why = session.recording_why || String(session.recording_purpose).replace(/_/g, " ");
+  const why = String(session.recording_why || session.recording_purpose.replace(/_/g, " "))
+    .replace(/[.\s]+$/, "");
   return `This session may be recorded, but only if everyone has said yes. Why: ${why}. ` +
     `If you do not want that, you can leave and tell ${contactWords()}.`;
 }
