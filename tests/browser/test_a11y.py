@@ -122,7 +122,9 @@ async def test_camera_off_and_devices_before_going_in_and_a_reload_keeps_the_pas
     await page.get_by_role("button", name="Go in").click()
     admitted = await eventually(child, lambda s: s["outcome"] == "admit", "admitted")
     assert admitted["cam_on"] is False and admitted["mic_on"] is True
-    await expect(page.locator("#self-visibility")).to_have_text("Others can hear you")
+    await expect(page.locator("#self-visibility")).to_have_text(
+        "Others can hear you", timeout=15_000
+    )
     await expect(page.get_by_role("button", name="Turn camera on")).to_be_visible()
     # On a phone the camera and microphone buttons are in view, above the videos.
     await page.set_viewport_size({"width": 320, "height": 640})
@@ -136,14 +138,16 @@ async def test_camera_off_and_devices_before_going_in_and_a_reload_keeps_the_pas
     await observer.page.get_by_role("button", name="Leave").click()
     await eventually(child, lambda s: s["outcome"] == "hold", "held")
     warning = panel.locator("#alerts .alert-warning")
-    await expect(warning.first).to_contain_text("Fewer adults than needed")
+    await expect(warning.first).to_contain_text("Fewer adults than needed", timeout=15_000)
     await observer.page.get_by_role("button", name="Join again").click()
     await observer.page.get_by_role("button", name="Continue").click()
     await expect(observer.page.get_by_role("heading", name="Before you go in")).to_be_visible()
     await expect(observer.page.get_by_label("Session password")).to_be_hidden()
     await observer.page.get_by_role("button", name="Go in").click()
     await eventually(child, lambda s: s["outcome"] == "admit", "admitted again")
-    await expect(panel.locator("#alerts .alert-resolved").first).to_contain_text("(resolved)")
+    await expect(panel.locator("#alerts .alert-resolved").first).to_contain_text(
+        "(resolved)", timeout=15_000
+    )
     await expect(panel.locator("#alerts [data-kind=supervision]").last).to_contain_text(
         "Enough adults are present"
     )
@@ -153,7 +157,7 @@ async def test_camera_off_and_devices_before_going_in_and_a_reload_keeps_the_pas
     await page.get_by_role("button", name="Report a concern").click()
     await page.get_by_role("button", name="Send to a safeguarding adult").click()
     concern = panel.locator("#alerts .alert-concern")
-    await expect(concern).to_contain_text("Concern")
+    await expect(concern).to_contain_text("Concern", timeout=15_000)
     assert await panel.locator("#alerts p").count() == count + 1
     assert await panel.locator("#alerts").get_attribute("aria-live") == "polite"
 
