@@ -3,6 +3,8 @@
 #
 #   gateway_system_packages   install missing Debian packages (postgresql, redis-server, chromium;
 #                             wrk optional). apt-get update runs once, only if something is missing.
+#   gateway_axe               install axe-core (npm, pinned) into .cache/axe for the browser
+#                             accessibility tests, when missing and npm is present (not committed).
 #   gateway_venv              create .venv in the repo root with python3.11 (or a python3 that is
 #                             3.11/3.12) and `pip install -e '.[dev]'` when pyproject.toml changed
 #                             since the last install (sha256 stamp in .venv).
@@ -122,4 +124,33 @@ gateway_venv() {
   exec 9>&-
   export VIRTUAL_ENV="$GATEWAY_VENV"
   export PATH="$GATEWAY_VENV/bin:$PATH"
+}
+
+# --- axe-core (browser accessibility tests) ----------------------------------------------------
+
+GATEWAY_AXE_VERSION="4.10.3"
+GATEWAY_AXE_DIR="$GATEWAY_ROOT/.cache/axe"
+export GATEWAY_AXE_DIR
+
+gateway_axe() {
+  local installed="$GATEWAY_AXE_DIR/node_modules/axe-core/package.json"
+  if [ -f "$installed" ] && grep -q "\"version\": \"$GATEWAY_AXE_VERSION\"" "$installed"; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1 && [ -n "${CI:-}" ] && command -v apt-get >/dev/null 2>&1; then
+    # In CI the accessibility tests must run: npm (Debian's, with nodejs) is installed for them.
+    _say "apt-get install npm (for axe-core)"
+    _as_root env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 install npm \
+      </dev/null >/dev/null || printf 'warning: apt-get install npm failed\n' >&2
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    # tests/browser/test_axe.py skips locally without it and fails in CI (CI=true).
+    printf 'warning: npm not found; axe-core not installed (accessibility tests skip)\n' >&2
+    return 0
+  fi
+  _say "npm install axe-core@$GATEWAY_AXE_VERSION into .cache/axe"
+  mkdir -p "$GATEWAY_AXE_DIR"
+  npm install --prefix "$GATEWAY_AXE_DIR" --no-audit --no-fund --silent \
+      "axe-core@$GATEWAY_AXE_VERSION" </dev/null >/dev/null \
+    || printf 'warning: npm install axe-core failed (accessibility tests skip locally)\n' >&2
 }

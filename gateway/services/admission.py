@@ -26,7 +26,16 @@ from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.hours import local_date
 from gateway.domain.invite_token import device_hash
-from gateway.domain.models import Decision, Outcome, Participant, Person, Presence, Session, Staff
+from gateway.domain.models import (
+    Decision,
+    Outcome,
+    Participant,
+    Person,
+    Presence,
+    Session,
+    SessionRole,
+    Staff,
+)
 from gateway.domain.policy import Policy
 from gateway.services.attempts import AttemptGuard
 from gateway.services.policies import PolicyBook
@@ -50,6 +59,8 @@ class JoinResult:
     device_secret: str | None  # set when this join bound the invite to a new device
     record: JoinRecord
     policy: Policy
+    # The masked name of the session's host (its tutor), shown on "Before you go in" (R3).
+    host_display_name: str | None = None
 
 
 DeviceOf = Callable[[str], str | None]
@@ -112,7 +123,14 @@ class AdmissionService:
             or not secrets.compare_digest(device_hash(device_secret), invite.device_hash)
         ):
             await self._other_device(record)
-        await self._check_password(record, policy, password, source)
+        # Past the check above, a bound invite is bound to this device (it proved the password
+        # when it was bound); while the session runs, a reload is not asked it again.
+        device_proven = (
+            invite.device_hash is not None
+            and record.session.ended_at is None
+            and now < record.session.ends_at
+        )
+        await self._check_password(record, policy, password, source, device_proven)
 
         try:
             present = [
@@ -180,7 +198,18 @@ class AdmissionService:
         except BaseException:
             await self._undo_entry(invite.session_id, invite.participant_id, entered)
             raise
-        return JoinResult(decision, record.session, record.participant, new_secret, record, policy)
+        host = await self._host_display_name(record)
+        return JoinResult(
+            decision, record.session, record.participant, new_secret, record, policy, host
+        )
+
+    async def _host_display_name(self, record: JoinRecord) -> str | None:
+        """The host's masked display name (never the real name), for the join page."""
+        if record.participant.role is SessionRole.HOST:
+            return record.participant.display_name
+        roster = await self._store.participants(record.session.org_id, record.session.id)
+        hosts = [p.display_name for p in roster if p.role is SessionRole.HOST]
+        return hosts[0] if hosts else None
 
     async def _confirm(
         self, decision: Decision, record: JoinRecord, presence: Presence, policy: Policy
@@ -276,9 +305,16 @@ class AdmissionService:
         raise await self._attempts.other_device(record, policy)
 
     async def _check_password(
-        self, record: JoinRecord, policy: Policy, password: str | None, source: str
+        self,
+        record: JoinRecord,
+        policy: Policy,
+        password: str | None,
+        source: str,
+        device_proven: bool,
     ) -> None:
-        await self._attempts.check_join(record, policy, password, source)
+        await self._attempts.check_join(
+            record, policy, password, source, device_proven=device_proven
+        )
 
 
 # What each standing reason tells the participant (the first reason wins).

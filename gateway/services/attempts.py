@@ -185,9 +185,20 @@ class AttemptGuard:
 
     # joining ------------------------------------------------------------------------------------
     async def check_join(
-        self, record: JoinRecord, policy: Policy, password: str | None, source: str
+        self,
+        record: JoinRecord,
+        policy: Policy,
+        password: str | None,
+        source: str,
+        *,
+        device_proven: bool = False,
     ) -> None:
-        """Flood limits, then the session password (when it has one) under the limits above."""
+        """Flood limits, then the session password (when it has one) under the limits above.
+
+        `device_proven`: the invite is bound to this very device, which happens only after a
+        join that gave the right password, and the session still runs: a reload on the same
+        device that gives no password is not asked it again (the device cookie is the proof).
+        A password it does give is checked and counted as ever."""
         now = self._clock.now()
         invites = policy.invites
         await self._flood(
@@ -195,7 +206,7 @@ class AttemptGuard:
         )
         await self._flood(f"join:{_source_key(source)}", invites.joins_per_minute_per_source, now)
         stored_hash = record.session_password_hash
-        if stored_hash is None:
+        if stored_hash is None or (device_proven and not password):
             return
         limits = _limits(policy)
         keys = (

@@ -128,6 +128,11 @@ async def test_child_waits_for_two_adults_is_held_when_one_leaves_and_can_report
         "nobody can see or hear you."
     )
     await expect(page.get_by_role("button", name="Report a concern")).to_be_visible()
+    # Focus is on the waiting message and it is announced; the password is no longer talked of.
+    assert await page.evaluate("document.activeElement.id") == "waiting"
+    await expect(page.locator("#announcer")).to_contain_text("Please wait a moment")
+    statuses = " ".join(await page.get_by_role("status").all_text_contents())
+    assert "password" not in statuses
     await expect(page.locator("#self-visibility")).to_have_text("Nobody can see or hear you")
     held = await child.state()
     assert held["outcome"] == "hold"
@@ -230,7 +235,7 @@ async def test_host_sees_roster_supervision_and_can_remove_and_end(
 ) -> None:
     world = await build_world(gateway)
     host = await join(world, new_context, "Tina Tutor")
-    panel = host.page.get_by_role("complementary", name="Host controls")
+    panel = host.page.get_by_role("region", name="Host controls")
     await expect(panel).to_be_visible()
     observer = await join(world, new_context, "Oscar Observer")
     child = await join(world, new_context, "Sam Green")
@@ -239,9 +244,30 @@ async def test_host_sees_roster_supervision_and_can_remove_and_end(
     await expect(panel.get_by_role("row", name="Sam G.")).to_be_visible()
     await host.page.screenshot(path=str(SCREENSHOTS / "sgw-host.png"), full_page=True)
 
+    # Tiles say who is who: the child can tell the tutor from the observer.
+    await eventually(child, lambda s: len(s["visible_tiles"]) == 2, "showing two adults")
+    shown = await child.state()
+    assert sorted(zip(shown["visible_tiles"], shown["visible_roles"], strict=True)) == [
+        ("Oscar O.", "Observer"),
+        ("Tina T.", "Tutor"),
+    ]
+    # Nobody has left: the host is not told an adult has.
+    assert "has left" not in await panel.inner_text()
+
+    # A double-click on "Remove" only opens the question; "No" is where the focus is.
     remove = panel.get_by_role("button", name="Remove Sam G.")
+    await remove.dblclick()
+    question = host.page.get_by_role("dialog", name="Remove Sam G.?")
+    await expect(question).to_be_visible()
+    await expect(question).to_contain_text("This is permanent")
+    await expect(question).to_contain_text("cannot come back")
+    assert await host.page.evaluate("document.activeElement.id") != "remove-yes"
+    await question.get_by_role("button", name="No, keep them").click()
+    await expect(question).to_be_hidden()
+    assert (await child.state())["finished"] is None
     await remove.click()
-    await panel.get_by_role("button", name="Confirm: remove Sam G. from the session").click()
+    await question.get_by_role("button", name="Remove for good").click()
+    await expect(panel.locator("#host-note")).to_contain_text("removed for good")
     await expect(
         child.page.get_by_role("heading", name="You have been removed from the session")
     ).to_be_visible()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.http.live_api import LIVE
 from tests.http.audit_rows import entries_without_org
@@ -190,3 +190,24 @@ async def test_observer_with_expired_vetting_cannot_observe(gateway: Gateway) ->
     answer = await world.join("Owen Observer")
     assert answer.body["outcome"] == "deny"
     assert "vetting_expired" in answer.body["reasons"]
+
+
+async def test_a_reload_on_the_bound_device_is_not_asked_the_password_again(
+    gateway: Gateway,
+) -> None:
+    world = await build_world(gateway)
+    laptop = await gateway.client()
+    first = await world.join("Tina Tutor", laptop)
+    assert first.body["outcome"] == "admit"
+    # The same device, no password: the device cookie proved it at the first join.
+    again = await world.join("Tina Tutor", laptop, password=None)
+    assert again.status == 200 and again.body["outcome"] == "admit"
+    # A device that never proved it is still asked; a wrong password from it still counts.
+    fresh = await world.join("Oscar Observer", await gateway.client(), password=None)
+    assert fresh.status == 401 and fresh.code == "password_required"
+    # The join answer names who runs the session (masked) and when it starts.
+    session = first.body["session"]
+    assert session["host_display_name"] == "Tina T."
+    starts = datetime.fromisoformat(session["starts_at"])
+    assert starts == gateway.clock.now() - timedelta(minutes=5)
+    assert "Tutor" not in str(session["host_display_name"])

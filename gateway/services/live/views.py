@@ -50,6 +50,14 @@ def join_view(result: JoinResult, media: Mapping[str, object] | None) -> dict[st
             "title": result.record.session_title,
             "recording_purpose": purpose,
             "recording_notice": notice,
+            "recording_why": (
+                policy.recording.purposes[purpose].description
+                if purpose is not None and purpose in policy.recording.purposes
+                else None
+            ),
+            "starts_at": result.session.starts_at.isoformat(),
+            "ends_at": result.session.ends_at.isoformat(),
+            "host_display_name": result.host_display_name,
             "safeguarding_contact": policy.contact.safeguarding_contact,
         },
         "participant": {

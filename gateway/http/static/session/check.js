@@ -3,16 +3,18 @@
 
 import { connectMedia, reconnectMedia } from "./connection.js";
 import { startEvents } from "./events.js";
-import { startCamera, startStats } from "./media.js";
+import { applyStartChoices, startCamera, startStats, stopMeter } from "./media.js";
 import { show } from "./screens.js";
 import { $, S, publishes } from "./state.js";
-import { applyState } from "./waiting.js";
-import { contactWords } from "./words.js";
+import { WAITING_WORDS, applyState } from "./waiting.js";
+import { announce, contactWords, hostWords, timeWords } from "./words.js";
 
 export function prepareCheck() {
   const session = S.session || {};
   $("fact-title").textContent = session.title || "Live session";
   $("fact-name").textContent = S.displayName || "";
+  $("fact-host").textContent = hostWords();
+  $("fact-time").textContent = timeWords();
   $("fact-recording").textContent = recordingWords();
   $("fact-contact").textContent =
     `Press "Report a concern" at the top of the page at any time, or tell ${contactWords()}.`;
@@ -23,13 +25,18 @@ export function prepareCheck() {
   if (publishes()) startCamera();
 }
 
+/** Short, plain words a child can follow: whether, why, and what they can do about it. */
 function recordingWords() {
   const session = S.session || {};
-  if (!session.recording_purpose) return "This session is not recorded.";
-  if (session.recording_notice === "This session is not being recorded.") return session.recording_notice;
-  const notice = session.recording_notice ||
-    `This session is recorded by the organisation (reason: ${session.recording_purpose}).`;
-  return `${notice} If you do not want to be recorded, you can leave now and tell ${contactWords()}.`;
+  if (!session.recording_purpose) return "Nobody is recording this session.";
+  // The gateway cannot record yet: its notice says so, and nothing more is promised.
+  if (session.recording_notice === "This session is not being recorded.") {
+    return "Nobody is recording this session.";
+  }
+  const why = String(session.recording_why || session.recording_purpose.replace(/_/g, " "))
+    .replace(/[.\s]+$/, "");
+  return `This session may be recorded, but only if everyone has said yes. Why: ${why}. ` +
+    `If you do not want that, you can leave and tell ${contactWords()}.`;
 }
 
 export async function onEnter() {
@@ -37,8 +44,12 @@ export async function onEnter() {
   button.disabled = true;
   $("check-error").textContent = "";
   $("self-name").textContent = S.displayName || "";
-  show("live");
+  stopMeter();
+  applyStartChoices();
+  // The state first, then the screen: a held child's focus lands on the waiting message.
   applyState(S.outcome, S.grants, S.reasons, false);
+  show("live");
+  if (S.outcome === "hold") announce(WAITING_WORDS);
   startEvents();
   startStats();
   try {

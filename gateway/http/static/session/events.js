@@ -2,7 +2,7 @@
  * removal, end, alerts and roster, reconnecting with back-off until the page is finished. */
 
 import { finish } from "./exit.js";
-import { renderAlerts, renderHost } from "./host_panel.js";
+import { addAlert, renderHost } from "./host_panel.js";
 import { S, sleep } from "./state.js";
 import { renderTiles } from "./tiles.js";
 import { applyState } from "./waiting.js";
@@ -83,8 +83,8 @@ function onEvent(event) {
       finish("ended");
       break;
     case "alert":
-      S.alerts.unshift({ ...event, at: new Date() });
-      renderAlerts();
+      S.alerts.push({ ...event, at: new Date() });
+      addAlert(S.alerts[S.alerts.length - 1]);
       break;
     case "roster":
       S.roster = event.participants || [];

@@ -3,21 +3,26 @@
 import { api } from "./api.js";
 import { finish } from "./exit.js";
 import { $, S } from "./state.js";
-import { ALERT_WORDS, ROLE_WORDS, STATE_WORDS, announce } from "./words.js";
+import {
+  ALERT_WORDS,
+  ROLE_WORDS,
+  STATE_WORDS,
+  SUPERVISION_WORDS,
+  alertTone,
+} from "./words.js";
 
 export function renderHost() {
   const sup = S.supervision;
   const line = $("supervision");
   if (sup) {
-    const words = {
-      supervised: "Children can take part.",
-      grace: "An adult has left: children will be held soon unless an adult returns.",
-      breach: "Not enough adults: children are held.",
-      no_children: "No children are in the session.",
-    };
     line.textContent =
-      `${sup.vetted_adults} of ${sup.required} adults present. ${words[sup.state] || ""}`.trim();
+      `${sup.vetted_adults} of ${sup.required} adults present. ${SUPERVISION_WORDS[sup.state] || ""}`.trim();
     line.dataset.state = sup.state || "";
+    // The server alerts when supervision falls short; when it is back, the roster says so:
+    // the open warnings are resolved then.
+    if ((sup.state === "supervised" || sup.state === "no_children") && openSupervision.length) {
+      addAlert({ kind: "supervision", ...sup, at: new Date() });
+    }
   }
   // Rows are keyed by identity and updated in place: a roster event every few seconds must
   // not take keyboard focus away or undo a half-confirmed "Remove".
@@ -53,7 +58,7 @@ export function renderHost() {
       button.className = "button button-small";
       button.textContent = "Remove";
       button.setAttribute("aria-label", `Remove ${person.display_name || "participant"}`);
-      button.addEventListener("click", () => removeClicked(button, person));
+      button.addEventListener("click", () => askRemove(button, person));
       actions.append(button);
     } else if (!removable && button) {
       button.remove();
@@ -64,43 +69,66 @@ export function renderHost() {
   }
 }
 
-async function removeClicked(button, person) {
+// "Remove" is a deliberate step in a dialog that says it is permanent (a double-click on the
+// roster cannot do it: the first click only opens the dialog, whose default button is "No").
+let removing = null;
+
+function askRemove(button, person) {
+  const name = person.display_name || "this participant";
+  removing = { button, person };
+  $("remove-title").textContent = `Remove ${name}?`;
+  $("remove-text").textContent =
+    `${name} will leave the session at once and cannot come back with their link.`;
+  $("remove-dialog").showModal();
+  $("remove-no").focus();
+}
+
+async function removeConfirmed() {
+  const { button, person } = removing || {};
+  $("remove-dialog").close();
+  if (!person) return;
   const name = person.display_name || "participant";
-  if (button.dataset.confirm !== "1") {
-    button.dataset.confirm = "1";
-    button.textContent = "Confirm remove";
-    button.setAttribute("aria-label", `Confirm: remove ${name} from the session`);
-    setTimeout(() => {
-      if (button.isConnected && button.dataset.confirm === "1") {
-        button.dataset.confirm = "";
-        button.textContent = "Remove";
-        button.setAttribute("aria-label", `Remove ${name}`);
-      }
-    }, 6000);
-    return;
-  }
   button.disabled = true;
   $("host-error").textContent = "";
   try {
     await api("/v1/live/remove", { token: S.token, identity: person.identity });
-    announce(`${name} has been removed.`);
+    $("host-note").textContent =
+      `${name} has been removed for good: they cannot come back into this session. If it was ` +
+      "a mistake, tell the safeguarding lead or an administrator.";
   } catch (err) {
     $("host-error").textContent = `Could not remove ${name}: ${err.message}`;
     button.disabled = false;
   }
 }
 
-export function renderAlerts() {
-  const list = $("alerts");
-  list.textContent = "";
-  for (const alert of S.alerts.slice(0, 50)) {
-    const item = document.createElement("li");
-    const words = ALERT_WORDS[alert.kind];
-    const text = words ? words(alert) : String(alert.kind || "alert").replace(/_/g, " ");
-    item.textContent = `${alert.at.toLocaleTimeString()}: ${text}`;
-    list.append(item);
+// The alert log only ever adds a line (never rebuilt, so a screen reader reads only the new
+// one). A supervision alert that is over is marked resolved in place when enough adults are
+// back; the line saying so is the one that is read.
+let openSupervision = [];
+
+export function addAlert(alert) {
+  const log = $("alerts");
+  const tone = alertTone(alert);
+  if (alert.kind === "supervision") {
+    if (tone === "resolved") {
+      if (!openSupervision.length) return; // nothing was wrong: nothing to say
+      for (const line of openSupervision) {
+        line.className = "alert-resolved";
+        line.dataset.resolved = "1";
+        line.append(" (resolved)");
+      }
+      openSupervision = [];
+    }
   }
-  $("alerts-empty").hidden = S.alerts.length > 0;
+  const line = document.createElement("p");
+  line.className = `alert-${tone}`;
+  line.dataset.kind = String(alert.kind || "");
+  const words = ALERT_WORDS[alert.kind];
+  const text = words ? words(alert) : "Something needs your attention.";
+  line.textContent = `${alert.at.toLocaleTimeString()}: ${text}`;
+  log.append(line);
+  if (alert.kind === "supervision" && tone === "warning") openSupervision.push(line);
+  $("alerts-empty").hidden = true;
 }
 
 async function endForEveryone() {
@@ -125,4 +153,11 @@ export function wireHostPanel() {
     $("end-session").focus();
   });
   $("end-yes").addEventListener("click", endForEveryone);
+  $("remove-yes").addEventListener("click", removeConfirmed);
+  $("remove-no").addEventListener("click", () => $("remove-dialog").close());
+  $("remove-dialog").addEventListener("close", () => {
+    const { button } = removing || {};
+    removing = null;
+    if (button && button.isConnected && !button.disabled) button.focus();
+  });
 }

@@ -33,6 +33,7 @@ export function acceptJoin(data) {
   S.joinedAt = Date.now();
   S.credentialUsed = false;
   S.outcome = data.outcome;
+  if (data.outcome !== "deny") S.bound = true;
   S.reasons = data.reasons || [];
   S.grants = data.grants || S.grants;
   S.session = data.session || S.session;

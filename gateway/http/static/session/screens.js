@@ -8,13 +8,21 @@ export function show(screen) {
   for (const name of ["start", "check", "live", "end"]) {
     $(`screen-${name}`).hidden = name !== screen;
   }
+  // What the last screen said (e.g. "This session needs a password") is not said again here.
+  $("announcer").textContent = "";
   const heading = { start: "start-title", check: "check-title", live: "live-title", end: "end-title" };
-  const target = screen === "live" && S.outcome === "hold" ? $("waiting-title") : $(heading[screen]);
+  const target = screen === "live" && S.outcome === "hold" ? $("waiting") : $(heading[screen]);
   if (target) target.focus({ preventScroll: false });
 }
 
+/** "Report a concern" needs this device bound to an invite (a join the server accepted): before
+ * that (a broken or refused link) sending cannot work, so the page names who to tell instead. */
 export function showTopButtons() {
-  $("concern-open").hidden = !S.token;
+  const canReport = Boolean(S.token && S.bound);
+  $("concern-open").hidden = !canReport;
+  const contact = $("concern-contact");
+  contact.hidden = canReport;
+  contact.textContent = `Worried about something? Tell ${contactWords()}.`;
   $("leave").hidden = !(S.join && !S.finished);
 }
 
@@ -28,8 +36,9 @@ export function endScreen(title, text, reasons) {
     item.textContent = reason;
     list.append(item);
   }
-  $("end-contact").textContent =
-    `If something is worrying you, press "Report a concern" or tell ${contactWords()}.`;
+  $("end-contact").textContent = S.bound
+    ? `If something is worrying you, press "Report a concern" or tell ${contactWords()}.`
+    : `If something is worrying you, tell ${contactWords()}.`;
   showTopButtons();
   show("end");
 }

@@ -12,6 +12,7 @@ export const S = {
   token: null,
   password: null,
   join: null,
+  bound: false, // this device holds the invite (a join was accepted): concerns can be sent
   joinedAt: 0,
   credentialUsed: false,
   screen: "start",
@@ -29,6 +30,8 @@ export const S = {
   localStream: null,
   micOn: true,
   camOn: true,
+  devices: { audio: null, video: null }, // chosen deviceIds (null: the browser's default)
+  meter: null,
   eventsAbort: null,
   eventsConnected: false,
   eventsCount: 0,

@@ -23,7 +23,8 @@ export function installTestHook() {
         events_connected: S.eventsConnected,
         events_received: S.eventsCount,
         slots,
-        visible_tiles: S.slots.filter((s) => !s.item.hidden).map((s) => s.name.textContent),
+        visible_tiles: S.slots.filter((s) => !s.item.hidden).map((s) => s.label.textContent),
+        visible_roles: S.slots.filter((s) => !s.item.hidden).map((s) => s.role.textContent),
         sending: sending() && Boolean(S.senders.video && S.senders.video.track),
         sending_tracks: ["audio", "video"].filter((k) => S.senders[k] && S.senders[k].track),
         finished: S.finished,
@@ -31,6 +32,10 @@ export function installTestHook() {
         roster: S.roster.slice(),
         supervision: S.supervision,
         alerts: S.alerts.map((a) => a.kind),
+        mic_level: S.meter ? S.meter.level : null,
+        devices: { ...S.devices },
+        cam_on: S.camOn,
+        mic_on: S.micOn,
       };
     },
     framesReceived() {

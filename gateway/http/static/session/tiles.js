@@ -2,6 +2,7 @@
  * labelled with the masked display name from the server (textContent only, never HTML). */
 
 import { $, S } from "./state.js";
+import { ROLE_WORDS } from "./words.js";
 
 export function buildSlots(pc, count) {
   const list = $("tiles");
@@ -23,10 +24,15 @@ export function buildSlots(pc, count) {
     const name = document.createElement("p");
     name.className = "tile-name";
     name.id = `tile-name-${i}`;
+    const label = document.createElement("span");
+    label.className = "tile-label";
+    const role = document.createElement("span");
+    role.className = "tile-role";
+    name.append(label, role);
     element.setAttribute("aria-labelledby", name.id);
     item.append(element, name);
     list.append(item);
-    S.slots.push({ index: i, audio, video, stream, item, element, name });
+    S.slots.push({ index: i, audio, video, stream, item, element, name, label, role });
   }
 }
 
@@ -38,7 +44,10 @@ export function renderTiles() {
     const on = Boolean(visible && who);
     slot.item.hidden = !on;
     slot.element.muted = !on;
-    slot.name.textContent = on ? String(who.display_name || "Participant") : "";
+    // The role tells a child the tutor from the observer (textContent only, never HTML).
+    slot.label.textContent = on ? String(who.display_name || "Participant") : "";
+    slot.role.textContent = on ? ROLE_WORDS[who.role] || "" : "";
+    slot.role.hidden = !(on && ROLE_WORDS[who.role]);
     if (on) {
       shown += 1;
       slot.element.play().catch(() => {});

@@ -7,6 +7,9 @@ import { $, S } from "./state.js";
 import { renderTiles } from "./tiles.js";
 import { announce } from "./words.js";
 
+export const WAITING_WORDS =
+  "Please wait a moment. We are waiting for a second adult. Nobody can see or hear you.";
+
 export function applyState(outcome, grants, reasons, notify) {
   const before = S.outcome;
   S.outcome = outcome;
@@ -22,8 +25,8 @@ export function applyState(outcome, grants, reasons, notify) {
   renderTiles();
   if (notify && before !== outcome) {
     if (held) {
-      announce("You are waiting. Nobody can see or hear you.");
-      if (S.screen === "live") $("waiting-title").focus();
+      if (S.screen === "live") $("waiting").focus();
+      announce(WAITING_WORDS);
     } else if (outcome === "admit") {
       announce("The session is ready. You can now see and hear others.");
     }

@@ -31,8 +31,9 @@ export const INVITE_ERRORS = {
   invite_invalid: "This link does not work. Please check you copied all of it, or ask for a new one.",
 };
 
+// The host of a live session is its tutor: a child knows them by that word.
 export const ROLE_WORDS = {
-  host: "Host",
+  host: "Tutor",
   observer: "Observer",
   child: "Young person",
   guardian: "Parent or carer",
@@ -47,32 +48,77 @@ export const STATE_WORDS = {
   invited: "Not joined yet",
 };
 
-const SUPERVISION_WORDS = {
-  supervised: "Enough adults are present again.",
-  grace: "An adult has left. Children will be held soon unless an adult returns.",
-  breach: "Not enough adults are present: children are held.",
+// The supervision states the server sends (services/live/supervision.py): the count says how
+// many adults are present, never that one "has left" (at the start nobody has).
+export const SUPERVISION_WORDS = {
+  supervised: "Enough adults are present: children can take part.",
+  grace: "Fewer adults than needed are present: children will be held soon unless another adult joins.",
+  breach: "Fewer adults than needed are present: children are held.",
   no_children: "No children are in the session.",
 };
 
+function adults(a) {
+  return a.required ? ` (${a.vetted_adults} of ${a.required} adults present)` : "";
+}
+
+/** Words for each alert kind the server publishes: supervision (services/live/supervision.py),
+ * concern (services/incidents.py), invite_locked and invite_other_device (services/attempts.py). */
 export const ALERT_WORDS = {
-  supervision: (a) => {
-    const count = a.required ? ` (${a.vetted_adults} of ${a.required} adults present)` : "";
-    return `${SUPERVISION_WORDS[a.state] || "Supervision changed."}${count}`;
+  supervision: (a) => `${SUPERVISION_WORDS[a.state] || "Supervision changed."}${adults(a)}`,
+  concern: (a) =>
+    `Concern: ${a.display_name ? `${a.display_name} reported a concern` : "a concern was reported"}.` +
+    (a.dsl === "being_told" ? " The safeguarding lead is being told." : ""),
+  invite_locked: (a) => {
+    const minutes = a.retry_after ? Math.max(1, Math.ceil(Number(a.retry_after) / 60)) : null;
+    return `${a.display_name || "A participant"}'s link is locked after too many wrong passwords` +
+      (minutes ? ` (for about ${minutes} minute${minutes === 1 ? "" : "s"}).` : ".");
   },
   invite_other_device: (a) =>
-    `Someone tried to use the invite of ${a.display_name || "a participant"} on another device.`,
-  supervision_grace: () => "An adult has left. Children will be held unless an adult returns.",
-  supervision_breach: () => "Fewer adults than needed are present: children are held.",
-  adult_left: (a) => `${a.display_name || "An adult"} has left.`,
-  concern: (a) => `${a.display_name || "Someone"} reported a concern.`,
-  concern_reported: (a) => `${a.display_name || "Someone"} reported a concern.`,
+    `Someone tried to use the link of ${a.display_name || "a participant"} on another device.`,
 };
+
+/** Warning, concern or good news: how an alert looks (a concern never looks like the others). */
+export function alertTone(a) {
+  if (a.kind === "concern") return "concern";
+  if (a.kind === "supervision" && (a.state === "supervised" || a.state === "no_children")) {
+    return "resolved";
+  }
+  return "warning";
+}
+
+export function hostWords() {
+  const session = S.session || {};
+  const host = session.host_display_name;
+  return host ? `${host} (tutor)` : "The tutor who invited you";
+}
+
+function when(iso) {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return "";
+  const day = at.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long" });
+  const time = at.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
+  return `${day} at ${time}`;
+}
+
+export function timeWords() {
+  const session = S.session || {};
+  if (!session.starts_at) return "";
+  const start = when(session.starts_at);
+  const end = session.ends_at ? new Date(session.ends_at) : null;
+  const until = end && !Number.isNaN(end.getTime())
+    ? ` until ${end.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" })}`
+    : "";
+  return `${start}${until}`;
+}
 
 export function reasonWords(reasons) {
   const words = [];
   for (const reason of reasons || []) {
     if (String(reason).startsWith("consent:")) continue;
-    const text = REASONS[reason] || null;
+    let text = REASONS[reason] || null;
+    if (reason === "session_not_started" && S.session && S.session.starts_at) {
+      text = `The session has not started yet. It starts ${timeWords()}. Please come back then.`;
+    }
     if (text && !words.includes(text)) words.push(text);
   }
   if (!words.length && (reasons || []).length) {
