@@ -162,6 +162,9 @@ class InProcessLiveState:
         self._removed.add((session_id, participant_id), now + self._removed_ttl, now)
         await self.leave(session_id, participant_id)
 
+    async def unmark_removed(self, session_id: str, participant_id: str) -> None:
+        self._removed.discard((session_id, participant_id))
+
     async def ping(self) -> None:
         return None
 
@@ -222,6 +225,9 @@ class _Expiring(Generic[K]):
             for stale in [k for k, at in self._expires.items() if now >= at]:
                 del self._expires[stale]
         self._expires[key] = expires_at
+
+    def discard(self, key: K) -> None:
+        self._expires.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._expires)

@@ -325,6 +325,10 @@ class RedisLiveState:
                 args=[session_id, participant_id, self._removed_ttl],
             )
 
+    async def unmark_removed(self, session_id: str, participant_id: str) -> None:
+        with unavailable_on_error():
+            await self._client.delete(self._removed_key(session_id, participant_id))
+
     async def _session_ids(self) -> list[str]:
         """Sessions with anyone present (the index the sweep walks)."""
         with unavailable_on_error():

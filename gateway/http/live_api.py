@@ -26,6 +26,7 @@ from gateway.http.client_address import client_address
 from gateway.http.errors import error_response
 from gateway.http.keys import ATTEMPTS, SERVICES, SETTINGS
 from gateway.http.routing import Route
+from gateway.http.views import IssuedInviteView, issued_invite_view
 from gateway.services.admission import DeviceOf
 from gateway.services.live import LiveSessionService, SessionElsewhere, join_view
 
@@ -153,6 +154,20 @@ async def remove(request: web.Request) -> web.Response:
     return web.json_response({"removed": True})
 
 
+async def let_back_in(request: web.Request) -> web.Response:
+    body = await _body(request, RemoveBody)
+    org, session_id, participant_id, actor = await request.app[LIVE].let_back_in(
+        body.token, _device_of(request), body.identity
+    )
+    # A new personal invite through the one invite-issuing path (R1, R2); the link goes to
+    # the host to pass on, the token in the fragment as for the admin API's invites.
+    issued = await request.app[SERVICES].sessions.issue_invite(
+        org, actor, session_id, participant_id
+    )
+    link = f"{request.app[SETTINGS].public_url}/join#{issued.token}"
+    return web.json_response(issued_invite_view(issued.invite, issued.token, link), status=201)
+
+
 async def end(request: web.Request) -> web.Response:
     body = await _body(request, LeaveBody)
     await request.app[LIVE].end(body.token, _device_of(request))
@@ -223,6 +238,17 @@ LIVE_ROUTES: tuple[Route, ...] = (
         RemoveBody,
         public=True,
         operation_id="removeParticipant",
+    ),
+    Route(
+        "POST",
+        "/v1/live/let-back-in",
+        let_back_in,
+        "Host: let a removed participant back in (a new personal invite)",
+        RemoveBody,
+        public=True,
+        statuses=(201,),
+        operation_id="letParticipantBackIn",
+        response=IssuedInviteView,
     ),
     Route(
         "POST",

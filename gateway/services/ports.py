@@ -142,6 +142,13 @@ class Store(Protocol):
         the events, in one transaction."""
         ...
 
+    async def let_back_in(
+        self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
+    ) -> bool:
+        """Clear a removal, with the events, in one transaction; False (and nothing written)
+        when the participant is not removed. Their old invites stay revoked."""
+        ...
+
     async def record_departure(
         self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
     ) -> None:
@@ -205,6 +212,11 @@ class LiveState(Protocol):
         """Take them out of the session and keep them out (24 h): a removal leaves every
         process's count at once, and no stale `enter` (e.g. a rebuild racing the removal)
         brings them back. The durable truth of a removal is SQL; this is its live echo."""
+        ...
+
+    async def unmark_removed(self, session_id: str, participant_id: str) -> None:
+        """The host let them back in: `enter` accepts them again (the durable truth of it is
+        SQL; this is its live echo)."""
         ...
 
     async def ping(self) -> None:

@@ -38,7 +38,7 @@ from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
 from gateway.services.live.views import join_view
 from gateway.services.live_ports import MediaCredentialCodec, MediaPlatform
-from gateway.services.ports import Alerts, JoinRecord, LiveState, Store
+from gateway.services.ports import Alerts, JoinRecord, LiveState, Organisation, Store
 
 __all__ = ["LiveSessionService", "SessionElsewhere", "join_view"]
 
@@ -136,6 +136,11 @@ class LiveSessionService:
     # host powers
     async def remove(self, token: str, device_of: DeviceOf, identity: str) -> None:
         await self._exits.remove(token, device_of, identity)
+
+    async def let_back_in(
+        self, token: str, device_of: DeviceOf, identity: str
+    ) -> tuple[Organisation, str, str, str]:
+        return await self._exits.let_back_in(token, device_of, identity)
 
     async def end(self, token: str, device_of: DeviceOf) -> None:
         await self._exits.end(token, device_of)

@@ -23,7 +23,7 @@ from gateway.services.admission import DeviceOf
 from gateway.services.live.state import LivePorts, LiveRegistry, Seat, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
-from gateway.services.ports import DurableFactsChanged, JoinRecord
+from gateway.services.ports import DurableFactsChanged, JoinRecord, Organisation
 
 __all__ = ["Exits"]
 
@@ -142,6 +142,47 @@ class Exits:
                 target.role.value in entry.policy.supervision.counting_roles
             )
             await self._supervisor.evaluate(session_id, adult_left_on_purpose=counting)
+
+    async def let_back_in(
+        self, token: str, device_of: DeviceOf, identity: str
+    ) -> tuple[Organisation, str, str, str]:
+        """The host lets a participant they removed come back: the removal is cleared durably
+        (audited, ids only) and its live echo dropped. Returns (organisation, session id,
+        participant id, actor) for a new personal invite; the old ones stay revoked, and the
+        participant comes back through the normal join, under every rule (R-two adults,
+        consent)."""
+        host = await self._host(token, device_of)  # a removed or revoked host cannot
+        org_id, session_id = host.invite.org_id, host.invite.session_id
+        target = next(
+            (
+                p
+                for p in await self._ports.store.participants(org_id, session_id)
+                if p.masked_identity == identity
+            ),
+            None,
+        )
+        org = await self._ports.store.organisation(org_id)
+        if target is None or target.id == host.participant.id or org is None:
+            raise Refusal(ErrorCode.NOT_FOUND, "No such participant in this session.")
+        actor = host.participant.masked_identity
+        cleared = await self._ports.store.let_back_in(
+            org_id,
+            target.id,
+            [
+                AuditEvent(
+                    "participant.let_back_in",
+                    actor,
+                    org_id,
+                    session_id=session_id,
+                    data={"participant": target.id},
+                )
+            ],
+        )
+        if not cleared:
+            raise Refusal(ErrorCode.CONFLICT, "That participant has not been removed.")
+        # Best effort: SQL is the truth; a marker left behind expires on its own.
+        await self._quietly(self._ports.live.unmark_removed(session_id, target.id))
+        return org, session_id, target.id, actor
 
     async def end(self, token: str, device_of: DeviceOf) -> None:
         host = await self._host(token, device_of)

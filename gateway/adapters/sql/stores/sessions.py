@@ -253,6 +253,30 @@ class SessionStore(StoreBase):
             ],
         )
 
+    async def let_back_in(
+        self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
+    ) -> bool:
+        """Clear a removal with its events in one transaction; False (nothing written) for a
+        participant who is not removed. Their old invites stay revoked."""
+
+        def job(tx: WriteTx) -> bool:
+            result = tx.conn.execute(
+                update(t.participants)
+                .where(
+                    t.participants.c.org_id == org_id,
+                    t.participants.c.id == participant_id,
+                    t.participants.c.removed_at.is_not(None),
+                )
+                .values(removed_at=None)
+            )
+            if not result.rowcount:
+                return False
+            for event in events:
+                tx.audit(event)
+            return True
+
+        return await self.writer.write(job)
+
     async def record_departure(
         self, org_id: str, participant_id: str, events: Sequence[AuditEvent]
     ) -> None:
