@@ -7,6 +7,7 @@ the ``framesDecoded`` its peer connection reports), never what the server says i
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -259,19 +260,33 @@ async def test_host_sees_roster_supervision_and_can_remove_and_end(
     await remove.dblclick()
     question = host.page.get_by_role("dialog", name="Remove Sam G.?")
     await expect(question).to_be_visible()
-    await expect(question).to_contain_text("This is permanent")
-    await expect(question).to_contain_text("cannot come back")
+    await expect(question).to_contain_text("cannot come back unless you let them back in")
     assert await host.page.evaluate("document.activeElement.id") != "remove-yes"
     await question.get_by_role("button", name="No, keep them").click()
     await expect(question).to_be_hidden()
     assert (await child.state())["finished"] is None
     await remove.click()
-    await question.get_by_role("button", name="Remove for good").click()
-    await expect(panel.locator("#host-note")).to_contain_text("removed for good")
+    await question.get_by_role("button", name="Remove", exact=True).click()
+    await expect(panel.locator("#host-note")).to_contain_text("has been removed")
     await expect(
         child.page.get_by_role("heading", name="You have been removed from the session")
     ).to_be_visible()
     assert (await child.state())["connection"] is None
+
+    # The removed child's row offers "Let back in", behind a confirmation; the new link is
+    # shown to copy, and it brings the child back through the normal join.
+    await panel.get_by_role("button", name="Let Sam G. back in").click()
+    await panel.get_by_role("button", name="No").click()
+    await panel.get_by_role("button", name="Let Sam G. back in").click()
+    await panel.get_by_role("button", name="Yes, let them back in").click()
+    link = panel.get_by_role("textbox", name="New link for Sam G.")
+    await expect(link).to_have_value(re.compile(r"/join#.+"))
+    await expect(panel.locator("#host-note")).to_contain_text("give them the new link")
+    new_link = await link.input_value()
+    world.invites["Sam Green"] = {"link": new_link, "token": new_link.split("#", 1)[1]}
+    back = await join(world, new_context, "Sam Green")
+    await eventually(back, lambda s: s["outcome"] == "admit", "admitted again")
+    await expect(panel.get_by_role("button", name="Remove Sam G.")).to_be_visible()
 
     await panel.get_by_role("button", name="End session for everyone").click()
     await panel.get_by_role("button", name="Yes, end it").click()

@@ -1,4 +1,4 @@
-/* The host's panel: supervision line, roster with "Remove", alerts, "End session for everyone". */
+/* The host's panel: supervision line, roster with "Remove" and "Let back in", alerts, "End session for everyone". */
 
 import { api } from "./api.js";
 import { finish } from "./exit.js";
@@ -48,28 +48,136 @@ export function renderHost() {
     texts.forEach((text, i) => {
       if (row.cells[i].textContent !== String(text)) row.cells[i].textContent = String(text);
     });
-    const actions = row.cells[3];
-    const removable =
-      person.identity !== S.identity && person.state !== "left" && person.state !== "invited";
-    let button = actions.querySelector("button");
-    if (removable && !button) {
-      button = document.createElement("button");
-      button.type = "button";
-      button.className = "button button-small";
-      button.textContent = "Remove";
-      button.setAttribute("aria-label", `Remove ${person.display_name || "participant"}`);
-      button.addEventListener("click", () => askRemove(button, person));
-      actions.append(button);
-    } else if (!removable && button) {
-      button.remove();
-    }
+    renderActions(row.cells[3], person);
   }
   for (const [key, row] of rows) {
     if (!seen.has(key)) row.remove();
   }
 }
 
-// "Remove" is a deliberate step in a dialog that says it is permanent (a double-click on the
+// Who this host removed (identity -> person) and the new links they were given: a removed
+// person's row offers "Let back in" until they are back in the session.
+const removedByHost = new Map();
+const newLinks = new Map();
+
+// The row's action cell holds one thing at a time (Remove, Let back in, its confirmation, or
+// the new link); it is rebuilt only when that changes, so a roster event never undoes a
+// half-made choice or moves keyboard focus.
+function renderActions(cell, person) {
+  const key = String(person.identity);
+  const inSession = person.state !== "left" && person.state !== "invited";
+  if (inSession && newLinks.has(key)) {
+    // back in through the new link: they are an ordinary participant again
+    removedByHost.delete(key);
+    newLinks.delete(key);
+  }
+  let mode = "";
+  if (person.identity !== S.identity && inSession) mode = "remove";
+  else if (newLinks.has(key)) mode = "link";
+  else if (removedByHost.has(key)) mode = cell.dataset.mode === "confirm" ? "confirm" : "letback";
+  if (cell.dataset.mode === mode) return;
+  cell.dataset.mode = mode;
+  cell.replaceChildren();
+  const name = person.display_name || "participant";
+  if (mode === "remove") {
+    const button = smallButton("Remove", `Remove ${name}`);
+    button.addEventListener("click", () => askRemove(button, person));
+    cell.append(button);
+  } else if (mode === "letback") {
+    const button = smallButton("Let back in", `Let ${name} back in`);
+    button.addEventListener("click", () => {
+      renderConfirm(cell, person);
+    });
+    cell.append(button);
+  } else if (mode === "confirm") {
+    renderConfirm(cell, person);
+  } else if (mode === "link") {
+    renderLink(cell, person, newLinks.get(key));
+  }
+}
+
+function smallButton(text, label) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "button button-small";
+  button.textContent = text;
+  if (label) button.setAttribute("aria-label", label);
+  return button;
+}
+
+// Letting someone back is deliberate too: a second step that says what it does.
+function renderConfirm(cell, person) {
+  const name = person.display_name || "this participant";
+  cell.dataset.mode = "confirm";
+  cell.replaceChildren();
+  const box = document.createElement("div");
+  box.className = "confirm letback-confirm";
+  const text = document.createElement("p");
+  text.id = `letback-text-${person.identity}`;
+  text.textContent =
+    `Let ${name} back in? They get a new link (the old one stays blocked) and join again ` +
+    "like anyone else: children still wait until enough adults are here.";
+  const yes = smallButton("Yes, let them back in");
+  yes.classList.add("letback-yes");
+  yes.setAttribute("aria-describedby", text.id);
+  const no = smallButton("No");
+  no.classList.add("letback-no");
+  no.addEventListener("click", () => {
+    cell.dataset.mode = "";
+    renderActions(cell, person);
+    cell.querySelector("button")?.focus();
+  });
+  yes.addEventListener("click", () => letBackIn(cell, person, yes));
+  box.append(text, yes, no);
+  cell.append(box);
+  no.focus();
+}
+
+async function letBackIn(cell, person, yes) {
+  const key = String(person.identity);
+  const name = person.display_name || "participant";
+  yes.disabled = true;
+  $("host-error").textContent = "";
+  try {
+    const answer = await api("/v1/live/let-back-in", { token: S.token, identity: person.identity });
+    newLinks.set(key, answer.link);
+    cell.dataset.mode = "";
+    renderActions(cell, person);
+    $("host-note").textContent =
+      `${name} may come back: give them the new link (their old one stays blocked).`;
+    cell.querySelector("input")?.focus();
+  } catch (err) {
+    $("host-error").textContent = `Could not let ${name} back in: ${err.message}`;
+    yes.disabled = false;
+  }
+}
+
+function renderLink(cell, person, link) {
+  const name = person.display_name || "participant";
+  const box = document.createElement("div");
+  box.className = "letback-link";
+  const field = document.createElement("input");
+  field.type = "text";
+  field.readOnly = true;
+  field.value = link;
+  field.setAttribute("aria-label", `New link for ${name}`);
+  field.addEventListener("focus", () => field.select());
+  const copy = smallButton("Copy link", `Copy the new link for ${name}`);
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(link);
+      $("host-note").textContent = `The new link for ${name} is copied.`;
+    } catch {
+      field.focus();
+      field.select();
+      $("host-note").textContent = "Select the link and copy it.";
+    }
+  });
+  box.append(field, copy);
+  cell.append(box);
+}
+
+// "Remove" is a deliberate step in a dialog that says what it does (a double-click on the
 // roster cannot do it: the first click only opens the dialog, whose default button is "No").
 let removing = null;
 
@@ -78,7 +186,7 @@ function askRemove(button, person) {
   removing = { button, person };
   $("remove-title").textContent = `Remove ${name}?`;
   $("remove-text").textContent =
-    `${name} will leave the session at once and cannot come back with their link.`;
+    `${name} will leave the session at once and cannot come back unless you let them back in.`;
   $("remove-dialog").showModal();
   $("remove-no").focus();
 }
@@ -92,9 +200,10 @@ async function removeConfirmed() {
   $("host-error").textContent = "";
   try {
     await api("/v1/live/remove", { token: S.token, identity: person.identity });
+    removedByHost.set(String(person.identity), person);
     $("host-note").textContent =
-      `${name} has been removed for good: they cannot come back into this session. If it was ` +
-      "a mistake, tell the safeguarding lead or an administrator.";
+      `${name} has been removed: they cannot come back unless you let them back in ` +
+      "(their row offers it).";
   } catch (err) {
     $("host-error").textContent = `Could not remove ${name}: ${err.message}`;
     button.disabled = false;
