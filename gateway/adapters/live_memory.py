@@ -15,6 +15,7 @@ same tests run over both, tests/live/test_live_state.py):
   single-use media credentials.
 * `mark_removed(session_id, participant_id)` takes them out of the session and keeps them out
   (for `removed_ttl_seconds`, default 24 h): `enter` refuses them meanwhile.
+* `unmark_removed(session_id, participant_id)` undoes that (the host let them back in).
 * Every presence records the process that entered it (`process_id`, random unless given);
   `set_held` keeps that owner. `heartbeat(ttl_seconds)` says this process is alive for that
   long; `alive(process_ids)` names those whose heartbeat has not run out; `owned_presences()`

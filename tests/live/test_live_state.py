@@ -153,6 +153,17 @@ async def test_sessions_lists_those_with_anyone_present(live: LiveStateImpl) -> 
     assert await _sessions(live) == []
 
 
+async def test_unmark_removed_lets_them_enter_again(live: LiveStateImpl) -> None:
+    """The host let them back in: `enter` accepts them again, in that session only."""
+    await live.mark_removed("s1", "p_child")
+    await live.mark_removed("s2", "p_child")
+    await live.unmark_removed("s1", "p_child")
+    await live.enter("s1", child())
+    assert await live.present("s1") == [child()]
+    assert await _barred(live, "s2", child())
+    await live.unmark_removed("s3", "p_child")  # never removed: nothing to do
+
+
 async def test_set_held(live: LiveStateImpl) -> None:
     await live.enter("s1", host())
     await live.enter("s1", child())
