@@ -81,5 +81,7 @@ async def test_a_wrong_password_is_not_measurably_slower_than_a_bad_invite(
     for kind in ("forged", "unknown"):
         other = statistics.median(timings[kind])
         # before: a forged token answered in well under a tenth of a wrong password's time
-        assert other > 0.5 * wrong, (kind, other, wrong)
-        assert wrong < 2.0 * other + 0.01, (kind, other, wrong)
+        # Tolerant (a loaded machine skews single medians): without the equalising hash the
+        # ratio was about 0.12, far outside these bounds.
+        assert other > 0.35 * wrong, (kind, other, wrong)
+        assert wrong < 3.0 * other + 0.01, (kind, other, wrong)
