@@ -102,7 +102,8 @@ def make_engines(url: str, timeout_seconds: float | None = None) -> tuple[AsyncE
                     "lock_timeout": str(max(1, milliseconds // 2)),
                 },
             }
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **args)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, **args)
+        _drop_closed_on_checkout(engine.sync_engine)
         return engine, engine
     prepare_sqlite_file(url)  # new folders 0700, the file 0600, before SQLite opens it
     busy_ms = SQLITE_BUSY_MS if timeout_seconds is None else max(1, round(timeout_seconds * 1000))
@@ -245,6 +246,21 @@ def _read_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
 def _write_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
         return fn(conn)
+
+
+def _drop_closed_on_checkout(engine: Engine) -> None:
+    """A pooled connection the server has closed (a restart, an idle timeout) is replaced at
+    checkout. SQLAlchemy's `pool_pre_ping` would cost three round trips per checkout (BEGIN,
+    a query, ROLLBACK through asyncpg): about 7% of the event loop per join when profiled.
+    asyncpg learns of a closed socket as soon as the server's FIN arrives, so asking it costs
+    nothing; a server that stopped answering without closing anything is caught by the
+    deadlines instead (which a pre-ping would have waited on too)."""
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = record.driver_connection  # the asyncpg connection
+        if driver is not None and driver.is_closed():
+            raise sa_exc.DisconnectionError("connection closed by the server")  # pool retries
 
 
 def _sqlite_pragmas(engine: Engine, *, begin: str, busy_ms: int) -> None:

@@ -7,6 +7,7 @@ If the live state cannot be read, this process's children are held (fail closed)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -38,6 +39,8 @@ class Supervisor:
         self._registry = registry
         self._streams = streams
         self.end_session: EndSession | None = None  # set by the facade (exits)
+        # per session, the evaluation waiting for the lock, shared by callers arriving meanwhile
+        self._waiting: dict[str, asyncio.Future[SupervisionVerdict | None]] = {}
 
     async def evaluate(self, session_id: str, *, adult_left_on_purpose: bool = False) -> None:
         """Re-apply the two-adult rule to one session, now. `adult_left_on_purpose`: a counted
@@ -46,10 +49,40 @@ class Supervisor:
         fence = self._authority.fence(session_id)
         if entry is None or fence is None:
             return  # only the session's owner evaluates supervision and acts on it
-        async with entry.lock:
-            verdict = await self._evaluate(session_id, entry, fence, adult_left_on_purpose)
+        if adult_left_on_purpose or not (entry.lock.locked() or session_id in self._waiting):
+            async with entry.lock:
+                verdict = await self._evaluate(session_id, entry, fence, adult_left_on_purpose)
+        else:
+            verdict = await self._next_evaluation(session_id, entry, fence)
         if verdict is not None and verdict.end_session and self.end_session is not None:
             await self.end_session(session_id, "supervision_breach")
+
+    async def _next_evaluation(
+        self, session_id: str, entry: LiveSession, fence: int
+    ) -> SupervisionVerdict | None:
+        """While the session is being evaluated: the outcome of an evaluation that starts after
+        this call. Evaluations of one session run one at a time (under its lock); callers
+        arriving while one waits for the lock share it: it has not read the live state yet, so
+        it sees everything each of them would have seen. Twenty joins to one session then cost
+        two evaluations, not twenty in a row."""
+        waiting = self._waiting.get(session_id)
+        if waiting is None:
+            waiting = asyncio.ensure_future(self._evaluate_when_free(session_id, entry, fence))
+            self._waiting[session_id] = waiting
+        # shielded: one caller giving up (its request cancelled) must not cancel the others'
+        return await asyncio.shield(waiting)
+
+    async def _evaluate_when_free(
+        self, session_id: str, entry: LiveSession, fence: int
+    ) -> SupervisionVerdict | None:
+        try:
+            await entry.lock.acquire()
+        finally:
+            self._waiting.pop(session_id, None)  # from here on, later callers queue a new one
+        try:
+            return await self._evaluate(session_id, entry, fence, False)
+        finally:
+            entry.lock.release()
 
     async def _evaluate(
         self, session_id: str, entry: LiveSession, fence: int, adult_left_on_purpose: bool
