@@ -234,7 +234,10 @@ async def build_runtime(
         master_key_problem = None
     except RecordingVaultUnavailable as exc:
         master_key, master_key_problem = None, str(exc)
-        logging.getLogger(__name__).error("%s", exc)
+        # Unset is the default (there is no recorder yet): said once, not as an error. A key
+        # file that was named but cannot be used is an operator's mistake: an error.
+        configured = settings.recording_master_key_file is not None
+        logging.getLogger(__name__).log(logging.ERROR if configured else logging.INFO, "%s", exc)
     recording_files = RecordingVault(recording_storage)
     recordings = RecordingsService(
         recording_catalogue,
