@@ -4,11 +4,18 @@ RecordingFiles      the encrypted files (adapters/recording_vault.py `RecordingV
                     over a local directory by default, S3-compatible storage later)
 RecordingWriting    one recording being written: append encoded media, seal
 RecordingCatalogue  the catalogue in SQL (adapters/sql/recordings.py)
+ParticipantRecorder the media side: one participant's own published tracks, encoded frames
+                    written into a container without re-encoding (gateway/media/recorder.py
+                    over the embedded relay; LiveKit egress later)
+
+One catalogue recording holds one participant's own tracks for one stretch of a session
+recording: consent is per person, so a withdrawal destroys exactly that person's recordings,
+and nobody else's tracks are ever in a file that belongs to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from gateway.domain.audit import AuditEvent
@@ -21,7 +28,7 @@ from gateway.domain.retention import (
     RecordingState,
 )
 
-__all__ = ["RecordingCatalogue", "RecordingFiles", "RecordingWriting"]
+__all__ = ["ParticipantRecorder", "RecordingCatalogue", "RecordingFiles", "RecordingWriting"]
 
 
 class RecordingWriting(Protocol):
@@ -100,3 +107,31 @@ class RecordingCatalogue(Protocol):
         events: Sequence[AuditEvent],
     ) -> int: ...
     async def in_session(self, org_id: str, session_id: str) -> list[CatalogueEntry]: ...
+
+
+class ParticipantRecorder(Protocol):
+    """Records one participant's own published audio and video into a `RecordingWriting`.
+
+    `identity` is the participant's opaque per-session media identity. `start` returns at once;
+    frames of tracks the participant publishes later are recorded too, from their next key
+    frame (the recorder asks for one). `stop` ends the container (its trailer goes into the
+    writer) and detaches; the caller seals the writer. `on_failure` is called once, from the
+    event loop, if writing fails (disk full, storage gone): the recorder has then detached and
+    the caller catalogues the recording as incomplete; the session itself goes on.
+    """
+
+    async def start(
+        self,
+        room: str,
+        identity: str,
+        writer: RecordingWriting,
+        *,
+        audio_only: bool,
+        on_failure: Callable[[BaseException], None],
+    ) -> None: ...
+
+    async def stop(self, room: str, identity: str) -> None: ...
+
+    def recording(self, room: str) -> frozenset[str]:
+        """The identities whose tracks are being written now."""
+        ...
