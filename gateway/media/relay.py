@@ -331,6 +331,9 @@ class EmbeddedRelay:
         released = grants.can_subscribe and not peer.grants.can_subscribe
         peer.grants = grants
         for publication in peer.publications.values():
+            if grants.can_publish and not publication.active:
+                # Taps see a new stream after a hold: what was held back is not in it.
+                publication.source = next(self._seq)
             publication.active = grants.can_publish
         self._rebalance(self._room(room))
         if released:

@@ -94,6 +94,7 @@ class Decoded:
     audio_samples: int
     streams: list[str]
     first_video_keyframe: bool | None
+    video_packets: list[tuple[float, bool]]  # (seconds, key frame) in file order
 
 
 def decode(webm: bytes) -> Decoded:
@@ -103,11 +104,14 @@ def decode(webm: bytes) -> Decoded:
     video: list[tuple[int, int, int, int, int]] = []
     samples = 0
     first_key: bool | None = None
+    packets: list[tuple[float, bool]] = []
     for packet in container.demux():
         if packet.size == 0:
             continue
-        if packet.stream.type == "video" and first_key is None:
-            first_key = packet.is_keyframe
+        if packet.stream.type == "video":
+            if first_key is None:
+                first_key = packet.is_keyframe
+            packets.append((float(packet.pts * packet.time_base), bool(packet.is_keyframe)))
         for frame in packet.decode():
             if isinstance(frame, av.VideoFrame):
                 w, h = frame.width, frame.height
@@ -118,7 +122,7 @@ def decode(webm: bytes) -> Decoded:
             else:
                 samples += frame.samples
     container.close()
-    return Decoded(video, samples, streams, first_key)
+    return Decoded(video, samples, streams, first_key, packets)
 
 
 def no_plaintext_media(directory: Path) -> list[Path]:
@@ -132,6 +136,8 @@ class Stage:
         self.relay = EmbeddedRelay(keyframe_interval=0.1)
         self.recorder = RelayRecorder(self.relay)
         self.clients: list[Client] = []
+        # on_failure of recordings that must not fail (checked when the test ends)
+        self.unexpected: list[BaseException] = []
 
     def vault(self, storage: RecordingStorage | None = None) -> Vault:
         storage = storage or LocalRecordingStorage(self.tmp_path / "recordings")
@@ -165,6 +171,7 @@ async def stage(tmp_path: Path) -> AsyncIterator[Stage]:
         yield s
     finally:
         await s.close()
+    assert s.unexpected == [], "a recording failed"
 
 
 Failures = Callable[[BaseException], None]

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import threading
 from pathlib import Path
 
 import pytest
 
 from gateway.adapters.recording_vault import RecordingWriter
+from gateway.media.grants import HOLD
 from gateway.media.recorder import RecorderBusy, RelayRecorder
 from tests.media._peers import wait_until
 
 from ._doubles import DiskFullStorage, SlowDiskStorage
-from .conftest import ROOM, VIEWER, Stage, Vault, decode, no_plaintext_media
+from .conftest import FULL, ROOM, VIEWER, Stage, Vault, decode, no_plaintext_media
 
 pytestmark = pytest.mark.media
 
@@ -100,7 +102,9 @@ async def test_two_participants_recorded_separately_never_contain_each_other(
     vault = stage.vault()
     writers = {name: vault.writer() for name in ("alice", "bob")}
     for name, writer in writers.items():
-        await stage.recorder.start(ROOM, name, writer, audio_only=False, on_failure=print)
+        await stage.recorder.start(
+            ROOM, name, writer, audio_only=False, on_failure=stage.unexpected.append
+        )
     assert stage.recorder.recording(ROOM) == {"alice", "bob"}
     before = frames_in(stage, "bob")
     await wait_until(lambda: frames_in(stage, "bob") >= before + 45, 30)
@@ -153,6 +157,37 @@ async def test_a_late_publication_is_recorded_from_a_key_frame_and_survives_a_le
     assert failures == []
 
 
+async def test_nothing_is_recorded_while_a_participant_is_held(stage: Stage) -> None:
+    alice, _ = stage.publisher("alice")
+    await stage.join(alice)
+    await wait_until(lambda: frames_in(stage, "alice") >= 5, 20)
+    vault = stage.vault()
+    writer = vault.writer()
+    await stage.recorder.start(
+        ROOM, "alice", writer, audio_only=False, on_failure=stage.unexpected.append
+    )
+    before = frames_in(stage, "alice")
+    await wait_until(lambda: frames_in(stage, "alice") >= before + 30, 20)
+    # Held (cannot see, hear or be seen): her media is neither forwarded nor recorded.
+    await stage.relay.set_grants(ROOM, "alice", HOLD)
+    await asyncio.sleep(1.5)
+    await stage.relay.set_grants(ROOM, "alice", FULL)
+    before = frames_in(stage, "alice")
+    await wait_until(lambda: frames_in(stage, "alice") >= before + 30, 20)
+    await stage.recorder.stop(ROOM, "alice")
+    writer.seal()
+
+    decoded = decode(vault.plaintext(writer.recording_id))
+    times = [t for t, _ in decoded.video_packets]
+    gaps = [(b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times))]
+    longest, after = max(gaps)
+    assert longest >= 1.2  # the hold, on the recording's timeline
+    assert sorted(gaps)[-2][0] < 0.5  # and no other gap
+    assert decoded.video_packets[after][1] is True  # resumes at a key frame
+    assert times == sorted(times)
+    assert len(decoded.video) == len(decoded.video_packets) >= 50
+
+
 async def test_disk_full_fails_that_recording_once_and_nothing_else(
     stage: Stage, tmp_path: Path
 ) -> None:
@@ -173,7 +208,9 @@ async def test_disk_full_fails_that_recording_once_and_nothing_else(
         failures.append((exc, threading.current_thread() is threading.main_thread()))
 
     await stage.recorder.start(ROOM, "alice", alice_writer, audio_only=False, on_failure=failed)
-    await stage.recorder.start(ROOM, "bob", bob_writer, audio_only=False, on_failure=print)
+    await stage.recorder.start(
+        ROOM, "bob", bob_writer, audio_only=False, on_failure=stage.unexpected.append
+    )
     await wait_until(lambda: bool(failures), 30)
     await asyncio.sleep(1.0)
     assert len(failures) == 1
