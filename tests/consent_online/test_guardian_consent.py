@@ -134,3 +134,33 @@ def _purpose(body: object, purpose: str) -> dict[str, Any]:
     found = body["purposes"][purpose]
     assert isinstance(found, dict)
     return found
+
+
+async def test_consent_given_online_is_what_admission_checks(
+    staff_gateway: Gateway, mailbox: Mailbox
+) -> None:
+    """Lee has no participation consent: her join is denied. Pat signs online: she is let in
+    (held until two adults are there). Pat withdraws online: denied again at once."""
+    fam = await family(staff_gateway, mailbox)
+    world, lee = fam.world, fam.world.ids["Lee Parker"]
+    assert (await world.enrol("Lee Parker", "child", "child")).status == 201
+    await world.invite("Lee Parker")
+    device = await staff_gateway.client()
+    denied = await world.join("Lee Parker", device)
+    assert denied.body["outcome"] == "deny"
+    assert "no_participation_consent" in denied.body["reasons"]
+
+    pat = await new_browser(staff_gateway)
+    assert (await open_link(pat, await fam.send_link("Pat Parker", PAT))).status == 303
+    page = await pat.get("/consent")
+    give = form_for(page, "/consent/give", child=lee, purpose="participation", signer="guardian")
+    assert (await pat.post("/consent/give", {**give, "typed_name": "Pat Parker"})).status == 303
+    let_in = await world.join("Lee Parker", device)
+    assert let_in.body["outcome"] == "hold", let_in.body  # waiting for two vetted adults
+    assert "no_participation_consent" not in let_in.body["reasons"]
+
+    page = await pat.get("/consent")
+    withdraw = form_for(page, "/consent/withdraw", child=lee, purpose="participation")
+    assert (await pat.post("/consent/withdraw", withdraw)).status == 303
+    again = await world.join("Lee Parker", device)
+    assert again.body["outcome"] == "deny"
