@@ -33,7 +33,7 @@ class Signer(enum.StrEnum):
 
     GUARDIAN = "guardian"  # for their child
     CHILD = "child"  # their own assent, in words for a child
-    STAFF = "staff"  # their own consent
+    SELF = "self"  # their own consent to being recorded (a member of staff, or a guardian)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def wording(policy: Policy, purpose: str, signer: Signer, subject_name: str) -> 
     name (a guardian or the child signs) or the member of staff's own. Raises PURPOSE_UNKNOWN
     for a purpose the policy does not list."""
     if purpose not in policy.consent_purposes() or (
-        signer is Signer.STAFF and purpose == PARTICIPATION
+        signer is Signer.SELF and purpose == PARTICIPATION
     ):
         raise Refusal(ErrorCode.PURPOSE_UNKNOWN, "This purpose is not in the policy.")
     policy_line = f"Policy version: {policy.label}"
@@ -139,7 +139,7 @@ def wording(policy: Policy, purpose: str, signer: Signer, subject_name: str) -> 
             ),
         )
     else:
-        own = signer is Signer.STAFF
+        own = signer is Signer.SELF
         points = (
             ("Why:", rule.description),
             (

@@ -198,8 +198,12 @@ async def use_link(request: web.Request) -> web.StreamResponse:
 @guardian_page
 async def guardian_consent_page(request: web.Request) -> web.StreamResponse:
     visit = await _visit(request)
-    children = await _service(request).children_of(visit)
-    return _guardian_render(request, "page.html", children=children, typed_name_max=TYPED_NAME_MAX)
+    service = _service(request)
+    children = await service.children_of(visit)
+    own = await service.guardian_own_offers(visit)
+    return _guardian_render(
+        request, "page.html", children=children, own=own, typed_name_max=TYPED_NAME_MAX
+    )
 
 
 @guardian_page
@@ -227,6 +231,27 @@ async def guardian_withdraw(request: web.Request) -> web.StreamResponse:
     request[_RETRY] = WithdrawalRetry(child, purpose, visit.csrf_token)
     await _service(request).guardian_withdraws(visit, child, purpose)
     return _see_other(f"{COOKIE_PATH}#done")
+
+
+@guardian_page
+async def guardian_give_own(request: web.Request) -> web.StreamResponse:
+    visit, form = await _visit_form(request)
+    await _service(request).guardian_gives_own(
+        visit,
+        _field(form, "purpose", 100),
+        _field(form, "typed_name", TYPED_NAME_MAX * 4),
+        _field(form, "shown", 100),
+    )
+    return _see_other(f"{COOKIE_PATH}#own")
+
+
+@guardian_page
+async def guardian_withdraw_own(request: web.Request) -> web.StreamResponse:
+    visit, form = await _visit_form(request)
+    purpose = _field(form, "purpose", 100)
+    request[_RETRY] = WithdrawalRetry("", purpose, visit.csrf_token)
+    await _service(request).guardian_withdraws_own(visit, purpose)
+    return _see_other(f"{COOKIE_PATH}#own")
 
 
 # a member of staff's own consent ----------------------------------------------------------------
@@ -293,6 +318,8 @@ CONSENT_PAGE_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/consent", guardian_consent_page),
     ("POST", "/consent/give", guardian_give),
     ("POST", "/consent/withdraw", guardian_withdraw),
+    ("POST", "/consent/own/give", guardian_give_own),
+    ("POST", "/consent/own/withdraw", guardian_withdraw_own),
     ("GET", "/staff/consent", staff_consent_page),
     ("POST", "/staff/consent/give", staff_give),
     ("POST", "/staff/consent/withdraw", staff_withdraw),

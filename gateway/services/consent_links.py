@@ -54,6 +54,7 @@ from gateway.domain.models import (
     PersonKind,
     Staff,
     StaffRole,
+    person_kind,
 )
 from gateway.domain.outbox import OutboxMessage, consent_link
 from gateway.domain.policy import EMAIL_ADDRESS, Policy
@@ -310,13 +311,18 @@ class OnlineConsentService:
         return result
 
     async def _offers(
-        self, org: Organisation, policy: Policy, person: Child | Staff, signer: Signer, asked: bool
+        self,
+        org: Organisation,
+        policy: Policy,
+        person: Child | Staff | Guardian,
+        signer: Signer,
+        asked: bool,
     ) -> tuple[PurposeOffer, ...]:
-        kind = PersonKind.CHILD if isinstance(person, Child) else PersonKind.STAFF
+        kind = person_kind(person)
         _, states, records = await self._consent.state(org, kind, person.id)
         today = local_date(self._clock.now(), policy)
         purposes = [
-            p for p in policy.consent_purposes() if signer is not Signer.STAFF or p != PARTICIPATION
+            p for p in policy.consent_purposes() if signer is not Signer.SELF or p != PARTICIPATION
         ]
         standing = {p: standing_gives(person, records, p, policy, today) for p in purposes}
         signatures = await self._links.signatures(
@@ -395,10 +401,45 @@ class OnlineConsentService:
             None,
         )
 
+    # the guardian, for themselves (they may join sessions, and be recorded, too) -----------
+    async def guardian_own_offers(self, visit: GuardianVisit) -> tuple[PurposeOffer, ...]:
+        policy = self._policies.for_path(visit.organisation.policy_path)
+        return await self._offers(visit.organisation, policy, visit.guardian, Signer.SELF, False)
+
+    async def guardian_gives_own(
+        self, visit: GuardianVisit, purpose: str, typed_name: str, shown_sha256: str
+    ) -> ConsentRecord:
+        org = visit.organisation
+        return await self._signed_give(
+            org,
+            self._policies.for_path(org.policy_path),
+            visit.actor,
+            (PersonKind.GUARDIAN, visit.guardian),
+            purpose,
+            Signer.SELF,
+            (PersonKind.GUARDIAN, visit.guardian.id),
+            typed_name,
+            shown_sha256,
+            visit.link.id,
+        )
+
+    async def guardian_withdraws_own(self, visit: GuardianVisit, purpose: str) -> ConsentRecord:
+        return await self._consent.record(
+            visit.organisation,
+            visit.actor,
+            PersonKind.GUARDIAN,
+            visit.guardian.id,
+            purpose[:64],
+            ConsentAction.WITHDRAW,
+            PersonKind.GUARDIAN,
+            visit.guardian.id,
+            None,
+        )
+
     # staff, for themselves ----------------------------------------------------------------
     async def staff_offers(self, org: Organisation, staff: Staff) -> tuple[PurposeOffer, ...]:
         policy = self._policies.for_path(org.policy_path)
-        return await self._offers(org, policy, staff, Signer.STAFF, False)
+        return await self._offers(org, policy, staff, Signer.SELF, False)
 
     async def staff_gives(
         self, org: Organisation, staff: Staff, purpose: str, typed_name: str, shown_sha256: str
@@ -410,7 +451,7 @@ class OnlineConsentService:
             f"staff:{staff.id}",
             (PersonKind.STAFF, staff),
             purpose,
-            Signer.STAFF,
+            Signer.SELF,
             (PersonKind.STAFF, staff.id),
             typed_name,
             shown_sha256,
@@ -436,7 +477,7 @@ class OnlineConsentService:
         org: Organisation,
         policy: Policy,
         actor: str,
-        subject: tuple[PersonKind, Child | Staff],
+        subject: tuple[PersonKind, Child | Staff | Guardian],
         purpose: str,
         signer: Signer,
         given_by: tuple[PersonKind, str],

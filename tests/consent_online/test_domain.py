@@ -106,7 +106,7 @@ KIM = Child("c" * 32, "o" * 32, "Kim Parker", date(2012, 5, 1), frozenset({"g" *
         ("recording:lesson_review", Signer.CHILD, ("Your voice and your face.", "I am Kim.")),
         ("participation", Signer.GUARDIAN, ("records nothing", "Kim's parent or carer")),
         ("participation", Signer.CHILD, ("first name", "Can I change my mind?")),
-        ("recording:lesson_review", Signer.STAFF, ("I, Kim, agree to be recorded",)),
+        ("recording:lesson_review", Signer.SELF, ("I, Kim, agree to be recorded",)),
     ],
 )
 def test_the_words_shown_for_each_purpose_and_signer(
@@ -127,7 +127,7 @@ def test_the_words_shown_for_each_purpose_and_signer(
 
 @pytest.mark.parametrize(
     ("purpose", "signer"),
-    [("recording:marketing", Signer.GUARDIAN), ("participation", Signer.STAFF)],
+    [("recording:marketing", Signer.GUARDIAN), ("participation", Signer.SELF)],
 )
 def test_purposes_the_policy_does_not_list_have_no_words(purpose: str, signer: Signer) -> None:
     with pytest.raises(Refusal) as refused:

@@ -164,3 +164,31 @@ async def test_consent_given_online_is_what_admission_checks(
     assert (await pat.post("/consent/withdraw", withdraw)).status == 303
     again = await world.join("Lee Parker", device)
     assert again.body["outcome"] == "deny"
+
+
+async def test_a_guardian_signs_and_withdraws_their_own_recording_consent(
+    staff_gateway: Gateway, mailbox: Mailbox
+) -> None:
+    fam = await family(staff_gateway, mailbox)
+    gid = fam.world.ids["Pat Parker"]
+    pat = await new_browser(staff_gateway)
+    assert (await open_link(pat, await fam.send_link("Pat Parker", PAT))).status == 303
+    page = await pat.get("/consent")
+    assert {f["purpose"] for f in forms(page, "/consent/own/give")} == {
+        LESSONS,
+        "recording:safeguarding_review",
+    }
+    own = form_for(page, "/consent/own/give", purpose=LESSONS)
+    assert "I, Pat, agree to be recorded for lesson review" in shown_texts(page)[own["shown"]]
+    assert (await pat.post("/consent/own/give", {**own, "typed_name": "Pat Parker"})).status == 303
+    state = (await fam.world.admin.get(f"/v1/guardians/{gid}/consent")).body
+    assert _purpose(state, LESSONS)["valid"] is True
+    assert _purpose(state, LESSONS)["reasons"] == ["own_consent"]
+    [row] = [s for s in await signatures(staff_gateway) if s["signer_kind"] == "guardian"]
+    assert row["signer_id"] == gid and row["shown_sha256"] == sha256(row["shown_text"])
+    assert row["link_id"] == (await links(staff_gateway))[0]["id"]
+
+    withdraw = form_for(await pat.get("/consent"), "/consent/own/withdraw", purpose=LESSONS)
+    assert (await pat.post("/consent/own/withdraw", withdraw)).status == 303
+    state = (await fam.world.admin.get(f"/v1/guardians/{gid}/consent")).body
+    assert _purpose(state, LESSONS)["valid"] is False
