@@ -11,8 +11,10 @@ The guardian's part:
   * `POST /consent/link/use` binds the link to this browser: cookie `gw_consent` (random, only
     its SHA-256 stored; HttpOnly, SameSite=Strict, Path=/consent, Secure under https), then
     `/consent`. From another browser the same link is a replay: refused, audited.
-  * `GET /consent`, `POST /consent/give`, `POST /consent/withdraw`: the page and its forms; each
-    form carries an HMAC of the cookie as its CSRF token and must come from our own origin.
+  * `GET /consent`, `POST /consent/give`, `POST /consent/withdraw` (per child and purpose; a
+    child's own assent is a give signed by the child), `POST /consent/own/give|withdraw` (the
+    guardian's own recording consent): the page and its forms; each form carries an HMAC of
+    the cookie as its CSRF token and must come from our own origin.
   A withdrawal that meets a database outage answers 503 with Retry-After and a page whose
   button sends the same withdrawal again (exits are retried, never dropped: DESIGN §3).
 """

@@ -4,7 +4,8 @@ An admin sends a guardian a personal consent link; it goes out by e-mail through
 committed with the link (domain/consent_links.py says what the token is and when it can be
 used). The guardian's page explains each purpose the policy lists and takes a consent per child
 and purpose with an electronic signature; from the policy's assent age the child signs their
-own assent on the same page. Everything given is a `ConsentRecord` with `e_signature` evidence,
+own assent on the same page, and the guardian may sign their own recording consent (they may
+join sessions too). Everything given is a `ConsentRecord` with `e_signature` evidence,
 appended with its signature (typed name, the exact text shown, its SHA-256, the policy version,
 the time) through `ConsentService.record`, so the consent checks count it like any other.
 Withdrawal is one step, needs no signature, and goes through the same `record` (which stops
