@@ -108,29 +108,37 @@ def _guardian_render(
 
 
 def guardian_page(handler: Handler) -> Handler:
-    """A refusal becomes a page with its status, audited under the guardian when known."""
+    """A refusal becomes a page with its status, audited under the guardian when known
+    (anonymous ones at the sampled rate of every anonymous refusal)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except Refusal as refusal:
             visit = request.get(VISIT)
+            services = request.app[SERVICES]
+            route = route_name(request)
             try:
-                await request.app[SERVICES].store.record(
-                    [
-                        AuditEvent(
-                            "request.refused",
-                            actor=visit.actor if visit else "anonymous",
-                            org_id=visit.organisation.id if visit else None,
-                            person_id=visit.guardian.id if visit else None,
-                            data={
-                                "code": refusal.code.value,
-                                "method": request.method,
-                                "route": route_name(request),
-                            },
-                        )
-                    ]
-                )
+                if visit is not None:
+                    await services.store.record(
+                        [
+                            AuditEvent(
+                                "request.refused",
+                                actor=visit.actor,
+                                org_id=visit.organisation.id,
+                                person_id=visit.guardian.id,
+                                data={
+                                    "code": refusal.code.value,
+                                    "method": request.method,
+                                    "route": route,
+                                },
+                            )
+                        ]
+                    )
+                else:  # anonymous: one by one up to a rate, then counted (request_audit.py)
+                    await services.audit.refused(
+                        None, request.remote or "unknown", refusal.code.value, request.method, route
+                    )
             except Refusal:
                 log.error("refusal could not be audited", extra={"code": refusal.code.value})
             retry = request.get(_RETRY)

@@ -265,17 +265,21 @@ class OnlineConsentService:
         return secret
 
     async def _refuse(self, link: ConsentLink | None, fault: LinkFault) -> None:
-        await self._links.record(
-            [
-                AuditEvent(
-                    "consent_link.refused",
-                    "anonymous",
-                    link.org_id if link else None,
-                    person_id=link.guardian_id if link else None,
-                    data={"reason": fault.value, **({"link": link.id} if link else {})},
-                )
-            ]
-        )
+        """A token naming no link (malformed, unknown) is an anonymous refusal, audited by the
+        page at the project's sampled rate (nobody can grow the log at will); one naming a real
+        link is audited here, under its organisation and guardian, with the reason."""
+        if link is not None:
+            await self._links.record(
+                [
+                    AuditEvent(
+                        "consent_link.refused",
+                        "anonymous",
+                        link.org_id,
+                        person_id=link.guardian_id,
+                        data={"reason": fault.value, "link": link.id},
+                    )
+                ]
+            )
         raise refuse_link()
 
     async def visit(self, cookie: str | None) -> GuardianVisit | None:
