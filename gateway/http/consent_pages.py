@@ -309,8 +309,15 @@ async def consent_links_page(request: web.Request) -> web.StreamResponse:
     who = await _admin(request)
     if not isinstance(who, SignedIn):
         return who
-    guardians = await _service(request).guardians(who.organisation, who.staff)
-    return _render(request, "consent_links.html", guardians=guardians, sent=None)
+    service = _service(request)
+    guardians = await service.guardians(who.organisation, who.staff)
+    return _render(
+        request,
+        "consent_links.html",
+        guardians=guardians,
+        sent=None,
+        can_email=await service.can_email(who.organisation),
+    )
 
 
 @page
@@ -319,7 +326,7 @@ async def send_consent_link(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     sent = await service.send_link(who.organisation, who.staff, _field(form, "guardian", 64))
     guardians = await service.guardians(who.organisation, who.staff)
-    return _render(request, "consent_links.html", guardians=guardians, sent=sent)
+    return _render(request, "consent_links.html", guardians=guardians, sent=sent, can_email=True)
 
 
 CONSENT_PAGE_ROUTES: tuple[tuple[str, str, Handler], ...] = (

@@ -57,7 +57,7 @@ from gateway.domain.models import (
     StaffRole,
     person_kind,
 )
-from gateway.domain.outbox import OutboxMessage, consent_link
+from gateway.domain.outbox import Channels, OutboxMessage, consent_link
 from gateway.domain.policy import EMAIL_ADDRESS, Policy
 from gateway.domain.staff_session import new_secret, secret_hash, well_formed_secret
 from gateway.services.consent import ConsentService
@@ -81,6 +81,12 @@ class ConsentLinkStore(Protocol):
         self, org_id: str, record_ids: Sequence[str]
     ) -> Mapping[str, ESignature]: ...
     async def record(self, events: Sequence[AuditEvent]) -> None: ...
+
+
+class MailChannels(Protocol):
+    """Whether an organisation can send e-mail at all (`Notifications` provides it)."""
+
+    async def channels(self, org: Organisation) -> Channels: ...
 
 
 class People(Protocol):
@@ -163,7 +169,9 @@ class OnlineConsentService:
         link_key: bytes,
         form_key: bytes,
         link_lifetime: timedelta,
+        channels: MailChannels | None = None,
     ) -> None:
+        self._channels = channels
         self._people = people
         self._links = links
         self._consent = consent
@@ -176,6 +184,10 @@ class OnlineConsentService:
     @property
     def link_lifetime_seconds(self) -> int:
         return int(self._lifetime.total_seconds())
+
+    async def can_email(self, org: Organisation) -> bool:
+        """Whether the organisation has an e-mail channel: without one a link cannot go out."""
+        return self._channels is None or (await self._channels.channels(org)).email is not None
 
     # an admin sends a link ----------------------------------------------------------------
     async def guardians(self, org: Organisation, admin: Staff) -> list[GuardianChoice]:
@@ -194,6 +206,12 @@ class OnlineConsentService:
         guardian = await self._people.person(org.id, PersonKind.GUARDIAN, guardian_id)
         if not isinstance(guardian, Guardian):
             raise Refusal(ErrorCode.NOT_FOUND, "No such guardian.")
+        if not await self.can_email(org):
+            raise Refusal(
+                ErrorCode.CONFLICT,
+                "No e-mail channel is set up for the organisation (PUT /v1/notification-channels)"
+                ": the link could not be sent.",
+            )
         if not EMAIL_ADDRESS.match(guardian.contact):
             raise Refusal(
                 ErrorCode.BODY_INVALID,

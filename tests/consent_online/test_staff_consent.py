@@ -96,6 +96,15 @@ async def test_only_an_admin_sends_links_and_only_to_an_e_mail_address(
     assert nobody.status == 404
     assert not [m for m in mailbox.messages if m["To"] == PAT]
 
+    # Without an e-mail channel no link can go out: the page says so, and sending is refused.
+    await fam.world.admin.call("PUT", "/v1/notification-channels", {})
+    page = await fam.admin.get("/staff/consent-links")
+    assert 'id="no-email"' in page.text
+    unsendable = await fam.admin.post(
+        "/staff/consent-links", {"csrf": page.csrf, "guardian": fam.world.ids["Pat Parker"]}
+    )
+    assert unsendable.status == 409 and 'data-code="conflict"' in unsendable.text
+
 
 async def test_a_withdrawal_meeting_a_stuck_database_is_retried_never_lost(
     sqlite_url: str, tmp_path: Path, mailbox: Mailbox
