@@ -54,6 +54,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.CONSENT_LINK_INVALID: 403,  # branch consent
 }
 
 
