@@ -110,7 +110,7 @@ async def test_a_withdrawal_meeting_a_stuck_database_is_retried_never_lost(
     sqlite_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     async with serve_gateway(
-        sqlite_url, tmp_path, mailbox.port, sql_timeout_seconds=1.0
+        sqlite_url, tmp_path, mailbox.port, sql_timeout_seconds=3.0
     ) as gateway:
         fam = await family(gateway, mailbox)
         kim = fam.world.ids["Kim Parker"]
