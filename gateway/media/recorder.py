@@ -51,7 +51,7 @@ from gateway.services.recording_ports import RecordingWriting
 from .passthrough import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
 from .relay import EmbeddedRelay
 
-__all__ = ["RecorderBusy", "RecorderStats", "RelayRecorder", "vp8_picture_size"]
+__all__ = ["RecorderBusy", "RecorderStats", "RelayRecorder", "TrackTimeline", "vp8_picture_size"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ _CLOCK = {"video": VIDEO_CLOCK, "audio": AUDIO_CLOCK}
 _TIME_BASE = {kind: fractions.Fraction(1, clock) for kind, clock in _CLOCK.items()}
 # Smallest step between two frames of one track (1 ms): the WebM timeline counts milliseconds.
 _MIN_STEP = {kind: clock // 1000 for kind, clock in _CLOCK.items()}
+# An RTP timestamp further ahead of the frame's arrival than this is a publisher's glitch, not
+# media: it would leave a hole in the file (seconds).
+_MAX_AHEAD = 10.0
 _DEFAULT_SIZE = (640, 480)
 # What the muxer may hold back to interleave audio with video (microseconds).
 _MAX_INTERLEAVE_US = 500_000
@@ -108,8 +111,13 @@ class _WriterOutput:
         return size
 
 
-class _TrackTimeline:
-    """Maps one track's RTP timestamps onto the recording's timeline (its clock units)."""
+class TrackTimeline:
+    """Maps one track's RTP timestamps onto the recording's timeline, in the track's clock
+    units: `pts(source, rtp_timestamp, arrival)` with `arrival` in seconds since the recording
+    started. The first frame of each source (publication) is placed at its arrival time; the
+    following ones keep their RTP spacing (32-bit wrap-around unwrapped). A timestamp that would
+    not move forward by at least 1 ms, or would run more than `_MAX_AHEAD` seconds ahead of its
+    arrival, is placed anew by its arrival instead."""
 
     def __init__(self, kind: str) -> None:
         self.clock = _CLOCK[kind]
@@ -118,7 +126,8 @@ class _TrackTimeline:
         self.last_raw = 0
         self.unwrapped = 0
         self.offset = 0  # pts = unwrapped + offset
-        self.last_pts = -1
+        self.last_pts = -self.step
+        self.ahead = round(_MAX_AHEAD * self.clock)
 
     def pts(self, source: int, timestamp: int, arrival: float) -> int:
         if source != self.source:
@@ -133,8 +142,8 @@ class _TrackTimeline:
             self.last_raw = timestamp
             self.unwrapped += delta
         pts = self.unwrapped + self.offset
-        if pts < self.last_pts + self.step:
-            # Went backwards or stood still: never write a timestamp that does.
+        if pts < self.last_pts + self.step or pts > arrival * self.clock + self.ahead:
+            # Went backwards, stood still or leapt ahead: never write a timestamp that does.
             self._anchor(arrival)
             pts = self.unwrapped + self.offset
         self.last_pts = pts
@@ -291,7 +300,7 @@ class _Muxer:
         self.container = container
         self.audio_only = audio_only
         self.header_grace = header_grace
-        self.timelines = {kind: _TrackTimeline(kind) for kind in _CLOCK}
+        self.timelines = {kind: TrackTimeline(kind) for kind in _CLOCK}
         self.streams: dict[str, Any] = {}
         self.pending: list[tuple[str, int, bytes, bool]] = []
 
@@ -372,8 +381,8 @@ class RelayRecorder:
         recording = _Recording(
             self, room, identity, writer, audio_only, on_failure, asyncio.get_running_loop()
         )
-        self._recordings[key] = recording
         recording.thread.start()
+        self._recordings[key] = recording
         self.relay.add_tap(room, identity, recording.tap)
         if not audio_only:
             self.relay.request_keyframe(room, identity)
