@@ -136,7 +136,7 @@ async def test_a_late_publication_is_recorded_from_a_key_frame_and_survives_a_le
     await wait_until(lambda: frames_in(stage, "carol") >= 30, 30)
     # She leaves (her connection closes), then comes back on a new connection.
     await first.close()
-    await wait_until(lambda: all(p.identity != "carol" for p in stage.relay.participants(ROOM)))
+    await wait_until(lambda: all(p.identity != "carol" for p in stage.relay.participants(ROOM)), 15)
     await asyncio.sleep(0.5)
     second, _ = stage.publisher("carol", width=176, height=144, yuv=YELLOW)
     await stage.join(second)
@@ -182,7 +182,7 @@ async def test_nothing_is_recorded_while_a_participant_is_held(stage: Stage) -> 
     gaps = [(b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times))]
     longest, after = max(gaps)
     assert longest >= 1.2  # the hold, on the recording's timeline
-    assert sorted(gaps)[-2][0] < 0.5  # and no other gap
+    assert sorted(gaps)[-2][0] < 1.0  # and no other (a busy machine may delay a frame)
     assert decoded.video_packets[after][1] is True  # resumes at a key frame
     assert times == sorted(times)
     assert len(decoded.video) == len(decoded.video_packets) >= 50
