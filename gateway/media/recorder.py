@@ -178,6 +178,7 @@ class _Recording:
         self.done: asyncio.Future[None] = loop.create_future()
         self.failed = False
         self.stopping = False
+        self.lost_counted = False
         # Event loop side.
         self.video_source = -1
         self.need_keyframe = True
@@ -354,8 +355,9 @@ class RelayRecorder:
     ) -> None:
         """
         :param queue_bytes: encoded media one recording may have waiting for its writer
-            thread; a frame beyond it is lost (counted). 8 MiB is ~40 s of 640x480 video at
-            the bitrates browsers send, far more than a healthy disk ever lags.
+            thread; a frame beyond it is lost (counted). 8 MiB is tens of seconds of video at
+            the bitrates browsers send (45 s at 1.5 Mbit/s), far more than a healthy disk ever
+            lags.
         :param header_grace: how long to wait for a first video key frame (its picture size
             goes into the header) before starting the container without it.
         """
@@ -365,6 +367,8 @@ class RelayRecorder:
         self.queue_bytes = queue_bytes
         self.header_grace = header_grace
         self._recordings: dict[tuple[str, str], _Recording] = {}
+        # Frames lost by recordings that have ended, in this process (health, benchmarks).
+        self.frames_lost_ended = 0
 
     async def start(
         self,
@@ -398,10 +402,7 @@ class RelayRecorder:
         await asyncio.shield(recording.done)
         if self._recordings.get((room, identity)) is recording:
             del self._recordings[(room, identity)]
-        if recording.frames_lost:
-            log.warning(
-                "a recording lost %d frames (its writer fell behind)", recording.frames_lost
-            )
+        self._count_lost(recording)
 
     def recording(self, room: str) -> frozenset[str]:
         return frozenset(
@@ -418,10 +419,20 @@ class RelayRecorder:
         """Stop every recording (trailers written; sealing is the callers' job)."""
         await asyncio.gather(*(self.stop(room, ident) for room, ident in list(self._recordings)))
 
+    def _count_lost(self, recording: _Recording) -> None:
+        if recording.frames_lost and not recording.lost_counted:
+            recording.lost_counted = True
+            self.frames_lost_ended += recording.frames_lost
+            log.warning(
+                "a recording lost %d frames (its writer fell behind)", recording.frames_lost
+            )
+
     def _detach(self, recording: _Recording) -> None:
+        """No more frames for `recording`; a failed one is also forgotten at once."""
         self.relay.remove_tap(recording.room, recording.identity, recording.tap)
-        if (
-            recording.failed
-            and self._recordings.get((recording.room, recording.identity)) is recording
-        ):
-            del self._recordings[(recording.room, recording.identity)]
+        if not recording.failed:
+            return
+        self._count_lost(recording)
+        key = (recording.room, recording.identity)
+        if self._recordings.get(key) is recording:
+            del self._recordings[key]

@@ -265,6 +265,7 @@ async def _overflow(
     stats = recorder.stats(ROOM, "alice")
     assert stats is not None and stats.frames_lost > 0
     await recorder.stop(ROOM, "alice")
+    assert recorder.frames_lost_ended >= stats.frames_lost  # what it lost stays counted
     writer.seal()
     decoded = decode(vault.plaintext(writer.recording_id))
     assert decoded.first_video_keyframe is True
