@@ -415,6 +415,12 @@ class RelayRecorder:
         recording = self._recordings.get((room, identity))
         return None if recording is None else recording.stats()
 
+    async def stop_room(self, room: str) -> None:
+        """Stop every recording in `room` (the room is closing); the callers still seal."""
+        await asyncio.gather(
+            *(self.stop(r, ident) for r, ident in list(self._recordings) if r == room)
+        )
+
     async def close(self) -> None:
         """Stop every recording (trailers written; sealing is the callers' job)."""
         await asyncio.gather(*(self.stop(room, ident) for room, ident in list(self._recordings)))
