@@ -392,6 +392,8 @@ class RelayRecorder:
             self.relay.request_keyframe(room, identity)
 
     async def stop(self, room: str, identity: str) -> None:
+        """Nothing more is captured from the moment this is called (a withdrawal takes effect
+        at once); it returns when the trailer has been handed to the writer."""
         recording = self._recordings.get((room, identity))
         if recording is None:
             return

@@ -63,8 +63,10 @@ async def test_a_participant_is_recorded_into_an_encrypted_webm_without_reencodi
     assert all(
         near(y, BLUE[0]) and near(u, BLUE[1]) and near(v, BLUE[2]) for *_, y, u, v in decoded.video
     )
-    # ~2 s of recording: the audio is there too (Opus, 48 kHz).
+    # ~2 s of recording: the audio is there too (Opus, 48 kHz), as long as the video.
     assert decoded.audio_samples >= 48_000
+    video_span = decoded.video_packets[-1][0] - decoded.video_packets[0][0]
+    assert abs(decoded.audio_samples / 48_000 - video_span) < 0.7
     assert failures == []
     await stage.recorder.stop(ROOM, "alice")  # stopping twice is harmless
 
