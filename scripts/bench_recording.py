@@ -512,8 +512,9 @@ Ratio: **{ratio:.4f}** (target at most 0.2).{_slower(theirs)}
 
 Encryption (AES-256-GCM chunks through `RecordingWriter`, the recorded WebM in the muxer's
 pieces, synced): **{MIB / encrypted:.0f} MiB/s**, against a plain file copy (`shutil.copyfile`,
-synced) at {MIB / copied:.0f} MiB/s ({encrypted / copied:.2f}x the copy's time); one recorded
-stream writes about {stream_rate / 1024:.0f} KiB/s.
+copied by the kernel, synced) at {MIB / copied:.0f} MiB/s ({encrypted / copied:.2f}x the copy's
+time; the copy varies with the page cache from run to run); one recorded stream writes about
+{stream_rate / 1024:.0f} KiB/s.
 
 Streams recorded at once by one process (real-time feed through the recorder's tap, one writer
 thread per recording, {STEP:.0f} s per step; a step fails on any lost frame, a failed recording,
@@ -548,8 +549,9 @@ def _why(steps: list[Step]) -> str:
     failed = [s for s in steps if not s.passed]
     if failed and not any(s.lost or s.failed for s in failed):
         return (
-            f"{per_stream}; the failing steps lost no frame: the feeder itself fell behind (the"
-            " process waited for CPU held by other work on the machine, see the load average)"
+            f"{per_stream}; the failing steps lost no frame: the event loop fell behind, the"
+            " process being near one core (a Python process is held to about one core by the"
+            " GIL) on a machine shared with other work (see the load average)"
         )
     return per_stream
 

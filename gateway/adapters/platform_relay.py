@@ -57,6 +57,8 @@ class RelayPlatform:
     async def close_room(self, room: str) -> None:
         if room in self._rooms:
             self._rooms.discard(room)
+            # A closing room ends its recordings cleanly (their owners seal them).
+            await self.recorder.stop_room(room)
             await self.relay.close_room(room)
 
     async def connect(self, room: str, identity: str, grants: Grants, offer_sdp: str) -> str:

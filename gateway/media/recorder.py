@@ -51,7 +51,7 @@ from gateway.services.recording_ports import RecordingWriting
 from .passthrough import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
 from .relay import EmbeddedRelay
 
-__all__ = ["RecorderBusy", "RecorderStats", "RelayRecorder", "vp8_picture_size"]
+__all__ = ["RecorderBusy", "RecorderStats", "RelayRecorder", "TrackTimeline", "vp8_picture_size"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ _CLOCK = {"video": VIDEO_CLOCK, "audio": AUDIO_CLOCK}
 _TIME_BASE = {kind: fractions.Fraction(1, clock) for kind, clock in _CLOCK.items()}
 # Smallest step between two frames of one track (1 ms): the WebM timeline counts milliseconds.
 _MIN_STEP = {kind: clock // 1000 for kind, clock in _CLOCK.items()}
+# An RTP timestamp further ahead of the frame's arrival than this is a publisher's glitch, not
+# media: it would leave a hole in the file (seconds).
+_MAX_AHEAD = 10.0
 _DEFAULT_SIZE = (640, 480)
 # What the muxer may hold back to interleave audio with video (microseconds).
 _MAX_INTERLEAVE_US = 500_000
@@ -108,8 +111,13 @@ class _WriterOutput:
         return size
 
 
-class _TrackTimeline:
-    """Maps one track's RTP timestamps onto the recording's timeline (its clock units)."""
+class TrackTimeline:
+    """Maps one track's RTP timestamps onto the recording's timeline, in the track's clock
+    units: `pts(source, rtp_timestamp, arrival)` with `arrival` in seconds since the recording
+    started. The first frame of each source (publication) is placed at its arrival time; the
+    following ones keep their RTP spacing (32-bit wrap-around unwrapped). A timestamp that would
+    not move forward by at least 1 ms, or would run more than `_MAX_AHEAD` seconds ahead of its
+    arrival, is placed anew by its arrival instead."""
 
     def __init__(self, kind: str) -> None:
         self.clock = _CLOCK[kind]
@@ -118,7 +126,8 @@ class _TrackTimeline:
         self.last_raw = 0
         self.unwrapped = 0
         self.offset = 0  # pts = unwrapped + offset
-        self.last_pts = -1
+        self.last_pts = -self.step
+        self.ahead = round(_MAX_AHEAD * self.clock)
 
     def pts(self, source: int, timestamp: int, arrival: float) -> int:
         if source != self.source:
@@ -133,8 +142,8 @@ class _TrackTimeline:
             self.last_raw = timestamp
             self.unwrapped += delta
         pts = self.unwrapped + self.offset
-        if pts < self.last_pts + self.step:
-            # Went backwards or stood still: never write a timestamp that does.
+        if pts < self.last_pts + self.step or pts > arrival * self.clock + self.ahead:
+            # Went backwards, stood still or leapt ahead: never write a timestamp that does.
             self._anchor(arrival)
             pts = self.unwrapped + self.offset
         self.last_pts = pts
@@ -169,6 +178,7 @@ class _Recording:
         self.done: asyncio.Future[None] = loop.create_future()
         self.failed = False
         self.stopping = False
+        self.lost_counted = False
         # Event loop side.
         self.video_source = -1
         self.need_keyframe = True
@@ -291,7 +301,7 @@ class _Muxer:
         self.container = container
         self.audio_only = audio_only
         self.header_grace = header_grace
-        self.timelines = {kind: _TrackTimeline(kind) for kind in _CLOCK}
+        self.timelines = {kind: TrackTimeline(kind) for kind in _CLOCK}
         self.streams: dict[str, Any] = {}
         self.pending: list[tuple[str, int, bytes, bool]] = []
 
@@ -345,8 +355,9 @@ class RelayRecorder:
     ) -> None:
         """
         :param queue_bytes: encoded media one recording may have waiting for its writer
-            thread; a frame beyond it is lost (counted). 8 MiB is ~40 s of 640x480 video at
-            the bitrates browsers send, far more than a healthy disk ever lags.
+            thread; a frame beyond it is lost (counted). 8 MiB is tens of seconds of video at
+            the bitrates browsers send (45 s at 1.5 Mbit/s), far more than a healthy disk ever
+            lags.
         :param header_grace: how long to wait for a first video key frame (its picture size
             goes into the header) before starting the container without it.
         """
@@ -356,6 +367,8 @@ class RelayRecorder:
         self.queue_bytes = queue_bytes
         self.header_grace = header_grace
         self._recordings: dict[tuple[str, str], _Recording] = {}
+        # Frames lost by recordings that have ended, in this process (health, benchmarks).
+        self.frames_lost_ended = 0
 
     async def start(
         self,
@@ -372,13 +385,15 @@ class RelayRecorder:
         recording = _Recording(
             self, room, identity, writer, audio_only, on_failure, asyncio.get_running_loop()
         )
-        self._recordings[key] = recording
         recording.thread.start()
+        self._recordings[key] = recording
         self.relay.add_tap(room, identity, recording.tap)
         if not audio_only:
             self.relay.request_keyframe(room, identity)
 
     async def stop(self, room: str, identity: str) -> None:
+        """Nothing more is captured from the moment this is called (a withdrawal takes effect
+        at once); it returns when the trailer has been handed to the writer."""
         recording = self._recordings.get((room, identity))
         if recording is None:
             return
@@ -389,10 +404,7 @@ class RelayRecorder:
         await asyncio.shield(recording.done)
         if self._recordings.get((room, identity)) is recording:
             del self._recordings[(room, identity)]
-        if recording.frames_lost:
-            log.warning(
-                "a recording lost %d frames (its writer fell behind)", recording.frames_lost
-            )
+        self._count_lost(recording)
 
     def recording(self, room: str) -> frozenset[str]:
         return frozenset(
@@ -405,14 +417,30 @@ class RelayRecorder:
         recording = self._recordings.get((room, identity))
         return None if recording is None else recording.stats()
 
+    async def stop_room(self, room: str) -> None:
+        """Stop every recording in `room` (the room is closing); the callers still seal."""
+        await asyncio.gather(
+            *(self.stop(r, ident) for r, ident in list(self._recordings) if r == room)
+        )
+
     async def close(self) -> None:
         """Stop every recording (trailers written; sealing is the callers' job)."""
         await asyncio.gather(*(self.stop(room, ident) for room, ident in list(self._recordings)))
 
+    def _count_lost(self, recording: _Recording) -> None:
+        if recording.frames_lost and not recording.lost_counted:
+            recording.lost_counted = True
+            self.frames_lost_ended += recording.frames_lost
+            log.warning(
+                "a recording lost %d frames (its writer fell behind)", recording.frames_lost
+            )
+
     def _detach(self, recording: _Recording) -> None:
+        """No more frames for `recording`; a failed one is also forgotten at once."""
         self.relay.remove_tap(recording.room, recording.identity, recording.tap)
-        if (
-            recording.failed
-            and self._recordings.get((recording.room, recording.identity)) is recording
-        ):
-            del self._recordings[(recording.room, recording.identity)]
+        if not recording.failed:
+            return
+        self._count_lost(recording)
+        key = (recording.room, recording.identity)
+        if self._recordings.get(key) is recording:
+            del self._recordings[key]

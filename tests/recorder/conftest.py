@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,9 @@ class Decoded:
     video_packets: list[tuple[float, bool]]  # (seconds, key frame) in file order
 
 
-def decode(webm: bytes) -> Decoded:
+def decode(webm: bytes, *, cut: bool = False) -> Decoded:
+    """Demux and decode a WebM; `cut`: the file ends mid-way (a recording killed while
+    written), so what follows the last complete frame is ignored."""
     assert webm[:4] == WEBM_MAGIC
     container: Any = av.open(io.BytesIO(webm), format="webm")
     streams = [s.type for s in container.streams]
@@ -105,7 +107,7 @@ def decode(webm: bytes) -> Decoded:
     samples = 0
     first_key: bool | None = None
     packets: list[tuple[float, bool]] = []
-    for packet in container.demux():
+    for packet in _packets(container, cut):
         if packet.size == 0:
             continue
         if packet.stream.type == "video":
@@ -123,6 +125,20 @@ def decode(webm: bytes) -> Decoded:
                 samples += frame.samples
     container.close()
     return Decoded(video, samples, streams, first_key, packets)
+
+
+def _packets(container: Any, cut: bool) -> Iterator[Any]:
+    demux = container.demux()
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            if not cut:
+                raise
+            return
+        yield packet
 
 
 def no_plaintext_media(directory: Path) -> list[Path]:

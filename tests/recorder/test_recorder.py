@@ -63,8 +63,10 @@ async def test_a_participant_is_recorded_into_an_encrypted_webm_without_reencodi
     assert all(
         near(y, BLUE[0]) and near(u, BLUE[1]) and near(v, BLUE[2]) for *_, y, u, v in decoded.video
     )
-    # ~2 s of recording: the audio is there too (Opus, 48 kHz).
+    # ~2 s of recording: the audio is there too (Opus, 48 kHz), as long as the video.
     assert decoded.audio_samples >= 48_000
+    video_span = decoded.video_packets[-1][0] - decoded.video_packets[0][0]
+    assert abs(decoded.audio_samples / 48_000 - video_span) < 0.7
     assert failures == []
     await stage.recorder.stop(ROOM, "alice")  # stopping twice is harmless
 
@@ -108,8 +110,9 @@ async def test_two_participants_recorded_separately_never_contain_each_other(
     assert stage.recorder.recording(ROOM) == {"alice", "bob"}
     before = frames_in(stage, "bob")
     await wait_until(lambda: frames_in(stage, "bob") >= before + 45, 30)
-    for name, writer in writers.items():
-        await stage.recorder.stop(ROOM, name)
+    await stage.recorder.stop_room(ROOM)  # the room closing ends both
+    assert stage.recorder.recording(ROOM) == frozenset()
+    for writer in writers.values():
         writer.seal()
 
     alice_file = decode(vault.plaintext(writers["alice"].recording_id))
@@ -136,7 +139,7 @@ async def test_a_late_publication_is_recorded_from_a_key_frame_and_survives_a_le
     await wait_until(lambda: frames_in(stage, "carol") >= 30, 30)
     # She leaves (her connection closes), then comes back on a new connection.
     await first.close()
-    await wait_until(lambda: all(p.identity != "carol" for p in stage.relay.participants(ROOM)))
+    await wait_until(lambda: all(p.identity != "carol" for p in stage.relay.participants(ROOM)), 15)
     await asyncio.sleep(0.5)
     second, _ = stage.publisher("carol", width=176, height=144, yuv=YELLOW)
     await stage.join(second)
@@ -182,7 +185,7 @@ async def test_nothing_is_recorded_while_a_participant_is_held(stage: Stage) -> 
     gaps = [(b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times))]
     longest, after = max(gaps)
     assert longest >= 1.2  # the hold, on the recording's timeline
-    assert sorted(gaps)[-2][0] < 0.5  # and no other gap
+    assert sorted(gaps)[-2][0] < 1.0  # and no other (a busy machine may delay a frame)
     assert decoded.video_packets[after][1] is True  # resumes at a key frame
     assert times == sorted(times)
     assert len(decoded.video) == len(decoded.video_packets) >= 50
@@ -265,6 +268,7 @@ async def _overflow(
     stats = recorder.stats(ROOM, "alice")
     assert stats is not None and stats.frames_lost > 0
     await recorder.stop(ROOM, "alice")
+    assert recorder.frames_lost_ended >= stats.frames_lost  # what it lost stays counted
     writer.seal()
     decoded = decode(vault.plaintext(writer.recording_id))
     assert decoded.first_video_keyframe is True
