@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import fractions
 import queue
+import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -50,6 +52,7 @@ __all__ = [
     "install_keyframe_hook",
     "install_loopback_candidates",
     "install_receiver_tap",
+    "install_socket_buffers",
     "send_pli",
     "vp8_is_keyframe",
 ]
@@ -328,6 +331,62 @@ def _with_loopback(
                 )
         finally:
             connection.stun_server, connection.turn_server = stun, turn
+
+    return gather
+
+
+def install_socket_buffers(
+    pc: RTCPeerConnection,
+    size: int,
+    on_capped: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Ask for ``size``-byte SO_RCVBUF and SO_SNDBUF on every UDP socket ``pc`` gathers.
+
+    A burst of packets (a keyframe, several publishers at once) that arrives while the event
+    loop is busy waits in the kernel's receive buffer; the default (``net.core.rmem_default``,
+    often 208 KiB) overflows at a few dozen streams and the kernel drops datagrams. The kernel
+    caps the request at ``net.core.rmem_max`` / ``wmem_max``: ``on_capped(option, asked, got)``
+    is called when it did (Linux reports twice the size it set). Must run between
+    setRemoteDescription and setLocalDescription (after install_loopback_candidates).
+    """
+    if size <= 0:
+        return
+    for connection in _ice_connections(pc):
+        original = getattr(connection, "gather_candidates", None)
+        if not callable(original):
+            raise AiortcInternalsError("aioice Connection.gather_candidates is gone")
+        connection.gather_candidates = _with_buffers(connection, original, size, on_capped)
+
+
+# Linux stores (and getsockopt reports) twice the requested size, for its bookkeeping overhead.
+_DOUBLES = sys.platform.startswith("linux")
+
+
+def _reported(size: int) -> int:
+    return 2 * size if _DOUBLES else size
+
+
+def _with_buffers(
+    connection: Any,
+    original: Callable[[], Coroutine[Any, Any, None]],
+    size: int,
+    on_capped: Callable[[str, int, int], None] | None,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def gather() -> None:
+        await original()
+        for protocol in getattr(connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None:
+                continue
+            for option, name in ((socket.SO_RCVBUF, "SO_RCVBUF"), (socket.SO_SNDBUF, "SO_SNDBUF")):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+                    got = sock.getsockopt(socket.SOL_SOCKET, option)
+                except OSError:
+                    got = 0
+                if got < _reported(size) and on_capped is not None:
+                    on_capped(name, size, got // 2 if _DOUBLES else got)
 
     return gather
 

@@ -210,6 +210,7 @@ class EmbeddedRelay:
         keyframe_interval: float = 0.25,
         loopback_candidates: bool | None = None,
         max_sdp_bytes: int = MAX_SDP_BYTES,
+        socket_buffer_bytes: int = 0,
     ) -> None:
         """
         :param disconnect_timeout: a connected peer from which nothing at all (media, RTCP,
@@ -221,6 +222,8 @@ class EmbeddedRelay:
         :param keyframe_interval: minimum seconds between keyframe requests to one publisher.
         :param loopback_candidates: offer a 127.0.0.1 ICE candidate always (True), never
             (False), or only when the host has no other address (None).
+        :param socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked for on each peer's UDP socket
+            (0: the kernel's default); a warning is logged once when the kernel caps it.
         """
         passthrough.check_aiortc()
         if slots_per_peer < 0:
@@ -235,6 +238,8 @@ class EmbeddedRelay:
         self.keyframe_interval = keyframe_interval
         self.loopback_candidates = loopback_candidates
         self.max_sdp_bytes = max_sdp_bytes
+        self.socket_buffer_bytes = socket_buffer_bytes
+        self._buffer_warned = False
         self._on_event = on_event
         self._rooms: dict[str, _Room] = {}
         self._seq = itertools.count()
@@ -282,6 +287,9 @@ class EmbeddedRelay:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             peer.probe = passthrough.install_activity_probe(pc)
             passthrough.install_loopback_candidates(pc, self.loopback_candidates)
+            passthrough.install_socket_buffers(
+                pc, self.socket_buffer_bytes, self._socket_buffer_capped
+            )
             await pc.setLocalDescription(await pc.createAnswer())
         except OperationError as exc:
             await pc.close()
@@ -395,6 +403,20 @@ class EmbeddedRelay:
         if peer is None:
             raise ParticipantNotFound(identity)
         return peer
+
+    def _socket_buffer_capped(self, option: str, asked: int, got: int) -> None:
+        if self._buffer_warned:
+            return
+        self._buffer_warned = True
+        sysctl = "net.core.rmem_max" if option == "SO_RCVBUF" else "net.core.wmem_max"
+        logger.warning(
+            "the kernel capped the relay's UDP %s at %d bytes (asked for %d): raise %s, "
+            "or bursts of media will be dropped before the relay reads them",
+            option,
+            got,
+            asked,
+            sysctl,
+        )
 
     def _start_background(self) -> None:
         if self._monitor is None:
