@@ -45,6 +45,7 @@ __all__ = [
     "ActivityProbe",
     "EncodedFrame",
     "ForwardTrack",
+    "RatePolicer",
     "ReceiverTap",
     "abort_ice_transports",
     "check_aiortc",
@@ -103,15 +104,49 @@ def vp8_is_keyframe(data: bytes) -> bool:
     return len(data) >= 3 and (data[0] & 0x01) == 0
 
 
+class RatePolicer:
+    """Token bucket over a publisher's encoded bytes: ``bytes_per_second`` sustained, one
+    second's worth in a burst (a keyframe fits). A frame is let through while the bucket is not
+    in debt, and its size is then taken (it may go into debt by one frame)."""
+
+    def __init__(self, bytes_per_second: float, clock: Callable[[], float] = time.monotonic):
+        if bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be positive")
+        self.rate = bytes_per_second
+        self.burst = bytes_per_second
+        self._clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+
+    def allow(self, size: int) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 0:
+            return False
+        self._tokens -= size
+        return True
+
+
 class _TapQueue(queue.Queue[Any]):
     """Stands in for the receiver's decoder queue: frames go to the relay, never to a decoder."""
 
-    def __init__(self, kind: str, on_frame: Callable[[EncodedFrame], None]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        on_frame: Callable[[EncodedFrame], None],
+        policer: RatePolicer | None = None,
+        on_gap: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.on_frame = on_frame
+        self.policer = policer
+        self.on_gap = on_gap
         self.frames = 0
         self.dropped = 0
+        self.policed = 0
+        self._gap = False  # video: a frame was policed, wait for the next keyframe
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:  # stop sentinel: let the (idle) decoder thread exit
@@ -124,8 +159,28 @@ class _TapQueue(queue.Queue[Any]):
             return
         data = bytes(jitter_frame.data)
         keyframe = self.kind == "audio" or vp8_is_keyframe(data)
+        if self.policer is not None and not self._police(data, keyframe):
+            return
         self.frames += 1
         self.on_frame(EncodedFrame(data, int(jitter_frame.timestamp), keyframe))
+
+    def _police(self, data: bytes, keyframe: bool) -> bool:
+        """Past the announced rate, frames are dropped here, before any subscriber or recorder
+        sees them; video then resumes at a keyframe only (an inter frame after a gap would
+        decode as garbage), asked for at most once per gap."""
+        assert self.policer is not None
+        if self._gap and not keyframe:
+            self.policed += 1
+            return False
+        if not self.policer.allow(len(data)):
+            self.policed += 1
+            if self.kind == "video" and not self._gap:
+                self._gap = True
+                if self.on_gap is not None:
+                    self.on_gap()
+            return False
+        self._gap = False
+        return True
 
 
 @dataclass(slots=True)
@@ -140,6 +195,11 @@ class ReceiverTap:
         return self._queue.frames
 
     @property
+    def policed(self) -> int:
+        """Frames dropped for exceeding the announced rate."""
+        return self._queue.policed
+
+    @property
     def decoder_fed(self) -> bool:
         """True if anything other than the stop sentinel reached the decoder thread."""
         return not self._queue.empty() and any(x is not None for x in list(self._queue.queue))
@@ -149,14 +209,22 @@ class ReceiverTap:
 
 
 def install_receiver_tap(
-    receiver: RTCRtpReceiver, kind: str, on_frame: Callable[[EncodedFrame], None]
+    receiver: RTCRtpReceiver,
+    kind: str,
+    on_frame: Callable[[EncodedFrame], None],
+    policer: RatePolicer | None = None,
+    on_gap: Callable[[], None] | None = None,
 ) -> ReceiverTap:
-    """Divert ``receiver``'s encoded frames to ``on_frame``; must run before ``receive()``."""
+    """Divert ``receiver``'s encoded frames to ``on_frame``; must run before ``receive()``.
+
+    With a ``policer``, frames past its rate are dropped (``on_gap`` is called when video must
+    wait for a keyframe, to ask the publisher for one).
+    """
     if not isinstance(getattr(receiver, _DECODER_QUEUE_ATTR, None), queue.Queue):
         raise AiortcInternalsError("RTCRtpReceiver has no decoder queue to tap")
     if getattr(receiver, _RECEIVER_STARTED_ATTR, True):
         raise AiortcInternalsError("RTCRtpReceiver already started; tap installed too late")
-    tap_queue = _TapQueue(kind, on_frame)
+    tap_queue = _TapQueue(kind, on_frame, policer, on_gap)
     setattr(receiver, _DECODER_QUEUE_ATTR, tap_queue)
     return ReceiverTap(receiver, tap_queue)
 
