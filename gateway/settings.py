@@ -455,7 +455,7 @@ class Settings:
     media_max_loop_lag_seconds: float = setting(
         "GATEWAY_MEDIA_MAX_LOOP_LAG_SECONDS",
         SECONDS,
-        "0.05",
+        "0.1",
         "event-loop lag from which new media sessions are refused (503 overloaded); from "
         "twice it, every new media connection",
     )

@@ -110,7 +110,7 @@ async def _serve(port_queue: Any, options: dict[str, Any]) -> None:
 
     async def profile(request: web.Request) -> web.Response:
         if request.query.get("action") == "start":
-            profiler.append(cProfile.Profile())
+            profiler.append(cProfile.Profile(time.thread_time))  # CPU, not wall time
             profiler[-1].enable()
             return web.json_response({})
         prof = profiler.pop()
@@ -146,7 +146,24 @@ async def _serve(port_queue: Any, options: dict[str, Any]) -> None:
     await runner.cleanup()
 
 
+def _keep_remb_estimator() -> None:
+    """A/B lever: give the relay's tapped video receivers back aiortc's REMB estimator."""
+    from aiortc.rate import RemoteBitrateEstimator
+
+    original = passthrough.install_receiver_tap
+
+    def with_estimator(receiver: Any, kind: str, *args: Any, **kwargs: Any) -> Any:
+        tap = original(receiver, kind, *args, **kwargs)
+        if kind == "video":
+            setattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator", RemoteBitrateEstimator())
+        return tap
+
+    passthrough.install_receiver_tap = with_estimator  # type: ignore[assignment]
+
+
 def _server_main(port_queue: Any, options: dict[str, Any]) -> None:
+    if options.get("remb"):
+        _keep_remb_estimator()
     if options.get("uvloop"):
         import uvloop  # measured only (see docs/benchmarks.md), not a dependency
 
@@ -649,7 +666,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
     load_before = _loadavg()
     ctx = multiprocessing.get_context("spawn")
     port_queue = ctx.Queue()
-    options = {"uvloop": args.uvloop, "socket_buffer": args.socket_buffer}
+    options = {"uvloop": args.uvloop, "socket_buffer": args.socket_buffer, "remb": args.remb}
     server = ctx.Process(target=_server_main, args=(port_queue, options), daemon=True)
     want = ["embedded", "janus"] if args.only is None else [args.only]
     janus: JanusProcess | None = None
@@ -677,12 +694,16 @@ async def _run(args: argparse.Namespace) -> list[str]:
                 f"640x480 VP8 @ {FPS} fps ~{kbps:.0f} kbit/s + Opus 20 ms, pre-encoded; "
                 f"relay socket buffers {args.socket_buffer or 'kernel default'} "
                 f"(net.core.rmem_max {_rmem_max()}), event loop "
-                f"{'uvloop' if args.uvloop else 'asyncio'}."
+                f"{'uvloop' if args.uvloop else 'asyncio'}"
+                f"{', aiortc REMB estimator kept on the relay' if args.remb else ''}."
             )
             say()
             secs = 4.0 if args.quick else 8.0
-            subs = 3
-            say("CPU per forwarded 640x480 video stream (1 publisher, 3 subscribers, video only):")
+            subs = args.subscribers
+            say(
+                f"CPU per forwarded 640x480 video stream (1 publisher, {subs} subscribers, "
+                "video only):"
+            )
             say()
             say(
                 "| server | delivered | server CPU (% of a core) | per forwarded stream "
@@ -715,7 +736,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
                 "| UDP rcvbuf drops | result |"
             )
             say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-            steps = [int(s) for s in args.steps.split(",")]
+            steps = [int(s) for s in args.steps.split(",") if s.strip()]
             best = dict.fromkeys(targets, 0)
             failed: set[str] = set()
             profiles: list[str] = []
@@ -801,6 +822,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter windows, smaller budget")
     parser.add_argument("--only", choices=("embedded", "janus"), help="run one server only")
     parser.add_argument("--steps", default="2,4,6,8,10,12,14,16", help="sessions to try")
+    parser.add_argument("--subscribers", type=int, default=6, help="for the CPU per stream")
     parser.add_argument("--budget", type=float, default=0.0, help="seconds for the ladder")
     parser.add_argument(
         "--socket-buffer",
@@ -808,6 +830,7 @@ def main() -> None:
         default=1 << 21,
         help="SO_RCVBUF/SO_SNDBUF the relay asks for (0: kernel default)",
     )
+    parser.add_argument("--remb", action="store_true", help="relay keeps aiortc's REMB estimator")
     parser.add_argument("--uvloop", action="store_true", help="relay process on uvloop")
     parser.add_argument("--profile", type=int, default=0, help="cProfile the relay: top N")
     parser.add_argument("--profile-at", type=int, default=6, help="sessions to profile at")

@@ -34,7 +34,7 @@ class LoadLevel(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class LoadLimits:
-    max_loop_lag: float = 0.05  # seconds; BUSY from here, SATURATED from twice this
+    max_loop_lag: float = 0.1  # seconds; BUSY from here, SATURATED from twice this
     max_udp_drops_per_second: float = 50.0  # SATURATED above this
     max_streams: int | None = None  # BUSY from here (None: no fixed cap)
     retry_after: float = 30.0  # seconds, for the refusal's Retry-After

@@ -7,6 +7,10 @@ loudly if an upgrade changes any of the internals below:
   before ``receive()`` starts the decoder thread, by :class:`_TapQueue`, which hands complete
   encoded frames (out of the jitter buffer) to the relay and never to the decoder thread. The
   decoder thread still starts but only ever sees the ``None`` stop sentinel.
+* ``RTCRtpReceiver.__remote_bitrate_estimator``: set to None on tapped receivers. It estimates
+  the publisher's bandwidth for REMB feedback from every video packet's arrival time and was the
+  largest single cost in the relay's profile (``docs/benchmarks.md``); the relay announces the
+  rate it accepts in the SDP answer (``b=AS``) instead.
 * ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: used to ask a publisher for a keyframe.
 * ``RTCRtpSender._send_keyframe()``: called by the sender when a subscriber sends PLI/FIR; it is
   overridden on the instance to forward the request to the publisher instead of the (unused)
@@ -61,6 +65,7 @@ __all__ = [
 AIORTC_VERSION = "1.16.0"
 
 _DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 _RECEIVER_STARTED_ATTR = "_RTCRtpReceiver__started"
 
 VIDEO_CLOCK = 90_000
@@ -224,8 +229,11 @@ def install_receiver_tap(
         raise AiortcInternalsError("RTCRtpReceiver has no decoder queue to tap")
     if getattr(receiver, _RECEIVER_STARTED_ATTR, True):
         raise AiortcInternalsError("RTCRtpReceiver already started; tap installed too late")
+    if not hasattr(receiver, _ESTIMATOR_ATTR):
+        raise AiortcInternalsError("RTCRtpReceiver has no remote bitrate estimator to turn off")
     tap_queue = _TapQueue(kind, on_frame, policer, on_gap)
     setattr(receiver, _DECODER_QUEUE_ATTR, tap_queue)
+    setattr(receiver, _ESTIMATOR_ATTR, None)  # no per-packet bandwidth estimation (REMB)
     return ReceiverTap(receiver, tap_queue)
 
 
