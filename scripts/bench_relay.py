@@ -155,7 +155,7 @@ def _keep_remb_estimator() -> None:
     def with_estimator(receiver: Any, kind: str, *args: Any, **kwargs: Any) -> Any:
         tap = original(receiver, kind, *args, **kwargs)
         if kind == "video":
-            setattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator", RemoteBitrateEstimator())
+            setattr(receiver, passthrough._ESTIMATOR_ATTR, RemoteBitrateEstimator())
         return tap
 
     passthrough.install_receiver_tap = with_estimator  # type: ignore[assignment]
