@@ -524,7 +524,7 @@ class JanusTarget(Target):
         self._sessions.clear()
 
 
-async def _wait_connected(peers: list[Peer], limit: float = 40.0) -> None:
+async def _wait_connected(peers: list[Peer], limit: float = 60.0) -> None:
     deadline = time.monotonic() + limit
     while any(pc.connectionState != "connected" for p in peers for pc in p.pcs):
         if time.monotonic() > deadline:
@@ -807,7 +807,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
 
 def _write_docs(lines: list[str]) -> None:
     text = DOCS.read_text()
-    start, end = "<!-- bench:relay-run -->", "<!-- /bench:relay-run -->"
+    start, end = "<!-- bench:relay -->", "<!-- /bench:relay -->"
     if start not in text or end not in text:
         print(f"docs: no {start} markers in {DOCS}; not written")
         return
@@ -821,7 +821,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter windows, smaller budget")
     parser.add_argument("--only", choices=("embedded", "janus"), help="run one server only")
-    parser.add_argument("--steps", default="2,4,6,8,10,12,14,16", help="sessions to try")
+    parser.add_argument("--steps", default="1,2,3,4,6,8,10,12,14,16", help="sessions to try")
     parser.add_argument("--subscribers", type=int, default=6, help="for the CPU per stream")
     parser.add_argument("--budget", type=float, default=0.0, help="seconds for the ladder")
     parser.add_argument(
