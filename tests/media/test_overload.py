@@ -4,15 +4,18 @@ connection) with a clear error, and the sessions already running go on undisturb
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.domain.media_load import LoadLevel, LoadLimits
 from gateway.http.live_api import LIVE
+from gateway.media import passthrough
 from gateway.media.errors import RelayOverloaded
 from gateway.media.grants import MediaGrants
 from gateway.media.load import LoadMonitor, udp_drops_of_this_process
@@ -213,3 +216,42 @@ async def test_host_starting_a_session_past_capacity_gets_503_overloaded_over_ht
     finally:
         await running.close()
         await other.close()
+
+
+def _rmem_max() -> int:
+    return int(Path("/proc/sys/net/core/rmem_max").read_text())
+
+
+@pytest.mark.skipif(not Path("/proc/sys/net/core/rmem_max").exists(), reason="Linux only")
+@pytest.mark.parametrize("over_the_cap", [False, True])
+async def test_socket_buffers_are_asked_for_and_a_kernel_cap_is_logged(
+    over_the_cap: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay's media sockets get the receive buffer it asks for; when the kernel caps it
+    (net.core.rmem_max), the operator is told how to fix it, once."""
+    asked = 4 * _rmem_max() if over_the_cap else _rmem_max() // 2
+    relay = EmbeddedRelay(socket_buffer_bytes=asked)
+    await relay.open_room("room")
+    peers = [PacketPeer(f"p{i}", slots=1) for i in range(2)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway.media.relay"):
+            for peer in peers:
+                await peer.accept(await relay.connect("room", peer.name, FULL, await peer.offer()))
+        pc = relay._rooms["room"].peers["p0"].pc
+        sizes = [
+            p.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            for c in passthrough._ice_connections(pc)
+            for p in c._protocols
+        ]
+        assert sizes
+        capped = [r for r in caplog.records if "net.core.rmem_max" in r.getMessage()]
+        if over_the_cap:
+            assert all(size == 2 * _rmem_max() for size in sizes)  # Linux reports it doubled
+            assert len(capped) == 1  # once per relay, not per socket
+        else:
+            assert all(size >= 2 * asked for size in sizes)
+            assert not capped
+    finally:
+        for peer in peers:
+            await peer.close()
+        await relay.close()
