@@ -706,14 +706,16 @@ async def _run(args: argparse.Namespace) -> list[str]:
             )
             say()
             say(
-                "| server | delivered | server CPU (% of a core) | per forwarded stream "
+                "| server | delivered | server CPU (% of a core) | per stream delivered "
                 "| load generator | other work on the machine |"
             )
             say("|---|---:|---:|---:|---:|---:|")
             per: dict[str, float] = {}
             for key, target in targets.items():
                 win = await _run_cost(target, video, subs, secs)
-                per[key] = win.pct(win.server_cpu) / subs
+                # Per stream actually forwarded: a starved server that delivers less is not
+                # credited with the frames it dropped.
+                per[key] = win.pct(win.server_cpu) / (subs * max(win.delivered, 0.01))
                 say(
                     f"| {target.name} | {100 * win.delivered:.1f}% | {win.pct(win.server_cpu):.1f} "
                     f"| {per[key]:.2f} | {win.pct(win.client_cpu):.0f}% "
@@ -767,7 +769,7 @@ async def _run(args: argparse.Namespace) -> list[str]:
                     note = "pass" if ok else "FAIL"
                     if win.sent_fps < 0.9 * FPS:
                         note += " (load generator below 30 fps)"
-                    streams = 12 * n
+                    streams = 12 * n * max(win.delivered, 0.01)
                     say(
                         f"| {target.name} | {n} | {4 * n} | {100 * win.delivered:.1f}% "
                         f"| {win.sent_fps:.1f} | {win.pct(win.server_cpu):.0f}% "
