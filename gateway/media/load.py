@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from pathlib import Path
 from gateway.domain.media_load import LoadLimits, LoadSample, LoadVerdict, assess
 
 __all__ = ["LoadMonitor", "udp_drops_of_this_process"]
+
+log = logging.getLogger(__name__)
 
 _UDP_TABLES = (Path("/proc/net/udp"), Path("/proc/net/udp6"))
 
@@ -102,7 +105,9 @@ class LoadMonitor:
         return assess(self.sample(), self.limits)
 
     async def _run(self) -> None:
-        last_drops = await asyncio.to_thread(udp_drops_of_this_process)
+        last_drops = 0
+        with contextlib.suppress(Exception):
+            last_drops = await asyncio.to_thread(udp_drops_of_this_process)
         drops_at = self._clock()
         while True:
             before = self._clock()
@@ -113,7 +118,11 @@ class LoadMonitor:
             # shortage of CPU shows within a second or two.
             self.loop_lag += self._alpha * (lag - self.loop_lag)
             if now - drops_at >= self.drops_every:
-                drops = await asyncio.to_thread(udp_drops_of_this_process)
+                try:
+                    drops = await asyncio.to_thread(udp_drops_of_this_process)
+                except Exception:  # a measurement failing must not stop the lag measure
+                    log.warning("could not read UDP drops; counting none", exc_info=True)
+                    drops = last_drops
                 after = self._clock()
                 # Sockets closed since the last read take their counts with them: never < 0.
                 self.udp_drops_per_second = max(0, drops - last_drops) / (after - drops_at)
