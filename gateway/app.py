@@ -61,6 +61,7 @@ from gateway.adapters.sql.store import SqlStore
 from gateway.adapters.webhook_channel import WebhookSender
 from gateway.clock import Clock, SystemClock
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
+from gateway.domain.media_load import LoadLimits
 from gateway.domain.processes import GatewayProcess, LiveStateKind
 from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.connection_limits import body_deadline
@@ -224,6 +225,13 @@ async def build_runtime(
     platform = RelayPlatform(
         ice_servers=_ice_servers(settings.ice_servers_json),
         disconnect_timeout=settings.media_disconnect_seconds,
+        socket_buffer_bytes=settings.media_socket_buffer_bytes,
+        max_video_kbps=settings.media_max_video_kbps,
+        load_limits=LoadLimits(
+            max_loop_lag=settings.media_max_loop_lag_seconds,
+            max_udp_drops_per_second=settings.media_max_udp_drops,
+            max_streams=settings.media_max_streams,
+        ),
     )
     live = LiveSessionService(
         store,

@@ -438,6 +438,41 @@ class Settings:
         "10",
         "a media connection silent this long is dropped (browsers check every ~5 s)",
     )
+    # Embedded relay capacity and overload (issue 11, branch relay).
+    media_socket_buffer_bytes: int = setting(
+        "GATEWAY_MEDIA_SOCKET_BUFFER_BYTES",
+        BYTES,
+        "2097152",
+        "UDP receive/send buffer the relay asks for per media socket (a warning is logged "
+        "when net.core.rmem_max / wmem_max caps it)",
+    )
+    media_max_video_kbps: int = setting(
+        "GATEWAY_MEDIA_MAX_VIDEO_KBPS",
+        COUNT,
+        "2500",
+        "video bitrate announced to each publisher; frames past twice it are dropped",
+    )
+    media_max_loop_lag_seconds: float = setting(
+        "GATEWAY_MEDIA_MAX_LOOP_LAG_SECONDS",
+        SECONDS,
+        "0.1",
+        "event-loop lag from which new media sessions are refused (503 overloaded); from "
+        "twice it, every new media connection",
+    )
+    media_max_udp_drops: int = setting(
+        "GATEWAY_MEDIA_MAX_UDP_DROPS",
+        COUNT,
+        "50",
+        "UDP datagrams per second the kernel may drop on the relay's sockets before new "
+        "media connections are refused",
+    )
+    media_max_streams: int | None = setting(
+        "GATEWAY_MEDIA_MAX_STREAMS",
+        optional(COUNT),
+        None,
+        "forwarded streams from which new media sessions are refused (12 per 4-person "
+        "session; set from `scripts/bench relay`); unset: only measured load decides",
+    )
     live_heartbeat_seconds: float = setting(
         "GATEWAY_LIVE_HEARTBEAT_SECONDS",
         SECONDS,

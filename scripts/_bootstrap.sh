@@ -2,7 +2,7 @@
 # Shared by scripts/test, scripts/check and scripts/bench. Source it, then call the functions:
 #
 #   gateway_system_packages   install missing Debian packages (postgresql, redis-server, chromium;
-#                             wrk optional). apt-get update runs once, only if something is missing.
+#                             wrk and janus optional, for benchmarks). apt-get update runs once, only if something is missing.
 #   gateway_axe               install axe-core (npm, pinned) into .cache/axe for the browser
 #                             accessibility tests, when missing and npm is present (not committed).
 #   gateway_venv              create .venv in the repo root with python3.11 (or a python3 that is
@@ -28,6 +28,7 @@ _have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
 _have_redis()    { command -v redis-server >/dev/null 2>&1; }
 _have_chromium() { [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; }
 _have_wrk()      { command -v wrk >/dev/null 2>&1; }
+_have_janus()    { command -v janus >/dev/null 2>&1; }  # the relay benchmark's reference SFU
 
 _as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -45,6 +46,7 @@ gateway_system_packages() {
   _have_redis    || required+=(redis-server)
   _have_chromium || required+=(chromium)
   _have_wrk      || optional+=(wrk)
+  _have_janus    || optional+=(janus)
   if [ ${#required[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ]; then
     return 0
   fi

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.errors import ErrorCode, Refusal, Unavailable
+from gateway.domain.media_load import LoadLimits
 from gateway.domain.models import Grants
-from gateway.media.errors import RelayError, SdpTooLarge
+from gateway.media.errors import RelayError, RelayOverloaded, SdpTooLarge
 from gateway.media.events import ParticipantJoined, ParticipantLeft, RelayEvent, SlotsChanged
 from gateway.media.grants import IceServerConfig, MediaGrants
 from gateway.media.recorder import RelayRecorder
@@ -21,6 +22,9 @@ class RelayPlatform:
         ice_servers: Sequence[IceServerConfig] = (),
         slots_per_peer: int = 8,
         disconnect_timeout: float = 10.0,
+        socket_buffer_bytes: int = 0,
+        max_video_kbps: int = 2500,
+        load_limits: LoadLimits | None = None,
     ) -> None:
         self._ice = list(ice_servers)
         self._handler: Callable[[PlatformEvent], Awaitable[None]] | None = None
@@ -29,6 +33,9 @@ class RelayPlatform:
             slots_per_peer=slots_per_peer,
             on_event=self._dispatch,
             disconnect_timeout=disconnect_timeout,
+            socket_buffer_bytes=socket_buffer_bytes,
+            max_video_kbps=max_video_kbps,
+            load_limits=load_limits,
         )
         # The media side of recording (the `ParticipantRecorder` port) on this relay.
         self.recorder = RelayRecorder(self.relay)
@@ -65,6 +72,8 @@ class RelayPlatform:
         await self.open_room(room)
         try:
             return await self.relay.connect(room, identity, _media(grants), offer_sdp)
+        except RelayOverloaded as exc:
+            raise Unavailable(ErrorCode.OVERLOADED, str(exc), exc.retry_after) from exc
         except SdpTooLarge as exc:
             raise Refusal(ErrorCode.SDP_TOO_LARGE, "The offer is too large.") from exc
         except RelayError as exc:

@@ -10,6 +10,7 @@ __all__ = [
     "ParticipantNotFound",
     "RelayClosed",
     "RelayError",
+    "RelayOverloaded",
     "RoomNotFound",
     "SdpInvalid",
     "SdpTooLarge",
@@ -59,3 +60,15 @@ class AiortcInternalsError(RelayError):
     """The installed aiortc no longer has the internals the pass-through relies on."""
 
     code = "relay_internals"
+
+
+class RelayOverloaded(RelayError):
+    """The process is past its measured capacity: this new connection is refused so that the
+    sessions already running keep their quality. ``retry_after`` is in seconds."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: float, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reasons = reasons

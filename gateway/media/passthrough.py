@@ -7,6 +7,10 @@ loudly if an upgrade changes any of the internals below:
   before ``receive()`` starts the decoder thread, by :class:`_TapQueue`, which hands complete
   encoded frames (out of the jitter buffer) to the relay and never to the decoder thread. The
   decoder thread still starts but only ever sees the ``None`` stop sentinel.
+* ``RTCRtpReceiver.__remote_bitrate_estimator``: set to None on tapped receivers. It estimates
+  the publisher's bandwidth for REMB feedback from every video packet's arrival time and was the
+  largest single cost in the relay's profile (``docs/benchmarks.md``); the relay announces the
+  rate it accepts in the SDP answer (``b=AS``) instead.
 * ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: used to ask a publisher for a keyframe.
 * ``RTCRtpSender._send_keyframe()``: called by the sender when a subscriber sends PLI/FIR; it is
   overridden on the instance to forward the request to the publisher instead of the (unused)
@@ -25,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import fractions
 import queue
+import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -43,6 +49,7 @@ __all__ = [
     "ActivityProbe",
     "EncodedFrame",
     "ForwardTrack",
+    "RatePolicer",
     "ReceiverTap",
     "abort_ice_transports",
     "check_aiortc",
@@ -50,6 +57,7 @@ __all__ = [
     "install_keyframe_hook",
     "install_loopback_candidates",
     "install_receiver_tap",
+    "install_socket_buffers",
     "send_pli",
     "vp8_is_keyframe",
 ]
@@ -57,6 +65,7 @@ __all__ = [
 AIORTC_VERSION = "1.16.0"
 
 _DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 _RECEIVER_STARTED_ATTR = "_RTCRtpReceiver__started"
 
 VIDEO_CLOCK = 90_000
@@ -100,15 +109,49 @@ def vp8_is_keyframe(data: bytes) -> bool:
     return len(data) >= 3 and (data[0] & 0x01) == 0
 
 
+class RatePolicer:
+    """Token bucket over a publisher's encoded bytes: ``bytes_per_second`` sustained, one
+    second's worth in a burst (a keyframe fits). A frame is let through while the bucket is not
+    in debt, and its size is then taken (it may go into debt by one frame)."""
+
+    def __init__(self, bytes_per_second: float, clock: Callable[[], float] = time.monotonic):
+        if bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be positive")
+        self.rate = bytes_per_second
+        self.burst = bytes_per_second
+        self._clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+
+    def allow(self, size: int) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 0:
+            return False
+        self._tokens -= size
+        return True
+
+
 class _TapQueue(queue.Queue[Any]):
     """Stands in for the receiver's decoder queue: frames go to the relay, never to a decoder."""
 
-    def __init__(self, kind: str, on_frame: Callable[[EncodedFrame], None]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        on_frame: Callable[[EncodedFrame], None],
+        policer: RatePolicer | None = None,
+        on_gap: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.on_frame = on_frame
+        self.policer = policer
+        self.on_gap = on_gap
         self.frames = 0
         self.dropped = 0
+        self.policed = 0
+        self._gap = False  # video: a frame was policed, wait for the next keyframe
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:  # stop sentinel: let the (idle) decoder thread exit
@@ -121,8 +164,28 @@ class _TapQueue(queue.Queue[Any]):
             return
         data = bytes(jitter_frame.data)
         keyframe = self.kind == "audio" or vp8_is_keyframe(data)
+        if self.policer is not None and not self._police(data, keyframe):
+            return
         self.frames += 1
         self.on_frame(EncodedFrame(data, int(jitter_frame.timestamp), keyframe))
+
+    def _police(self, data: bytes, keyframe: bool) -> bool:
+        """Past the announced rate, frames are dropped here, before any subscriber or recorder
+        sees them; video then resumes at a keyframe only (an inter frame after a gap would
+        decode as garbage), asked for at most once per gap."""
+        assert self.policer is not None
+        if self._gap and not keyframe:
+            self.policed += 1
+            return False
+        if not self.policer.allow(len(data)):
+            self.policed += 1
+            if self.kind == "video" and not self._gap:
+                self._gap = True
+                if self.on_gap is not None:
+                    self.on_gap()
+            return False
+        self._gap = False
+        return True
 
 
 @dataclass(slots=True)
@@ -137,6 +200,11 @@ class ReceiverTap:
         return self._queue.frames
 
     @property
+    def policed(self) -> int:
+        """Frames dropped for exceeding the announced rate."""
+        return self._queue.policed
+
+    @property
     def decoder_fed(self) -> bool:
         """True if anything other than the stop sentinel reached the decoder thread."""
         return not self._queue.empty() and any(x is not None for x in list(self._queue.queue))
@@ -146,15 +214,26 @@ class ReceiverTap:
 
 
 def install_receiver_tap(
-    receiver: RTCRtpReceiver, kind: str, on_frame: Callable[[EncodedFrame], None]
+    receiver: RTCRtpReceiver,
+    kind: str,
+    on_frame: Callable[[EncodedFrame], None],
+    policer: RatePolicer | None = None,
+    on_gap: Callable[[], None] | None = None,
 ) -> ReceiverTap:
-    """Divert ``receiver``'s encoded frames to ``on_frame``; must run before ``receive()``."""
+    """Divert ``receiver``'s encoded frames to ``on_frame``; must run before ``receive()``.
+
+    With a ``policer``, frames past its rate are dropped (``on_gap`` is called when video must
+    wait for a keyframe, to ask the publisher for one).
+    """
     if not isinstance(getattr(receiver, _DECODER_QUEUE_ATTR, None), queue.Queue):
         raise AiortcInternalsError("RTCRtpReceiver has no decoder queue to tap")
     if getattr(receiver, _RECEIVER_STARTED_ATTR, True):
         raise AiortcInternalsError("RTCRtpReceiver already started; tap installed too late")
-    tap_queue = _TapQueue(kind, on_frame)
+    if not hasattr(receiver, _ESTIMATOR_ATTR):
+        raise AiortcInternalsError("RTCRtpReceiver has no remote bitrate estimator to turn off")
+    tap_queue = _TapQueue(kind, on_frame, policer, on_gap)
     setattr(receiver, _DECODER_QUEUE_ATTR, tap_queue)
+    setattr(receiver, _ESTIMATOR_ATTR, None)  # no per-packet bandwidth estimation (REMB)
     return ReceiverTap(receiver, tap_queue)
 
 
@@ -328,6 +407,62 @@ def _with_loopback(
                 )
         finally:
             connection.stun_server, connection.turn_server = stun, turn
+
+    return gather
+
+
+def install_socket_buffers(
+    pc: RTCPeerConnection,
+    size: int,
+    on_capped: Callable[[str, int, int], None] | None = None,
+) -> None:
+    """Ask for ``size``-byte SO_RCVBUF and SO_SNDBUF on every UDP socket ``pc`` gathers.
+
+    A burst of packets (a keyframe, several publishers at once) that arrives while the event
+    loop is busy waits in the kernel's receive buffer; the default (``net.core.rmem_default``,
+    often 208 KiB) overflows at a few dozen streams and the kernel drops datagrams. The kernel
+    caps the request at ``net.core.rmem_max`` / ``wmem_max``: ``on_capped(option, asked, got)``
+    is called when it did (Linux reports twice the size it set). Must run between
+    setRemoteDescription and setLocalDescription (after install_loopback_candidates).
+    """
+    if size <= 0:
+        return
+    for connection in _ice_connections(pc):
+        original = getattr(connection, "gather_candidates", None)
+        if not callable(original):
+            raise AiortcInternalsError("aioice Connection.gather_candidates is gone")
+        connection.gather_candidates = _with_buffers(connection, original, size, on_capped)
+
+
+# Linux stores (and getsockopt reports) twice the requested size, for its bookkeeping overhead.
+_DOUBLES = sys.platform.startswith("linux")
+
+
+def _reported(size: int) -> int:
+    return 2 * size if _DOUBLES else size
+
+
+def _with_buffers(
+    connection: Any,
+    original: Callable[[], Coroutine[Any, Any, None]],
+    size: int,
+    on_capped: Callable[[str, int, int], None] | None,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def gather() -> None:
+        await original()
+        for protocol in getattr(connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None:
+                continue
+            for option, name in ((socket.SO_RCVBUF, "SO_RCVBUF"), (socket.SO_SNDBUF, "SO_SNDBUF")):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+                    got = sock.getsockopt(socket.SOL_SOCKET, option)
+                except OSError:
+                    got = 0
+                if got < _reported(size) and on_capped is not None:
+                    on_capped(name, size, got // 2 if _DOUBLES else got)
 
     return gather
 

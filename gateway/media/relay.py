@@ -42,11 +42,14 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from gateway.domain.media_load import LoadLimits, LoadVerdict, admits
+
 from . import passthrough
 from .errors import (
     CodecUnsupported,
     ParticipantNotFound,
     RelayClosed,
+    RelayOverloaded,
     RoomNotFound,
     SdpInvalid,
     SdpTooLarge,
@@ -54,6 +57,7 @@ from .errors import (
 )
 from .events import LeftReason, ParticipantJoined, ParticipantLeft, RelayEvent, SlotsChanged
 from .grants import IceServerConfig, MediaGrants, RelayParticipant
+from .load import LoadMonitor
 
 __all__ = ["MAX_SDP_BYTES", "SLOT_PROTOCOL", "EmbeddedRelay", "MediaTap"]
 
@@ -61,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
 KINDS = ("audio", "video")
+# A publisher may send up to this multiple of the bitrate the answer announces (b=AS) before
+# its frames are dropped: headroom for keyframes and encoder overshoot, not for a flood.
+POLICE_TOLERANCE = 2.0
 
 SLOT_PROTOCOL = """\
 Browser side (no renegotiation ever):
@@ -113,7 +120,14 @@ class _Publication:
         self.frames_in = 0
         self.plis_sent = 0
         self._last_pli = -math.inf
-        self.tap = passthrough.install_receiver_tap(self.receiver, kind, self.on_frame)
+        kbps = relay.max_kbps[kind]
+        self.tap = passthrough.install_receiver_tap(
+            self.receiver,
+            kind,
+            self.on_frame,
+            passthrough.RatePolicer(POLICE_TOLERANCE * kbps * 1000 / 8),
+            self.request_keyframe,
+        )
 
     def on_frame(self, frame: passthrough.EncodedFrame) -> None:
         self.frames_in += 1
@@ -223,6 +237,10 @@ class EmbeddedRelay:
         keyframe_interval: float = 0.25,
         loopback_candidates: bool | None = None,
         max_sdp_bytes: int = MAX_SDP_BYTES,
+        socket_buffer_bytes: int = 0,
+        max_video_kbps: int = 2500,
+        max_audio_kbps: int = 128,
+        load_limits: LoadLimits | None = None,
     ) -> None:
         """
         :param disconnect_timeout: a connected peer from which nothing at all (media, RTCP,
@@ -234,6 +252,14 @@ class EmbeddedRelay:
         :param keyframe_interval: minimum seconds between keyframe requests to one publisher.
         :param loopback_candidates: offer a 127.0.0.1 ICE candidate always (True), never
             (False), or only when the host has no other address (None).
+        :param socket_buffer_bytes: SO_RCVBUF/SO_SNDBUF asked for on each peer's UDP socket
+            (0: the kernel's default); a warning is logged once when the kernel caps it.
+        :param max_video_kbps: announced to each publisher (``b=AS`` in the answer); frames past
+            ``POLICE_TOLERANCE`` times it are dropped before anyone receives them. Likewise
+            ``max_audio_kbps``.
+        :param load_limits: admission by measured load (``domain.media_load``): past them new
+            sessions, then new connections, are refused with :class:`RelayOverloaded`. None:
+            no admission control.
         """
         passthrough.check_aiortc()
         if slots_per_peer < 0:
@@ -248,6 +274,12 @@ class EmbeddedRelay:
         self.keyframe_interval = keyframe_interval
         self.loopback_candidates = loopback_candidates
         self.max_sdp_bytes = max_sdp_bytes
+        self.socket_buffer_bytes = socket_buffer_bytes
+        self.max_kbps = {"video": max_video_kbps, "audio": max_audio_kbps}
+        self.load: LoadMonitor | None = (
+            LoadMonitor(load_limits, self.forwarded_streams) if load_limits is not None else None
+        )
+        self._buffer_warned = False
         self._on_event = on_event
         self._rooms: dict[str, _Room] = {}
         self._taps: dict[tuple[str, str], tuple[MediaTap, ...]] = {}
@@ -282,6 +314,7 @@ class EmbeddedRelay:
         self._check_open()
         room_obj = self._room(room)
         plans = _plan_offer(offer_sdp, self.max_sdp_bytes, self.slots_per_peer)
+        self._admit(room_obj, identity)
 
         # max-bundle: one ICE/DTLS transport from the start (with the default "balanced" policy
         # aiortc 1.16 leaves pre-created same-kind transceivers on a discarded transport).
@@ -296,6 +329,9 @@ class EmbeddedRelay:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             peer.probe = passthrough.install_activity_probe(pc)
             passthrough.install_loopback_candidates(pc, self.loopback_candidates)
+            passthrough.install_socket_buffers(
+                pc, self.socket_buffer_bytes, self._socket_buffer_capped
+            )
             await pc.setLocalDescription(await pc.createAnswer())
         except OperationError as exc:
             await pc.close()
@@ -323,7 +359,7 @@ class EmbeddedRelay:
             await self._drop(old, "replaced")
         local = pc.localDescription
         assert local is not None
-        return str(local.sdp)
+        return _announce_bitrates(str(local.sdp), plans, self.max_kbps)
 
     async def set_grants(self, room: str, identity: str, grants: MediaGrants) -> None:
         """Change grants; ``MediaGrants(False, False)`` holds, anything else releases."""
@@ -364,6 +400,16 @@ class EmbeddedRelay:
         """Slot index -> publisher identity for ``identity``'s receive slots."""
         return _slot_map(self._peer(room, identity))
 
+    def forwarded_streams(self) -> int:
+        """Tracks currently forwarded, one per (publication, subscriber slot)."""
+        return sum(
+            len(pub.sinks)
+            for room in self._rooms.values()
+            for peer in room.peers.values()
+            for pub in peer.publications.values()
+            if pub.active
+        )
+
     def stats(self, room: str, identity: str) -> dict[str, int]:
         """Diagnostics: frames received/forwarded, keyframe requests, for one participant."""
         peer = self._peer(room, identity)
@@ -372,6 +418,7 @@ class EmbeddedRelay:
             out[f"{kind}_frames_in"] = pub.frames_in
             out[f"{kind}_tap_frames"] = pub.tap.frames
             out[f"{kind}_plis_sent"] = pub.plis_sent
+            out[f"{kind}_policed"] = pub.tap.policed
             out[f"{kind}_decoder_fed"] = int(pub.tap.decoder_fed)
         for kind in KINDS:
             out[f"{kind}_frames_out"] = sum(
@@ -421,6 +468,8 @@ class EmbeddedRelay:
         self._closed = True
         for room in list(self._rooms):
             await self.close_room(room)
+        if self.load is not None:
+            await self.load.stop()
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -449,7 +498,41 @@ class EmbeddedRelay:
             raise ParticipantNotFound(identity)
         return peer
 
+    def _socket_buffer_capped(self, option: str, asked: int, got: int) -> None:
+        if self._buffer_warned:
+            return
+        self._buffer_warned = True
+        sysctl = "net.core.rmem_max" if option == "SO_RCVBUF" else "net.core.wmem_max"
+        logger.warning(
+            "the kernel capped the relay's UDP %s at %d bytes (asked for %d): raise %s, "
+            "or bursts of media will be dropped before the relay reads them",
+            option,
+            got,
+            asked,
+            sysctl,
+        )
+
+    def _admit(self, room: _Room, identity: str) -> None:
+        """Refuse a new connection when the process is past its measured capacity."""
+        if self.load is None:
+            return
+        verdict = self.load.verdict()
+        running = any(p.state == "connected" for p in room.peers.values())
+        if admits(verdict, session_running=running, replaces=identity in room.peers):
+            return
+        logger.warning(
+            "relay refused a new %s: %s (%s)",
+            "connection" if running else "session",
+            verdict.level.value,
+            "; ".join(verdict.reasons),
+        )
+        raise RelayOverloaded(
+            _overload_message(verdict, running), verdict.retry_after, verdict.reasons
+        )
+
     def _start_background(self) -> None:
+        if self.load is not None:
+            self.load.start()
         if self._monitor is None:
             self._monitor = asyncio.create_task(self._run_monitor())
         if self._on_event is not None and self._dispatcher is None:
@@ -581,6 +664,31 @@ class EmbeddedRelay:
                 changed = True
             if changed:
                 self._emit(SlotsChanged(room.name, sub.identity, _slot_map(sub)))
+
+
+def _overload_message(verdict: LoadVerdict, running: bool) -> str:
+    what = "join this session" if running else "start a new session"
+    return (
+        f"This gateway is at capacity and cannot {what} right now; sessions already running "
+        f"are not affected. Try again in {math.ceil(verdict.retry_after)} seconds."
+    )
+
+
+def _announce_bitrates(answer_sdp: str, plans: list[_MediaPlan], max_kbps: dict[str, int]) -> str:
+    """Add ``b=AS`` (RFC 4566) to the answer's m-sections that receive a publisher's media, so
+    that browsers hold their send rate under what the relay lets through."""
+    lines = answer_sdp.split("\r\n")
+    out: list[str] = []
+    section = -1
+    for line in lines:
+        out.append(line)
+        if line.startswith("m="):
+            section += 1
+        elif line.startswith("c=") and 0 <= section < len(plans):
+            plan = plans[section]
+            if plan.role == "publish":
+                out.append(f"b=AS:{max_kbps[plan.kind]}")
+    return "\r\n".join(out)
 
 
 def _slot_map(peer: _Peer) -> dict[int, str]:

@@ -88,6 +88,12 @@ export async function reconnectMedia() {
           finish(null);
           return;
         }
+        if (err instanceof ApiError && err.code === "overloaded") {
+          // The gateway is at capacity (sessions already running keep their quality): say so,
+          // and try again no sooner than it asked.
+          note.textContent = err.message;
+          wait = Math.max(wait, 1000 * (Number(err.retryAfter) || 0));
+        }
         await sleep(wait);
         wait = Math.min(wait * 2, 15000);
       }
