@@ -70,6 +70,10 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INTERNAL = "internal"
+    # review of recordings (branch review)
+    PLAYBACK_LINK_INVALID = "playback_link_invalid"
+    RECORDING_GONE = "recording_gone"
+    RECORDING_CORRUPT = "recording_corrupt"
 
 
 class Refusal(Exception):

@@ -54,6 +54,10 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL: 500,
+    # review of recordings (branch review)
+    ErrorCode.PLAYBACK_LINK_INVALID: 410,
+    ErrorCode.RECORDING_GONE: 410,
+    ErrorCode.RECORDING_CORRUPT: 422,
 }
 
 

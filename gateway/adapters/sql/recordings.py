@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.engine import Database
@@ -34,6 +34,7 @@ from gateway.domain.retention import (
     DestructionRecord,
     RecordingState,
 )
+from gateway.domain.review import RecordingFilters
 
 __all__ = ["SqlRecordingCatalogue"]
 
@@ -449,6 +450,49 @@ class SqlRecordingCatalogue:
                 select(recordings).where(
                     recordings.c.org_id == org_id, recordings.c.session_id == session_id
                 )
+            ).all()
+            return _entries(conn, rows)
+
+        return await self._db.read(read)
+
+    async def listing(
+        self, org_id: str, filters: RecordingFilters, limit: int
+    ) -> list[CatalogueEntry]:
+        """The organisation's recordings, newest first, filtered (the desk's list)."""
+
+        def read(conn: Connection) -> list[CatalogueEntry]:
+            query = select(recordings).where(recordings.c.org_id == org_id)
+            if filters.session_id is not None:
+                query = query.where(recordings.c.session_id == filters.session_id)
+            if filters.purpose is not None:
+                query = query.where(recordings.c.purpose == filters.purpose)
+            if filters.person_id is not None:
+                query = query.where(
+                    recordings.c.id.in_(
+                        select(recording_participants.c.recording_id).where(
+                            recording_participants.c.org_id == org_id,
+                            recording_participants.c.person_id == filters.person_id,
+                        )
+                    )
+                )
+            if filters.status == "held":
+                query = query.where(
+                    recordings.c.held == 1,
+                    recordings.c.state != RecordingState.DESTROYED.value,
+                )
+            elif filters.status is not None:
+                query = query.where(recordings.c.state == filters.status)
+            if filters.since is not None:
+                query = query.where(recordings.c.started_at >= to_us(filters.since))
+            if filters.until is not None:
+                query = query.where(recordings.c.started_at < to_us(filters.until))
+            if filters.after is not None:
+                at, last_id = filters.after
+                query = query.where(
+                    tuple_(recordings.c.started_at, recordings.c.id) < (to_us(at), last_id)
+                )
+            rows = conn.execute(
+                query.order_by(recordings.c.started_at.desc(), recordings.c.id.desc()).limit(limit)
             ).all()
             return _entries(conn, rows)
 
