@@ -300,6 +300,8 @@ recordings = Table(
     Index("ix_recordings_org_session", "org_id", "session_id"),
     Index("ix_recordings_due", "state", "retain_until"),
     Index("ix_recordings_org_started", "org_id", "started_at"),  # the desk's list (0012)
+    # Destructions started or asked for, found without scanning the catalogue (0012).
+    Index("ix_recordings_destruction", "state", "destruction_started", "destruction_requested"),
 )
 
 recording_participants = Table(

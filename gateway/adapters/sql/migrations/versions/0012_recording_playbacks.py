@@ -1,4 +1,5 @@
-"""recording playback links, and the desk's list of recordings by organisation and start
+"""recording playback links; the desk's list of recordings by organisation and start; the
+retention job's destructions started or asked for, found by index
 
 Revision ID: 0012
 Revises: 0009
@@ -17,6 +18,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_recordings_org_started", "recordings", ["org_id", "started_at"])
+    op.create_index(
+        "ix_recordings_destruction",
+        "recordings",
+        ["state", "destruction_started", "destruction_requested"],
+    )
     op.create_table(
         "recording_playbacks",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -40,4 +46,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_recording_playbacks_recording_id"), table_name="recording_playbacks")
     op.drop_table("recording_playbacks")
+    op.drop_index("ix_recordings_destruction", table_name="recordings")
     op.drop_index("ix_recordings_org_started", table_name="recordings")
