@@ -227,3 +227,34 @@ def test_list_filters_are_checked() -> None:
     with pytest.raises(Refusal):
         RecordingFilters(since=NOW, until=NOW)
     assert RecordingFilters(status="held").status == "held"
+
+
+# the session's timeline with its recordings ------------------------------------------------------
+def test_recordings_are_drawn_on_their_participants_lanes() -> None:
+    from gateway.domain.timeline import RecordedInterval, lay_out_timeline
+    from tests.desk.test_timeline_layout import ROSTER, T0, join
+
+    minute = timedelta(minutes=1)
+    layout = lay_out_timeline(
+        [join(0, "p-host"), join(1, "p-sam")],
+        ROSTER,
+        until=T0 + 60 * minute,
+        recordings=[
+            RecordedInterval("p-sam", T0 + 5 * minute, T0 + 20 * minute, "complete"),
+            RecordedInterval("p-sam", T0 + 30 * minute, None, "recording"),  # still running
+            RecordedInterval("p-ada", T0 + 5 * minute, T0 + 6 * minute, "incomplete"),
+            RecordedInterval("p-unknown", T0, T0 + minute, "complete"),  # not on the roster
+        ],
+    )
+    lanes = {lane.label: lane for lane in layout.lanes}
+    sam = [(b.start, b.end) for b in lanes["Sam G. (Child)"].bars if b.kind == "recorded"]
+    assert sam == [(T0 + 5 * minute, T0 + 20 * minute), (T0 + 30 * minute, T0 + 60 * minute)]
+    # Ada was never present, but her recording gives her a lane.
+    ada = [b.kind for b in lanes["Ada H. (Child)"].bars]
+    assert ada == ["recorded"]
+    assert not any(b.kind == "recorded" for b in lanes["Tina T. (Host)"].bars)
+    rows = [(row.at, row.who, row.what) for row in layout.rows]
+    assert (T0 + 20 * minute, "Sam G. (Child)", "recording complete") in rows
+    assert (T0 + 6 * minute, "Ada H. (Child)", "recording incomplete") in rows
+    assert [row.at for row in layout.rows] == sorted(row.at for row in layout.rows)
+    assert all("unknown" not in row.who for row in layout.rows)

@@ -7,10 +7,12 @@ Every view and every refusal is in the audit log."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from gateway.domain.retention import RecordingState
@@ -291,3 +293,38 @@ async def test_the_list_is_paged_newest_first(
     assert rest == list(reversed(made))[50:]
     assert 'id="next-page"' not in second.text
     assert (await recordings.get(org, made[0])).state is RecordingState.COMPLETE
+
+
+async def test_damage_found_while_streaming_cuts_the_stream(
+    recording_gateway: Gateway, mailbox: Mailbox
+) -> None:
+    """The file changes after it was verified (between the check and the last chunk sent): the
+    response never completes (fewer bytes than its length), and the failure is audited."""
+    gateway = recording_gateway
+    case = await build_case(gateway)
+    org = await case.org()
+    recordings = gateway.app[RECORDINGS]
+    # Larger than what loopback's socket buffers hold, so the server is still reading the file
+    # when it is damaged.
+    media = os.urandom(24 * 1024 * 1024)
+    rid = await record(recordings, org, case, media, [])
+    dsl = await signed_in(gateway, mailbox, "Dee Lead")
+    link = await watch(dsl, rid)
+    path = gateway.settings.recordings_dir / f"{rid}.sgwrec"
+    received = bytearray()
+    async with dsl.http.get(dsl.base + link) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Length"] == str(len(media))
+        received += await resp.content.readexactly(64 * 1024)
+        with path.open("r+b") as damaged:  # one bit of the last chunk's ciphertext
+            damaged.seek(-40, os.SEEK_END)
+            byte = damaged.read(1)
+            damaged.seek(-40, os.SEEK_END)
+            damaged.write(bytes([byte[0] ^ 0x01]))
+        with pytest.raises(aiohttp.ClientPayloadError):
+            while chunk := await resp.content.read(1 << 20):
+                received += chunk
+    assert len(received) < len(media)
+    assert bytes(received) == media[: len(received)]  # what was sent had been authenticated
+    failed = await audited(gateway, "recording.playback_failed")
+    assert [e.data["recording"] for e in failed] == [rid]
