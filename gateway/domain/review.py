@@ -139,7 +139,8 @@ class RecordingFilters:
     status: str | None = None  # one of RECORDING_STATUSES
     since: datetime | None = None  # started at or after
     until: datetime | None = None  # started before
-    after: tuple[datetime, str] | None = None  # (started_at, id) of the previous page's last
+    # (started_at in UTC microseconds, id) of the previous page's last: integers, exact
+    after: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in RECORDING_STATUSES:

@@ -98,8 +98,7 @@ def _list_filters(request: web.Request) -> RecordingFilters:
         found = _CURSOR.fullmatch(cursor)
         if not found:
             raise Refusal(ErrorCode.QUERY_INVALID, "after is the list's own next-page marker.")
-        micros = int(found.group(1))
-        after = (datetime.fromtimestamp(micros / 1_000_000, UTC), found.group(2))
+        after = (int(found.group(1)), found.group(2))
     return RecordingFilters(
         session_id=_query_id(request, "session", "session"),
         person_id=_query_id(request, "child", "child"),
@@ -217,10 +216,13 @@ async def playback(request: web.Request) -> web.StreamResponse:
         async for chunk in shown.chunks:
             await response.write(chunk)
     except (RecordingCorrupt, OSError):
-        # Audited by the service. Cut the connection: the length promised is never reached.
+        # Damage found while streaming (audited by the service), or the viewer went away. Cut
+        # the connection: the length promised is never reached, nothing ends cleanly.
         if request.transport is not None:
             request.transport.close()
         return response
+    finally:
+        await shown.chunks.aclose()  # the file is closed now, not when collected
     await response.write_eof()
     return response
 

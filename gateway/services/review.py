@@ -27,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from gateway.clock import Clock
@@ -123,7 +123,7 @@ class Playback:
     entry: CatalogueEntry
     content_type: str
     size: int
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
 
 
 class ReviewService:
@@ -162,7 +162,7 @@ class ReviewService:
         )
         more = len(entries) > LIST_PAGE_SIZE
         last = shown[-1] if shown else None
-        cursor = f"{int(last.started_at.timestamp() * 1_000_000)}.{last.id}" if last else None
+        cursor = f"{_micros(last.started_at)}.{last.id}" if last else None
         return RecordingList(shown, cursor if more else None)
 
     # a recording's page -------------------------------------------------------------------------
@@ -346,7 +346,7 @@ class ReviewService:
 
     async def _stream(
         self, org: Organisation, viewer: Staff, entry: CatalogueEntry
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         chunks = await self._recordings.read(org, entry.id)
         done = object()
         try:
@@ -443,6 +443,14 @@ class ReviewService:
         if leaked and grant is not None and await self._playbacks.use(grant.token_hash, [event]):
             return
         await self._store.record([event])
+
+
+def _micros(at: datetime) -> int:
+    """Exact UTC microseconds (integer arithmetic: a page's cursor must not drift by one)."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_org(org: Organisation, viewer: Staff) -> None:

@@ -541,9 +541,8 @@ class SqlRecordingCatalogue:
             if filters.until is not None:
                 query = query.where(recordings.c.started_at < to_us(filters.until))
             if filters.after is not None:
-                at, last_id = filters.after
                 query = query.where(
-                    tuple_(recordings.c.started_at, recordings.c.id) < (to_us(at), last_id)
+                    tuple_(recordings.c.started_at, recordings.c.id) < filters.after
                 )
             rows = conn.execute(
                 query.order_by(recordings.c.started_at.desc(), recordings.c.id.desc()).limit(limit)
