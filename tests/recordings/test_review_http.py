@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,10 +23,18 @@ from gateway.http.recording_pages import RECORDINGS
 from gateway.services.ports import Organisation
 from gateway.services.recordings import RecordingsService
 from tests.incidents.test_incidents_http import Case, build_case
-from tests.plugins.gateway_server import Gateway
+from tests.plugins.gateway_server import ROOT, Gateway
 from tests.recordings.test_hold_pages import recording_gateway
 from tests.recordings.webm import make_webm
-from tests.staff.conftest import Browser, Mailbox, audited, email_of, mailbox, new_browser
+from tests.staff.conftest import (
+    Browser,
+    Mailbox,
+    audited,
+    email_of,
+    mailbox,
+    new_browser,
+    serve_gateway,
+)
 
 __all__ = ["mailbox", "recording_gateway"]
 
@@ -328,3 +338,56 @@ async def test_damage_found_while_streaming_cuts_the_stream(
     assert bytes(received) == media[: len(received)]  # what was sent had been authenticated
     failed = await audited(gateway, "recording.playback_failed")
     assert [e.data["recording"] for e in failed] == [rid]
+
+
+@pytest.fixture
+async def tutor_policy_gateway(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> AsyncIterator[Gateway]:
+    """A policy whose lesson reviews the session's own tutor may watch."""
+    policy = tmp_path / "tutors-watch.toml"
+    policy.write_text(
+        (ROOT / "policies" / "default.toml")
+        .read_text()
+        .replace("audio_only = false", 'audio_only = false\nviewers = ["admin", "tutor"]')
+    )
+    key = tmp_path / "master.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    async with serve_gateway(
+        database_url,
+        tmp_path,
+        mailbox.port,
+        policy_path=policy,
+        recordings_dir=tmp_path / "recordings",
+        recording_master_key_file=key,
+    ) as gateway:
+        yield gateway
+
+
+async def test_a_tutor_watches_their_own_lesson_when_the_policy_allows(
+    tutor_policy_gateway: Gateway, mailbox: Mailbox
+) -> None:
+    gateway = tutor_policy_gateway
+    case = await build_case(gateway)
+    await case.world.staff("Tom Other", ["tutor"])
+    org = await case.org()
+    media = make_webm(1.0)
+    rid = await record(gateway.app[RECORDINGS], org, case, media, [])
+
+    tina = await signed_in(gateway, mailbox, "Tina Tutor")  # hosted the session
+    played = await fetch(tina, await watch(tina, rid))
+    assert played.status == 200 and played.body == media
+    shown = await tina.get(f"/staff/recordings/{rid}")
+    assert "Place the hold" not in shown.text  # a tutor watches; the DSL decides on holds
+    assert (await tina.get("/staff/recordings")).status == 403  # the desk's list is not theirs
+    [viewed] = await audited(gateway, "recording.viewed")
+    assert viewed.data["as"] == "tutor"
+
+    # Another tutor (not their session) and an observer: refused, audited.
+    tom = await signed_in(gateway, mailbox, "Tom Other")
+    assert (await tom.get(f"/staff/recordings/{rid}")).status == 403
+    oscar = await signed_in(gateway, mailbox, "Oscar Observer")
+    assert (await oscar.get(f"/staff/recordings/{rid}")).status == 403
+    why = [e.data["why"] for e in await audited(gateway, "recording.view_refused")]
+    assert why == ["not_their_session", "role"]
