@@ -322,11 +322,20 @@ class ReviewService:
             await self._link_refused(org, viewer, grant, PlaybackFault.USED)
             raise playback_refusal(PlaybackFault.USED)
         audio_only = self._audio_only(org, entry)
+        # The key is unwrapped now, before the answer starts: a recording destroyed from here
+        # on fails as a missing file while streaming (cut off, audited), never as a page.
+        try:
+            chunks = await self._recordings.read(org, entry.id)
+        except RecordingKeyError:
+            raise Refusal(
+                ErrorCode.RECORDING_CORRUPT,
+                "This recording failed its integrity check and cannot be played.",
+            ) from None
         return Playback(
             entry,
             AUDIO_CONTENT_TYPE if audio_only else CONTENT_TYPE,
             size,
-            self._stream(org, viewer, entry),
+            self._stream(org, viewer, entry, chunks),
         )
 
     async def _verify(self, org: Organisation, entry: CatalogueEntry) -> int:
@@ -345,9 +354,8 @@ class ReviewService:
         return await asyncio.to_thread(drain, chunks)
 
     async def _stream(
-        self, org: Organisation, viewer: Staff, entry: CatalogueEntry
+        self, org: Organisation, viewer: Staff, entry: CatalogueEntry, chunks: Iterator[bytes]
     ) -> AsyncGenerator[bytes, None]:
-        chunks = await self._recordings.read(org, entry.id)
         done = object()
         try:
             while True:
