@@ -54,6 +54,7 @@ from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
+from gateway.adapters.sql.playbacks import SqlPlaybacks
 from gateway.adapters.sql.processes import ProcessRegistry
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.adapters.sql.staff_sessions import SqlStaffSessions
@@ -89,7 +90,7 @@ from gateway.http.middleware import (
 from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
 from gateway.http.pages import PAGE_ROUTES
-from gateway.http.recording_pages import RECORDING_ROUTES, RECORDINGS
+from gateway.http.recording_pages import RECORDING_ROUTES, RECORDINGS, REVIEW
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
@@ -110,6 +111,7 @@ from gateway.services.recordings import RecordingsService
 from gateway.services.registry import RegistryService
 from gateway.services.request_audit import RequestAudit
 from gateway.services.retention import RetentionService
+from gateway.services.review import ReviewService
 from gateway.services.sessions import SessionService
 from gateway.services.staff_auth import SignInMail, StaffAuthService
 from gateway.settings import Settings
@@ -630,6 +632,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         )
         assert runtime.online_consent is not None
         app[CONSENT_PAGES] = ConsentPages(runtime.online_consent, settings.public_url)
+        assert runtime.database is not None
         app[DESK] = DeskService(
             runtime.store,
             runtime.incidents,
@@ -639,6 +642,15 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
                     settings.audit_witness, settings.keys_dir, runtime.keyring.audit_key()
                 ).values()
             ),
+            recordings=SqlRecordingCatalogue(runtime.store.writer, runtime.database),
+        )
+        app[REVIEW] = ReviewService(
+            runtime.recordings,
+            SqlPlaybacks(runtime.store.writer, runtime.database),
+            runtime.store,
+            runtime.services.policies,
+            runtime.services.clock,
+            timeline=app[DESK].timeline,
         )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)

@@ -73,6 +73,10 @@ class ErrorCode(enum.StrEnum):
     # branch consent: a guardian's consent link that cannot be used (forged, used elsewhere,
     # expired); one answer whatever the reason, the audit log keeps which
     CONSENT_LINK_INVALID = "consent_link_invalid"
+    # review of recordings (branch review)
+    PLAYBACK_LINK_INVALID = "playback_link_invalid"
+    RECORDING_GONE = "recording_gone"
+    RECORDING_CORRUPT = "recording_corrupt"
 
 
 class Refusal(Exception):

@@ -178,6 +178,9 @@ class RecordingPurpose(_Section):
     description: Annotated[str, Field(min_length=1, max_length=500)]
     retention_days: Annotated[StrictInt, Field(ge=1, le=3650)]
     audio_only: StrictBool = False
+    # Who besides the designated safeguarding lead may watch these recordings, with a stated
+    # reason (R13): "admin", and "tutor" (only recordings of sessions they hosted).
+    viewers: tuple[Literal["admin", "tutor"], ...] = ("admin",)
 
 
 class RecordingPolicy(_Section):

@@ -113,9 +113,18 @@ def render_policy(policy: Policy) -> str:
         )
         for name, purpose in sorted(p.recording.purposes.items()):
             kind = "sound only" if purpose.audio_only else "sound and video"
+            watchers = ["our safeguarding lead"]
+            if "admin" in purpose.viewers:
+                watchers.append("our admins")
+            if "tutor" in purpose.viewers:
+                watchers.append("the tutor who ran the session")
             lines.append(
                 f"- {name.replace('_', ' ').capitalize()}: {purpose.description} We keep it "
-                f"({kind}) for {purpose.retention_days} days, then destroy it."
+                f"({kind}) for {purpose.retention_days} days, then destroy it. Only "
+                + " and ".join(
+                    [", ".join(watchers[:-1]), watchers[-1]] if len(watchers) > 1 else watchers
+                )
+                + " can watch it, each time giving a reason that we keep."
             )
         lines.append(
             "- A child who does not want to be recorded on the day "

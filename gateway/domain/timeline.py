@@ -20,6 +20,8 @@ services/incidents.py):
   participant.removed    data.participant removed by the host: a marker, no longer present
   incident.opened        a marker (concern, on the reporter's lane when a participant reported)
   session.ended          everybody gone
+Recordings are not read from entries but handed in (`RecordedInterval`, from the catalogue: one
+recording is one participant's own tracks for a stretch) and drawn on that person's lane.
 The supervision band: "held" while any child is held, else "below" while the last verdict was
 below the minimum (grace, breach), else "supervised".
 """
@@ -39,6 +41,7 @@ __all__ = [
     "Bar",
     "Lane",
     "Marker",
+    "RecordedInterval",
     "RosterEntry",
     "TimelineLayout",
     "TimelineRow",
@@ -90,10 +93,20 @@ class RosterEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedInterval:
+    """One catalogue recording of one participant: when it ran (end None: still running)."""
+
+    participant_id: str
+    start: datetime
+    end: datetime | None
+    state: str  # the catalogue state: recording, complete, incomplete, destroyed
+
+
+@dataclass(frozen=True, slots=True)
 class Bar:
     """An interval drawn as a rectangle: presence, a hold, or a band segment."""
 
-    kind: str  # "present", "held", or a band state
+    kind: str  # "present", "held", "recorded", or a band state
     start: datetime
     end: datetime
     x: float
@@ -158,9 +171,10 @@ class _Person:
     present: list[tuple[datetime, datetime]] | None = None
     held: list[tuple[datetime, datetime]] | None = None
     markers: list[tuple[str, datetime, str]] | None = None
+    recorded: list[tuple[datetime, datetime | None]] | None = None
 
     def __post_init__(self) -> None:
-        self.present, self.held, self.markers = [], [], []
+        self.present, self.held, self.markers, self.recorded = [], [], [], []
 
 
 def lay_out_timeline(
@@ -168,6 +182,7 @@ def lay_out_timeline(
     roster: Sequence[RosterEntry],
     *,
     until: datetime,
+    recordings: Sequence[RecordedInterval] = (),
 ) -> TimelineLayout:
     """The picture of a session from its audit entries (in seq order).
 
@@ -290,6 +305,22 @@ def lay_out_timeline(
         if after != before or not band_changes:
             band_changes.append((at, after))
 
+    for recorded in recordings:
+        p = person(by_participant.get(recorded.participant_id))
+        if p is None:
+            continue
+        assert p.recorded is not None
+        p.recorded.append((recorded.start, recorded.end))
+        rows.append(TimelineRow(recorded.start, p.entry.label, "recording started"))
+        moments = [recorded.start]
+        if recorded.end is not None:
+            rows.append(TimelineRow(recorded.end, p.entry.label, f"recording {recorded.state}"))
+            moments.append(recorded.end)
+        first = min([first, *moments]) if first is not None else min(moments)
+        last = max([last, *moments]) if last is not None else max(moments)
+    if recordings:
+        rows.sort(key=lambda row: row.at)
+
     start = first if first is not None else until
     # Events after the end (a late media event) still fit: the picture runs to the last one.
     finish = max(ended or until, last or start)
@@ -322,11 +353,16 @@ def lay_out_timeline(
 
     # A lane for each person something was drawn for (an entry naming someone, such as an
     # invite being issued, does not put them on the picture).
-    drawn = [p for p in people.values() if p.present or p.held or p.markers or p.present_since]
+    drawn = [
+        p
+        for p in people.values()
+        if p.present or p.held or p.markers or p.present_since or p.recorded
+    ]
     ordered = sorted(drawn, key=lambda p: (_role_rank(p.entry.role), p.first_seen))
     lanes = []
     for index, p in enumerate(ordered, start=1):
         assert p.present is not None and p.held is not None and p.markers is not None
+        assert p.recorded is not None
         present = list(p.present) + ([(p.present_since, finish)] if p.present_since else [])
         held = list(p.held) + ([(p.held_since, finish)] if p.held_since else [])
         lanes.append(
@@ -335,7 +371,8 @@ def lay_out_timeline(
                 p.entry.role,
                 float(TOP + index * LANE_HEIGHT),
                 tuple(bar("present", a, b) for a, b in present)
-                + tuple(bar("held", a, b) for a, b in held),
+                + tuple(bar("held", a, b) for a, b in held)
+                + tuple(bar("recorded", a, b or finish) for a, b in p.recorded),
                 tuple(marker(*m) for m in p.markers),
             )
         )

@@ -55,6 +55,10 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL: 500,
     ErrorCode.CONSENT_LINK_INVALID: 403,  # branch consent
+    # review of recordings (branch review)
+    ErrorCode.PLAYBACK_LINK_INVALID: 410,
+    ErrorCode.RECORDING_GONE: 410,
+    ErrorCode.RECORDING_CORRUPT: 422,
 }
 
 

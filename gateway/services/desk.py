@@ -34,8 +34,14 @@ from gateway.domain.incidents import (
     IncidentStatus,
 )
 from gateway.domain.models import Participant, Session, Staff
+from gateway.domain.retention import CatalogueEntry
 from gateway.domain.staff_session import check_may_open_incident_desk
-from gateway.domain.timeline import RosterEntry, TimelineLayout, lay_out_timeline
+from gateway.domain.timeline import (
+    RecordedInterval,
+    RosterEntry,
+    TimelineLayout,
+    lay_out_timeline,
+)
 from gateway.services.incidents import IncidentService
 from gateway.services.ports import AuditQuery, Organisation
 
@@ -57,6 +63,12 @@ TIMELINE_LIMIT = 20_000  # entries of one session drawn at most; beyond, the pic
 URGENT_KINDS = (KIND_CONCERN, KIND_SUPERVISION_BREACH)
 
 Progress = Callable[[int, int], None]
+
+
+class SessionRecordings(Protocol):
+    """The session's catalogue recordings, drawn on its timeline (services/recordings.py)."""
+
+    async def in_session(self, org_id: str, session_id: str) -> list[CatalogueEntry]: ...
 
 
 class HeadWitness(Protocol):
@@ -181,7 +193,9 @@ class DeskService:
         incidents: IncidentService,
         clock: Clock,
         witnesses: Sequence[HeadWitness] = (),
+        recordings: SessionRecordings | None = None,
     ) -> None:
+        self._recordings = recordings
         self._store = store
         self._incidents = incidents
         self._clock = clock
@@ -257,8 +271,26 @@ class DeskService:
             after = found[-1].seq
         now = self._clock.now()
         until = session.ended_at or min(now, max(session.ends_at, session.starts_at))
-        layout = lay_out_timeline(entries, roster, until=until)
+        layout = lay_out_timeline(
+            entries, roster, until=until, recordings=await self._recorded(org, session_id)
+        )
         return SessionTimeline(session, layout, truncated=len(entries) >= TIMELINE_LIMIT)
+
+    async def _recorded(self, org: Organisation, session_id: str) -> list[RecordedInterval]:
+        """Each recording of the session on its participant's lane (one catalogue recording
+        is one participant's own tracks; the roster links the person to the participant)."""
+        if self._recordings is None:
+            return []
+        entries = await self._recordings.in_session(org.id, session_id)
+        if not entries:
+            return []
+        by_person = {p.person_id: p.id for p in await self._store.participants(org.id, session_id)}
+        return [
+            RecordedInterval(by_person[person_id], e.started_at, e.ended_at, e.state.value)
+            for e in entries
+            for _, person_id in e.participants
+            if person_id in by_person
+        ]
 
     # the audit log --------------------------------------------------------------------------
     async def audit_log(self, org: Organisation, viewer: Staff, filters: AuditFilters) -> AuditPage:

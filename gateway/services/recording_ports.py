@@ -27,6 +27,7 @@ from gateway.domain.retention import (
     DestructionRecord,
     RecordingState,
 )
+from gateway.domain.review import RecordingFilters
 
 __all__ = ["ParticipantRecorder", "RecordingCatalogue", "RecordingFiles", "RecordingWriting"]
 
@@ -107,6 +108,9 @@ class RecordingCatalogue(Protocol):
         events: Sequence[AuditEvent],
     ) -> int: ...
     async def in_session(self, org_id: str, session_id: str) -> list[CatalogueEntry]: ...
+    async def listing(
+        self, org_id: str, filters: RecordingFilters, limit: int
+    ) -> list[CatalogueEntry]: ...
 
 
 class ParticipantRecorder(Protocol):

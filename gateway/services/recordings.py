@@ -17,8 +17,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gateway.clock import Clock
@@ -42,6 +42,7 @@ from gateway.domain.retention import (
     check_may_hold,
     retain_until,
 )
+from gateway.domain.review import RecordingFilters
 from gateway.services.organisations import new_id
 from gateway.services.policies import PolicyBook
 from gateway.services.ports import Organisation
@@ -81,6 +82,7 @@ class RecordingView:
     entry: CatalogueEntry
     people: tuple[str, ...]
     destruction: DestructionRecord | None
+    names: Mapping[str, str] = field(default_factory=dict)  # person id -> masked name
 
 
 class RecordingsService:
@@ -265,6 +267,7 @@ class RecordingsService:
         entry = await self.get(org, recording_id)
         policy = self._policies.for_path(org.policy_path)
         shown = []
+        names: dict[str, str] = {}
         counts: dict[SessionRole, int] = {}
         for kind_text, person_id in entry.participants:
             kind = PersonKind(kind_text)
@@ -278,9 +281,27 @@ class RecordingsService:
             else:
                 style = display_style(policy, role, kind)
                 shown.append(display_name(person, role, style, counts[role]))
+            names[person_id] = shown[-1]
         return RecordingView(
-            entry, tuple(shown), await self._catalogue.destruction(org.id, entry.id)
+            entry, tuple(shown), await self._catalogue.destruction(org.id, entry.id), names
         )
+
+    async def masked_name(self, org: Organisation, kind: PersonKind, person_id: str) -> str:
+        """One person as the review pages show them (a guardian who gave a consent)."""
+        policy = self._policies.for_path(org.policy_path)
+        role = {
+            PersonKind.CHILD: SessionRole.CHILD,
+            PersonKind.GUARDIAN: SessionRole.GUARDIAN,
+        }.get(kind, SessionRole.HOST)
+        person = await self._people.person(org.id, kind, person_id) if self._people else None
+        if person is None:
+            return role_label(role, 1)
+        return display_name(person, role, display_style(policy, role, kind), 1)
+
+    async def listing(
+        self, org: Organisation, filters: RecordingFilters, limit: int
+    ) -> list[CatalogueEntry]:
+        return await self._catalogue.listing(org.id, filters, limit)
 
     async def hold_by_staff(
         self, org: Organisation, staff: Staff, recording_id: str, held: bool, reason: str

@@ -299,6 +299,9 @@ recordings = Table(
     Column("writer_process", String(64), nullable=True),
     Index("ix_recordings_org_session", "org_id", "session_id"),
     Index("ix_recordings_due", "state", "retain_until"),
+    Index("ix_recordings_org_started", "org_id", "started_at"),  # the desk's list (0012)
+    # Destructions started or asked for, found without scanning the catalogue (0012).
+    Index("ix_recordings_destruction", "state", "destruction_started", "destruction_requested"),
 )
 
 recording_participants = Table(
@@ -331,4 +334,19 @@ recording_destructions = Table(
     Column("destroyed_by", String(64), nullable=False),  # "job:retention" or "staff:<id>"
     Column("key_destroyed", Integer, nullable=False),
     Column("file_destroyed", Integer, nullable=False),
+)
+
+# Playback links (R13, 0012): one per stated reason, bound to the member of staff, short-lived,
+# single use. Only the SHA-256 of the link's token is stored.
+recording_playbacks = Table(
+    "recording_playbacks",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("recording_id", String(ID), ForeignKey("recordings.id"), nullable=False, index=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("staff_id", String(ID), ForeignKey("staff.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
 )
