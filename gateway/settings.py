@@ -548,6 +548,13 @@ class Settings:
         "60",
         "how often recordings due for destruction (retention, withdrawn consent) are destroyed",
     )
+    livekit_keys_file: Path | None = setting(  # lkhooks
+        "GATEWAY_LIVEKIT_KEYS_FILE",
+        optional(PATH),
+        None,
+        'LiveKit API keys whose signed webhooks are accepted, as JSON {"key": {"secret",'
+        ' "organisations": [ids] or "*"}} (0600; unset: every LiveKit webhook is refused)',
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
