@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import time
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import jwt
 from livekit.protocol import models
 
 from gateway.http.live_api import LIVE
@@ -66,6 +68,22 @@ async def test_forged_resigned_tampered_and_expired_webhooks_get_one_answer_and_
         "hash of another body": (body, sign_webhook(b"{}", KEY, SECRET)),
         "expired": (body, sign_webhook(body, KEY, SECRET, ttl=timedelta(minutes=-5))),
         "bearer prefix, wrong secret": (body, "Bearer " + sign_webhook(body, KEY, "q" * 43)),
+        "another key named as issuer": (
+            body,
+            jwt.encode({"iss": OTHER_KEY, "exp": time.time() + 60, "sha256": digest}, SECRET),
+        ),
+        "no expiry": (body, jwt.encode({"iss": KEY, "sha256": digest}, SECRET)),
+        "not yet valid": (
+            body,
+            jwt.encode(
+                {"iss": KEY, "exp": time.time() + 600, "nbf": time.time() + 300, "sha256": digest},
+                SECRET,
+            ),
+        ),
+        "algorithm none": (
+            body,
+            jwt.encode({"iss": KEY, "exp": time.time() + 60, "sha256": digest}, None, "none"),
+        ),
     }
     for case, (sent, authorization) in attempts.items():
         status, answer = await post(gateway, sent, authorization)
@@ -74,10 +92,16 @@ async def test_forged_resigned_tampered_and_expired_webhooks_get_one_answer_and_
             "error": {"code": "unauthenticated", "message": "The webhook's signature is not valid."}
         }, case
         assert digest not in str(answer)
+    # Anonymous refusals: the first ten from one address one by one, the rest counted.
     refused = await entries_without_org(gateway, "request.refused")
     assert [(e.data["code"], e.data["route"]) for e in refused] == [
         ("unauthenticated", WEBHOOK_PATH)
-    ] * len(attempts)
+    ] * 10
+    await gateway.services.audit.flush(everything=True)
+    (counted,) = await entries_without_org(gateway, "request.refused.aggregate")
+    assert counted.data["counts"] == [
+        {"code": "unauthenticated", "route": WEBHOOK_PATH, "count": len(attempts) - 10}
+    ]
     assert await webhook_entries(world) == []  # nothing was taken as an event
 
     # The genuine one goes through, once.
