@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, String, Table, delete, select, update
+from sqlalchemy import BigInteger, Column, String, Table, bindparam, delete, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from gateway.adapters.sql.direct import DirectQuery
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.schema import metadata, sessions
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
@@ -62,7 +65,6 @@ class SqlWebhookLedger:
         self._db = database
         self._session_of_room = session_of_room
         self._since_sweep = 0
-        self._dialect = database.dialect
 
     async def apply(
         self,
@@ -87,76 +89,108 @@ class SqlWebhookLedger:
                         livekit_webhook_events.c.received_at < oldest
                     )
                 )
-            owner = _owner(conn, session_id)
-            seen = (
-                conn.execute(
-                    select(livekit_webhook_events.c.event_id).where(
-                        livekit_webhook_events.c.event_id == hint.event_id
-                    )
-                ).first()
-                is not None
+            (known,) = _KNOWN.rows(
+                conn, event_id=hint.event_id, room=hint.room, mark=hint.mark, session_id=session_id
             )
-            known = conn.execute(
-                select(livekit_webhook_marks.c.created_at).where(
-                    livekit_webhook_marks.c.room == hint.room,
-                    livekit_webhook_marks.c.mark == hint.mark,
-                )
-            ).scalar_one_or_none()
-            serves = None if owner is None or key_serves(owner.org_id) else frozenset[str]()
+            owner = (
+                None
+                if known["org_id"] is None or session_id is None
+                else RoomOwner(org_id=known["org_id"], session_id=session_id)
+            )
+            serves = None
+            if owner is not None and not key_serves(owner.org_id):
+                serves = frozenset[str]()  # this key serves no organisation of this room
             outcome = decide(
                 hint,
-                seen_before=seen,
-                known_created_at=known,
+                seen_before=known["seen"] is not None,
+                known_created_at=known["known"],
                 owner=owner,
                 key_serves=serves,
             )
             if outcome in (Outcome.RECONCILE, Outcome.RECORDED, Outcome.STALE):
-                self._insert_event(conn, hint.event_id, tx.at)
+                _execute(conn, _insert_event, event_id=hint.event_id, received_at=tx.at)
             if outcome in (Outcome.RECONCILE, Outcome.RECORDED):
-                self._move_mark(conn, hint, known)
+                _execute(
+                    conn,
+                    _upsert_mark,
+                    room=hint.room,
+                    mark=hint.mark,
+                    created_at=hint.created_at,
+                    kind=hint.kind,
+                )
             for event in events(outcome, owner):
                 tx.audit(event)
             return outcome, owner
 
         return await self._writer.write(job)
 
-    def _insert_event(self, conn: Connection, event_id: str, at: int) -> None:
-        values = {"event_id": event_id, "received_at": at}
-        if self._dialect == "postgresql":
-            conn.execute(
-                postgresql.insert(livekit_webhook_events).values(values).on_conflict_do_nothing()
-            )
-        else:
-            conn.execute(
-                sqlite.insert(livekit_webhook_events).values(values).on_conflict_do_nothing()
-            )
 
-    def _move_mark(self, conn: Connection, hint: Hint, known: int | None) -> None:
-        if known is not None:  # forward only, even against a writer that did not take turns
-            conn.execute(
-                update(livekit_webhook_marks)
-                .where(
-                    livekit_webhook_marks.c.room == hint.room,
-                    livekit_webhook_marks.c.mark == hint.mark,
-                    livekit_webhook_marks.c.created_at <= hint.created_at,
-                )
-                .values(created_at=hint.created_at, kind=hint.kind)
-            )
-            return
-        values = {
-            "room": hint.room,
-            "mark": hint.mark,
-            "created_at": hint.created_at,
-            "kind": hint.kind,
-        }
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        conn.execute(insert(livekit_webhook_marks).values(values).on_conflict_do_nothing())
+# What SQL knows about a webhook, in one statement (it runs inside the writer's group, which
+# every write of the process shares: kept to three statements a webhook, compiled once).
+_KNOWN = DirectQuery(
+    select(
+        select(livekit_webhook_events.c.event_id)
+        .where(livekit_webhook_events.c.event_id == bindparam("event_id"))
+        .scalar_subquery()
+        .label("seen"),
+        select(livekit_webhook_marks.c.created_at)
+        .where(
+            livekit_webhook_marks.c.room == bindparam("room"),
+            livekit_webhook_marks.c.mark == bindparam("mark"),
+        )
+        .scalar_subquery()
+        .label("known"),
+        select(sessions.c.org_id)
+        .where(sessions.c.id == bindparam("session_id"))
+        .scalar_subquery()
+        .label("org_id"),
+    )
+)
 
 
-def _owner(conn: Connection, session_id: str | None) -> RoomOwner | None:
-    if session_id is None:
-        return None
-    row = conn.execute(
-        select(sessions.c.id, sessions.c.org_id).where(sessions.c.id == session_id)
-    ).first()
-    return None if row is None else RoomOwner(org_id=row.org_id, session_id=row.id)
+def _insert_event(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(livekit_webhook_events)
+        .values(event_id=bindparam("event_id"), received_at=bindparam("received_at"))
+        .on_conflict_do_nothing()
+    )
+
+
+def _upsert_mark(dialect: str) -> Any:
+    """Knowledge only moves forward, even against a writer that did not take turns."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(livekit_webhook_marks).values(
+        room=bindparam("room"),
+        mark=bindparam("mark"),
+        created_at=bindparam("created_at"),
+        kind=bindparam("kind"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[livekit_webhook_marks.c.room, livekit_webhook_marks.c.mark],
+        set_={"created_at": statement.excluded.created_at, "kind": statement.excluded.kind},
+        where=livekit_webhook_marks.c.created_at <= statement.excluded.created_at,
+    )
+
+
+_compiled: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def _execute(conn: Connection, build: Callable[[str], Any], **params: Any) -> None:
+    """A write compiled once per dialect and run on the driver (as `direct.DirectQuery`
+    reads), errors wrapped as SQLAlchemy wraps them."""
+    dialect = conn.dialect
+    key = (build.__name__, dialect.name)
+    compiled = _compiled.get(key)
+    if compiled is None:
+        done = build(dialect.name).compile(dialect=dialect)
+        compiled = _compiled[key] = (done.string, tuple(done.positiontup or ()))
+    sql, names = compiled
+    dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params[name] for name in names))
+    except dbapi_error as error:
+        raise sa_exc.DBAPIError.instance(sql, None, error, dbapi_error) from error
+    finally:
+        cursor.close()
