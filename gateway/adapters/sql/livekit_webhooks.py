@@ -108,7 +108,9 @@ class SqlWebhookLedger:
                 key_serves=serves,
             )
             if outcome in (Outcome.RECONCILE, Outcome.RECORDED, Outcome.STALE):
-                _execute(conn, _insert_event, event_id=hint.event_id, received_at=tx.at)
+                inserted = _execute(conn, _insert_event, event_id=hint.event_id, received_at=tx.at)
+                if inserted == 0:  # another process's writer recorded it meanwhile
+                    outcome = Outcome.DUPLICATE
             if outcome in (Outcome.RECONCILE, Outcome.RECORDED):
                 _execute(
                     conn,
@@ -176,9 +178,9 @@ def _upsert_mark(dialect: str) -> Any:
 _compiled: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 
-def _execute(conn: Connection, build: Callable[[str], Any], **params: Any) -> None:
+def _execute(conn: Connection, build: Callable[[str], Any], **params: Any) -> int:
     """A write compiled once per dialect and run on the driver (as `direct.DirectQuery`
-    reads), errors wrapped as SQLAlchemy wraps them."""
+    reads), errors wrapped as SQLAlchemy wraps them; how many rows it wrote."""
     dialect = conn.dialect
     key = (build.__name__, dialect.name)
     compiled = _compiled.get(key)
@@ -190,6 +192,7 @@ def _execute(conn: Connection, build: Callable[[str], Any], **params: Any) -> No
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, tuple(params[name] for name in names))
+        return int(cursor.rowcount)
     except dbapi_error as error:
         raise sa_exc.DBAPIError.instance(sql, None, error, dbapi_error) from error
     finally:
