@@ -10,7 +10,9 @@ twice or move knowledge backwards.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +48,7 @@ livekit_webhook_marks = Table(
 # LiveKit retries a webhook for minutes at most; ids are kept far longer than that.
 KEEP_EVENT_IDS = timedelta(days=2)
 SWEEP_EVERY = 512  # webhooks between two deletions of old event ids
+MAX_BATCH = 64  # webhooks in one write job at most
 
 
 def session_named_by_room(room: str) -> str:
@@ -65,6 +68,8 @@ class SqlWebhookLedger:
         self._db = database
         self._session_of_room = session_of_room
         self._since_sweep = 0
+        self._queued: list[_Queued] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def apply(
         self,
@@ -73,58 +78,102 @@ class SqlWebhookLedger:
         events: Callable[[Outcome, RoomOwner | None], list[AuditEvent]],
     ) -> tuple[Outcome, RoomOwner | None]:
         """Decide on `hint` against what SQL knows and record it, with `events(outcome,
-        owner)` audited in the same transaction."""
-        self._since_sweep += 1
+        owner)` audited in the same transaction. Webhooks arriving in the same turn of the
+        event loop share one write job (one savepoint), in arrival order: each still gets its
+        own decision, and sees the ones before it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Outcome, RoomOwner | None]] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append(_Queued(hint, key_serves, events, future))
+        return await future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), MAX_BATCH):
+            task = asyncio.create_task(self._run(queued[start : start + MAX_BATCH]))
+            self._tasks.add(task)  # keep a reference until done
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Queued]) -> None:
+        self._since_sweep += len(batch)
         sweep = self._since_sweep >= SWEEP_EVERY
         if sweep:
             self._since_sweep = 0
-        session_id = self._session_of_room(hint.room)
+        sessions = [self._session_of_room(item.hint.room) for item in batch]
 
-        def job(tx: WriteTx) -> tuple[Outcome, RoomOwner | None]:
-            conn = tx.conn
+        def job(tx: WriteTx) -> list[tuple[Outcome, RoomOwner | None]]:
             if sweep:
                 oldest = tx.at - int(KEEP_EVENT_IDS.total_seconds() * 1_000_000)
-                conn.execute(
+                tx.conn.execute(
                     delete(livekit_webhook_events).where(
                         livekit_webhook_events.c.received_at < oldest
                     )
                 )
-            (known,) = _KNOWN.rows(
-                conn, event_id=hint.event_id, room=hint.room, mark=hint.mark, session_id=session_id
-            )
-            owner = (
-                None
-                if known["org_id"] is None or session_id is None
-                else RoomOwner(org_id=known["org_id"], session_id=session_id)
-            )
-            serves = None
-            if owner is not None and not key_serves(owner.org_id):
-                serves = frozenset[str]()  # this key serves no organisation of this room
-            outcome = decide(
-                hint,
-                seen_before=known["seen"] is not None,
-                known_created_at=known["known"],
-                owner=owner,
-                key_serves=serves,
-            )
-            if outcome in (Outcome.RECONCILE, Outcome.RECORDED, Outcome.STALE):
-                inserted = _execute(conn, _insert_event, event_id=hint.event_id, received_at=tx.at)
-                if inserted == 0:  # another process's writer recorded it meanwhile
-                    outcome = Outcome.DUPLICATE
-            if outcome in (Outcome.RECONCILE, Outcome.RECORDED):
-                _execute(
-                    conn,
-                    _upsert_mark,
-                    room=hint.room,
-                    mark=hint.mark,
-                    created_at=hint.created_at,
-                    kind=hint.kind,
-                )
-            for event in events(outcome, owner):
-                tx.audit(event)
-            return outcome, owner
+            return [
+                _apply_one(tx, item, session) for item, session in zip(batch, sessions, strict=True)
+            ]
 
-        return await self._writer.write(job)
+        try:
+            results = await self._writer.write(job)
+        except BaseException as error:  # fail closed: none of them was recorded
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+
+
+@dataclass
+class _Queued:
+    hint: Hint
+    key_serves: Callable[[str], bool]
+    events: Callable[[Outcome, RoomOwner | None], list[AuditEvent]]
+    future: asyncio.Future[tuple[Outcome, RoomOwner | None]]
+
+
+def _apply_one(
+    tx: WriteTx, item: _Queued, session_id: str | None
+) -> tuple[Outcome, RoomOwner | None]:
+    conn, hint = tx.conn, item.hint
+    (known,) = _KNOWN.rows(
+        conn, event_id=hint.event_id, room=hint.room, mark=hint.mark, session_id=session_id
+    )
+    owner = (
+        None
+        if known["org_id"] is None or session_id is None
+        else RoomOwner(org_id=known["org_id"], session_id=session_id)
+    )
+    serves = None
+    if owner is not None and not item.key_serves(owner.org_id):
+        serves = frozenset[str]()  # this key serves no organisation of this room
+    outcome = decide(
+        hint,
+        seen_before=known["seen"] is not None,
+        known_created_at=known["known"],
+        owner=owner,
+        key_serves=serves,
+    )
+    if outcome in (Outcome.RECONCILE, Outcome.RECORDED, Outcome.STALE):
+        inserted = _execute(conn, _insert_event, event_id=hint.event_id, received_at=tx.at)
+        if inserted == 0:  # recorded meanwhile (another process's writer, or this batch)
+            outcome = Outcome.DUPLICATE
+    if outcome in (Outcome.RECONCILE, Outcome.RECORDED):
+        _execute(
+            conn,
+            _upsert_mark,
+            room=hint.room,
+            mark=hint.mark,
+            created_at=hint.created_at,
+            kind=hint.kind,
+        )
+    for event in item.events(outcome, owner):
+        tx.audit(event)
+    return outcome, owner
 
 
 # What SQL knows about a webhook, in one statement (it runs inside the writer's group, which
