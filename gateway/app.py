@@ -36,6 +36,7 @@ from gateway.adapters.leader import (
 )
 from gateway.adapters.live_memory import InProcessLiveState, LiveStateUnavailable
 from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
+from gateway.adapters.livekit_webhook_verifier import WebhookVerifier, load_keys
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_relay import RelayPlatform
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
@@ -52,6 +53,7 @@ from gateway.adapters.sql.attempts import SqlFailureLedger
 from gateway.adapters.sql.consent_links import SqlConsentLinks
 from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
+from gateway.adapters.sql.livekit_webhooks import SqlWebhookLedger
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.playbacks import SqlPlaybacks
@@ -79,6 +81,7 @@ from gateway.http.keys import (
     DependencyErrors,
 )
 from gateway.http.live_api import LIVE, REPORT_CONCERN
+from gateway.http.livekit_webhooks_api import LIVEKIT_WEBHOOKS, WEBHOOK_ROUTES
 from gateway.http.middleware import (
     SERVER,
     authentication,
@@ -103,6 +106,7 @@ from gateway.services.consent_links import OnlineConsentService
 from gateway.services.desk import DeskService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
+from gateway.services.livekit_webhooks import LiveKitWebhooks
 from gateway.services.notifications import Notifications
 from gateway.services.organisations import OrganisationService
 from gateway.services.policies import PolicyBook, load_policy_file
@@ -142,6 +146,7 @@ class Runtime:
     recordings: RecordingsService | None = None
     retention: RetentionService | None = None
     online_consent: OnlineConsentService | None = None
+    livekit_webhooks: LiveKitWebhooks | None = None
 
     async def close(self) -> None:
         await self.webhook_http.close()
@@ -330,6 +335,16 @@ async def build_runtime(
     )
     # The sign-in forms' CSRF key, derived (not shared) from the keyring's audit key.
     form_key = hmac.new(keyring.audit_key(), b"staff sign-in forms", hashlib.sha256).digest()
+    # LiveKit's webhooks (lkhooks): verified against the configured keys, recorded in SQL,
+    # and only ever a hint to the session's authority to reconcile.
+    livekit_keys = load_keys(settings.livekit_keys_file)
+    livekit_webhooks = LiveKitWebhooks(
+        WebhookVerifier(livekit_keys),
+        livekit_keys,
+        SqlWebhookLedger(store.writer, database),
+        services.audit,
+        live.platform_hint,
+    )
     return Runtime(
         services,
         store,
@@ -352,6 +367,7 @@ async def build_runtime(
         recordings=recordings,
         retention=retention,
         online_consent=online_consent,
+        livekit_webhooks=livekit_webhooks,
     )
 
 
@@ -621,6 +637,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[ATTEMPTS] = runtime.attempts
         app[INCIDENTS] = runtime.incidents
         app[NOTIFICATIONS] = runtime.notifications
+        assert runtime.livekit_webhooks is not None
+        app[LIVEKIT_WEBHOOKS] = runtime.livekit_webhooks
         assert runtime.recordings is not None
         app[RECORDINGS] = runtime.recordings
         app[REPORT_CONCERN] = IncidentConcernReporter(
@@ -714,6 +732,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         *DESK_ROUTES,
         *RECORDING_ROUTES,
         *CONSENT_PAGE_ROUTES,
+        *WEBHOOK_ROUTES,
     ):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)

@@ -150,6 +150,7 @@ def check_configuration(settings: Settings) -> None:
     """Try what the settings name before anything starts: the default policy, the keys folder
     and the SQLite file (made private here if new). Misconfigured names the variable."""
     from gateway.adapters.keys import KeyRing, KeyRingError
+    from gateway.adapters.livekit_webhook_verifier import KeysFileError, load_keys
     from gateway.adapters.private_files import private_directory
     from gateway.adapters.sql.urls import prepare_sqlite_file, sqlite_file
     from gateway.services.policies import load_policy_file
@@ -175,6 +176,10 @@ def check_configuration(settings: Settings) -> None:
             f"{Settings.variable('recordings_dir')}: cannot use {settings.recordings_dir} as the"
             f" recordings folder: {_os_problem(error)}"
         ) from None
+    try:  # lkhooks: LiveKit's webhook keys
+        load_keys(settings.livekit_keys_file)
+    except KeysFileError as error:
+        raise Misconfigured(f"{Settings.variable('livekit_keys_file')}: {error}") from None
     try:
         prepare_sqlite_file(settings.database_url)
     except OSError as error:

@@ -590,6 +590,13 @@ class Settings:
         "a guardian's personal consent link, and the consent page it opens on their device,"
         " work this long after it is sent",
     )
+    livekit_keys_file: Path | None = setting(  # lkhooks
+        "GATEWAY_LIVEKIT_KEYS_FILE",
+        optional(PATH),
+        None,
+        'LiveKit API keys whose signed webhooks are accepted, as JSON {"key": {"secret",'
+        ' "organisations": [ids] or "*"}} (0600; unset: every LiveKit webhook is refused)',
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -8,7 +8,9 @@ in the test environment, and building an image would take minutes."""
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,34 @@ ROOT = Path(__file__).resolve().parents[1]
 KNOWN = {row.variable for row in settings_table()}
 
 
+# `${NAME}`, `${NAME:-default}`, `${NAME:?message}`: compose fills these from .env at start.
+PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::(?P<op>[-?])(?P<text>[^}]*))?\}")
+
+
+def _interpolated(text: str) -> str:
+    """The file as compose sees it with every variable set (a value that is never a secret)."""
+
+    def value(match: re.Match[str]) -> str:
+        if match["op"] == "-":
+            return match["text"]
+        return "placeholder-" + match["name"].lower()
+
+    return PLACEHOLDER.sub(value, text)
+
+
 def _compose() -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    document = yaml.safe_load(_interpolated((ROOT / "docker-compose.yml").read_text()))
     assert isinstance(document, dict)
     return document
+
+
+def _gateways() -> dict[str, dict[str, Any]]:
+    """The services that run the gateway (they name GATEWAY_ settings)."""
+    return {
+        name: service
+        for name, service in _compose()["services"].items()
+        if any(k.startswith("GATEWAY_") for k in _environment(service))
+    }
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -133,3 +159,95 @@ def test_the_image_copies_only_what_exists_and_is_not_ignored() -> None:
         assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), source
     # gateway/policies/*.toml link to policies/: the wheel is built with what they point at.
     assert {"pyproject.toml", "gateway", "policies"} <= set(sources), sources
+
+
+def test_the_production_shape_is_two_gateways_behind_a_proxy_with_everything_they_need() -> None:
+    services = _compose()["services"]
+    images = {name: str(service.get("image", "")) for name, service in services.items()}
+    for what, image in {
+        "postgres": "postgres:",
+        "redis": "redis:",
+        "livekit": "livekit/livekit-server:",
+        "egress": "livekit/egress:",
+        "proxy": "nginx:",
+    }.items():
+        assert image in images.get(what, ""), (what, images)
+    gateways = _gateways()
+    assert len(gateways) >= 2, sorted(gateways)
+    for name, service in gateways.items():
+        environment = _environment(service)
+        assert environment["GATEWAY_DATABASE_URL"].startswith("postgresql://"), name
+        assert environment["GATEWAY_REDIS_URL"].startswith("redis://"), name
+        assert "build" in service and service["command"][:2] == ["gateway", "serve"], name
+
+
+def test_every_gateway_instance_has_its_own_process_url_routed_to_it_alone() -> None:
+    gateways = _gateways()
+    urls = {name: _environment(s).get("GATEWAY_PROCESS_URL") for name, s in gateways.items()}
+    assert None not in urls.values(), urls
+    assert len(set(urls.values())) == len(urls), urls  # distinct: joins are sent to the owner
+    public = {_environment(s)["GATEWAY_PUBLIC_URL"] for s in gateways.values()}
+    assert len(public) == 1 and public.isdisjoint(urls.values()), (public, urls)
+
+    nginx = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    servers = re.findall(
+        r"server_name\s+([^;]+);\s*location / \{ proxy_pass http://([^;/]+)", nginx
+    )
+    routed = dict((host.strip(), target) for host, target in servers)
+    for name, url in urls.items():
+        assert url is not None
+        host = url.split("//", 1)[1].split("/", 1)[0]
+        assert routed.get(host) == f"{name}:8080", (name, host, routed)
+    (upstream,) = re.findall(r"upstream gateways \{([^}]*)\}", nginx)
+    assert sorted(re.findall(r"server ([\w-]+):8080", upstream)) == sorted(gateways)
+    public_host = next(iter(public)).split("//", 1)[1]
+    assert routed.get(public_host) == "gateways", routed
+
+
+def test_the_gateways_believe_forwarded_addresses_from_the_proxy_only() -> None:
+    services = _compose()["services"]
+    (proxy_address,) = [
+        network["ipv4_address"] for network in services["proxy"]["networks"].values()
+    ]
+    (subnet,) = [c["subnet"] for c in _compose()["networks"]["backend"]["ipam"]["config"]]
+    assert ipaddress.ip_address(proxy_address) in ipaddress.ip_network(subnet)
+    for name, service in _gateways().items():
+        trusted = _environment(service)["GATEWAY_TRUSTED_PROXIES"].split(",")
+        assert [ipaddress.ip_network(t) for t in trusted] == [
+            ipaddress.ip_network(f"{proxy_address}/32")
+        ], name
+        assert "ports" not in service, f"{name} must be reached through the proxy only"
+
+
+def test_livekit_signs_webhooks_with_a_key_the_gateway_accepts_and_sends_them_to_it() -> None:
+    from gateway.http.livekit_webhooks_api import WEBHOOK_PATH
+
+    livekit = yaml.safe_load((ROOT / "deploy" / "livekit" / "livekit.yaml").read_text())
+    assert livekit["room"]["auto_create"] is False  # rooms only as the gateway creates them
+    (url,) = livekit["webhook"]["urls"]
+    assert url.startswith("http://proxy:8080") and url.endswith(WEBHOOK_PATH), url
+    secrets = ROOT / "deploy" / "secrets"
+    gateway_keys = json.loads((secrets / "gateway-livekit-keys.json.example").read_text())
+    server_keys = yaml.safe_load((secrets / "livekit-keys.yaml.example").read_text())
+    egress = yaml.safe_load((secrets / "egress.yaml.example").read_text())
+    key = livekit["webhook"]["api_key"]
+    assert key in gateway_keys and key in server_keys and egress["api_key"] == key
+    assert gateway_keys[key]["secret"] == server_keys[key] == egress["api_secret"]
+    assert "CHANGE-ME" in server_keys[key]  # a placeholder, clearly marked, never a secret
+
+    compose = _compose()
+    for name, secret in compose["secrets"].items():
+        source = ROOT / secret["file"]
+        assert source.parent == secrets, name
+        assert source.with_name(source.name + ".example").is_file(), name
+    ignored = (secrets / ".gitignore").read_text().split()
+    assert ignored[:1] == ["*"] or "*" in ignored  # real secrets never enter git
+    for name, service in _gateways().items():
+        path = _environment(service)["GATEWAY_LIVEKIT_KEYS_FILE"]
+        targets = {s["target"] for s in service.get("secrets", [])}
+        assert path in targets, name
+    for service in compose["services"].values():  # files mounted from the repository exist
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).is_file(), source

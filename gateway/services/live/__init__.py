@@ -88,7 +88,9 @@ class LiveSessionService:
             self._authority,
             connect_timeout=connect_timeout,
         )
-        self._nudges = Nudges(alerts, self._reconciler.apply_durable_facts)
+        self._nudges = Nudges(
+            alerts, self._reconciler.apply_durable_facts, self._reconciler.reconcile_session
+        )
         self._exits.changed = self._nudges.send
         platform.on_event(self._media.on_platform_event)
 
@@ -159,6 +161,11 @@ class LiveSessionService:
     async def durable_facts_changed(self) -> None:
         """Nudge every process (this one included) to re-read the durable facts now."""
         await self._nudges.send()
+
+    async def platform_hint(self, session_id: str) -> None:
+        """A platform event about a session (a LiveKit webhook, a hint only): its owner, on
+        whichever process, reconciles it against the platform's own list now."""
+        await self._nudges.platform_hint(session_id)
 
     async def follow_nudges(self) -> None:
         """Run for the life of the process: re-read the durable facts when nudged."""

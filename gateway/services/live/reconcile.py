@@ -49,6 +49,7 @@ class Reconciler:
     ) -> None:
         self._authority = authority
         self._durable_lock = asyncio.Lock()
+        self._platform_lock = asyncio.Lock()  # a hinted session and the round take turns
         self._ports = ports
         self._registry = registry
         self._streams = streams
@@ -62,21 +63,34 @@ class Reconciler:
             if not await self._authority.renew(session_id):
                 await self._exits.abandon(session_id)
         await self.apply_durable_facts()
-        now = self._ports.clock.now()
         for session_id in self._registry.session_ids():
-            platform = self._ports.platform
-            connected = {p.identity for p in platform.participants(session_id) if p.connected}
-            for seat in self._registry.seats(session_id):
-                if seat.connected and seat.identity not in connected:
-                    await self._exits.gone(seat, "media.vanished", deliberate=False)
-                elif not seat.connected and seat.identity in connected:
-                    await self._media.connected(seat)
-                elif not seat.connected and now - seat.joined_at > self._connect_timeout:
-                    await self._exits.gone(seat, "media.never_connected", deliberate=False)
-            await self._rebuild(session_id, connected)
-            await self._supervisor.evaluate(session_id)
-            self._exits.forget_if_idle(session_id)
+            async with self._platform_lock:
+                await self._against_platform(session_id)
         await self._authority.release_idle(set(self._registry.session_ids()))
+
+    async def reconcile_session(self, session_id: str) -> None:
+        """Steps 2 to 4 for one session now, if this process holds it (a platform hint, e.g.
+        a LiveKit webhook, reached some process): the platform's own list decides, as in
+        every round; the hint itself decides nothing."""
+        if session_id not in set(self._registry.session_ids()):
+            return
+        async with self._platform_lock:
+            await self._against_platform(session_id)
+
+    async def _against_platform(self, session_id: str) -> None:
+        now = self._ports.clock.now()
+        platform = self._ports.platform
+        connected = {p.identity for p in platform.participants(session_id) if p.connected}
+        for seat in self._registry.seats(session_id):
+            if seat.connected and seat.identity not in connected:
+                await self._exits.gone(seat, "media.vanished", deliberate=False)
+            elif not seat.connected and seat.identity in connected:
+                await self._media.connected(seat)
+            elif not seat.connected and now - seat.joined_at > self._connect_timeout:
+                await self._exits.gone(seat, "media.never_connected", deliberate=False)
+        await self._rebuild(session_id, connected)
+        await self._supervisor.evaluate(session_id)
+        self._exits.forget_if_idle(session_id)
 
     async def apply_durable_facts(self) -> None:
         """Step 1: one read of the durable facts behind every seat and stream here (also run
