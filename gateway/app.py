@@ -53,6 +53,7 @@ from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.processes import ProcessRegistry
+from gateway.adapters.sql.recording_runs import SqlRecordingRuns
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.adapters.sql.staff_sessions import SqlStaffSessions
 from gateway.adapters.sql.store import SqlStore
@@ -136,6 +137,10 @@ class Runtime:
     retention: RetentionService | None = None
 
     async def close(self) -> None:
+        try:  # every live recording sealed before the relay goes
+            await self.live.recording.close()
+        except Exception:
+            logging.getLogger(__name__).exception("live recordings not all sealed at shutdown")
         await self.webhook_http.close()
         await self.platform.close()
         await self.alerts.stop()
@@ -252,6 +257,10 @@ async def build_runtime(
     retention = RetentionService(
         recording_catalogue, recording_files, clock, link_base=settings.public_url
     )
+    # Recording live sessions (issue 9): runs and day answers in SQL, the catalogue and keys
+    # above, the recorder over the relay.
+    live.recording.runs = SqlRecordingRuns(store.writer, database)
+    live.recording.recordings = recordings
     services = Services(
         clock=clock,
         policies=policies,
