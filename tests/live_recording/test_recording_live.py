@@ -65,9 +65,7 @@ async def stop(people: People, name: str = "Tina Tutor") -> Any:
 
 async def catalogue(people: People) -> list[CatalogueEntry]:
     recordings = people.gateway.app[RECORDINGS]
-    return list(
-        await recordings._catalogue.in_session(people.world.org_id, people.session_id)  # noqa: SLF001
-    )
+    return list(await recordings._catalogue.in_session(people.world.org_id, people.session_id))
 
 
 def person(people: People, name: str) -> str:
