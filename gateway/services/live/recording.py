@@ -60,6 +60,8 @@ from gateway.services.recordings import RecordingHandle, RecordingsService
 __all__ = ["LiveRecording", "RecordingRefused", "RecordingRuns"]
 
 log = logging.getLogger(__name__)
+# Reasons someone stays out for the rest of a run (a viewer; a recorder that failed on them).
+PERMANENT = frozenset({"does_not_publish", "recorder_failed"})
 
 
 class RecordingRuns(Protocol):
@@ -503,6 +505,14 @@ class LiveRecording:
                 if action is NewcomerAction.STOP:
                     await self._stop_run(run, "gateway", reasons[0])
                     return
+            # Left out for want of consent or of a yes today: recorded once they have both.
+            for identity, why in list(run.excluded.items()):
+                seat = self._registry.seat_in(identity)
+                if why in PERMANENT or seat is None or not seat.connected:
+                    continue
+                if (await self._decide(run, seat))[0] is NewcomerAction.RECORD:
+                    recordings, recorder, _ = self._need_recorder()
+                    await self._record(run, seat, recordings, recorder)
             self._tell_everyone(session_id)
 
     async def session_closed(self, session_id: str, reason: str) -> None:
