@@ -225,3 +225,22 @@ def test_guardian_in_the_session_needs_their_own_consent() -> None:
     assert not decide_start((parent,), {}, PURPOSE, make_policy(), TODAY).allowed
     given = {MUM.id: [record(MUM, purpose=CONSENT)]}
     assert decide_start((parent,), given, PURPOSE, make_policy(), TODAY).allowed
+
+
+@pytest.mark.parametrize(
+    ("declines", "says"),
+    [
+        ("exclude", ["says no, or is not asked, is left out", "joins while", "is not recorded."]),
+        ("block", ["says no, or is not asked, stops the recording", "recorded stops the recording"]),
+    ],
+)
+def test_the_policy_text_says_what_the_gateway_now_does(declines: str, says: list[str]) -> None:
+    from gateway.domain.policy_text import render_policy
+
+    text = " ".join(render_policy(make_policy(recording={"child_declines": declines})).split())
+    for words in says:
+        assert words in text, text
+    assert "not switched on" not in text
+    assert "(sound and video)" in text
+    audio = make_policy(recording={"purposes": {"lesson_review": {"audio_only": True}}})
+    assert "(sound only) for 30 days" in render_policy(audio)
