@@ -231,7 +231,10 @@ def test_guardian_in_the_session_needs_their_own_consent() -> None:
     ("declines", "says"),
     [
         ("exclude", ["says no, or is not asked, is left out", "joins while", "is not recorded."]),
-        ("block", ["says no, or is not asked, stops the recording", "recorded stops the recording"]),
+        (
+            "block",
+            ["says no, or is not asked, stops the recording", "recorded stops the recording"],
+        ),
     ],
 )
 def test_the_policy_text_says_what_the_gateway_now_does(declines: str, says: list[str]) -> None:
