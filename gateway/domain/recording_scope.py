@@ -189,12 +189,11 @@ def decide_start(
             candidate.person, records.get(candidate.person.id, ()), purpose, policy, today
         )
         day = _day_reason(candidate)
-        if missing:
-            lacking.append(Lack(candidate.identity, candidate.display_name, missing))
-        elif day is not None and policy.recording.child_declines == "block":
-            lacking.append(Lack(candidate.identity, candidate.display_name, (day,)))
-        elif day is not None:
-            excluded.append((candidate.identity, day))
+        if day is not None and policy.recording.child_declines == "exclude":
+            excluded.append((candidate.identity, day))  # left out: their consent is moot
+        elif missing or day is not None:
+            both = (*missing, day) if day is not None else missing
+            lacking.append(Lack(candidate.identity, candidate.display_name, both))
         else:
             recorded.append(candidate.identity)
             valid_records[candidate.identity] = ids

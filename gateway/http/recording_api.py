@@ -19,9 +19,23 @@ from gateway.http.keys import SETTINGS
 from gateway.http.live_api import LIVE, _device_of
 from gateway.http.middleware import ORG
 from gateway.http.routing import Route
+from gateway.http.views import ForeignView
 from gateway.services.live import RecordingRefused, SessionElsewhere
 
 __all__ = ["RECORDING_LIVE_ROUTES"]
+
+
+class RecordingRunView(ForeignView):
+    """A recording run as started or stopped (masked identities only)."""
+
+    type: str
+    active: bool
+    run: str | None = None
+    purpose: str | None = None
+    audio_only: bool | None = None
+    recorded: list[str] | None = None
+    excluded: list[dict[str, str]] | None = None
+    recordings: list[str] | None = None
 
 
 def _refused(refusal: RecordingRefused | SessionElsewhere) -> web.Response:
@@ -117,6 +131,7 @@ RECORDING_LIVE_ROUTES: tuple[Route, ...] = (
         "Start recording a live session for a purpose the policy lists",
         SessionRecordingBody,
         operation_id="startSessionRecording",
+        response=RecordingRunView,
     ),
     Route(
         "POST",
@@ -125,5 +140,6 @@ RECORDING_LIVE_ROUTES: tuple[Route, ...] = (
         "Stop recording a live session",
         EmptyBody,
         operation_id="stopSessionRecording",
+        response=RecordingRunView,
     ),
 )

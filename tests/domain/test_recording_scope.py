@@ -247,3 +247,17 @@ def test_the_policy_text_says_what_the_gateway_now_does(declines: str, says: lis
     assert "(sound and video)" in text
     audio = make_policy(recording={"purposes": {"lesson_review": {"audio_only": True}}})
     assert "(sound only) for 30 days" in render_policy(audio)
+
+
+def test_a_child_who_said_no_is_left_out_whatever_their_consent() -> None:
+    decision = decide_start((tutor(), young("no")), consents("tutor"), PURPOSE, make_policy(),
+                            TODAY)  # fmt: skip
+    assert decision.allowed and dict(decision.excluded) == {"p_sam": "declined_today"}
+    blocked = decide_start(
+        (tutor(), young("no")),
+        consents("tutor"),
+        PURPOSE,
+        make_policy(recording={"child_declines": "block"}),
+        TODAY,
+    )
+    assert [x.missing for x in blocked.lacking] == [("guardian_consent", "declined_today")]

@@ -508,7 +508,7 @@ class LiveRecording:
             # Left out for want of consent or of a yes today: recorded once they have both.
             for identity, why in list(run.excluded.items()):
                 seat = self._registry.seat_in(identity)
-                if why in PERMANENT or seat is None or not seat.connected:
+                if why in PERMANENT or seat is None:
                     continue
                 if (await self._decide(run, seat))[0] is NewcomerAction.RECORD:
                     recordings, recorder, _ = self._need_recorder()
@@ -541,7 +541,9 @@ class LiveRecording:
     async def _candidates(
         self, session_id: str, policy: Policy
     ) -> tuple[list[Candidate], dict[str, list[ConsentRecord]]]:
-        seats = [s for s in self._registry.seats(session_id) if s.connected]
+        # Everyone seated, connected or connecting: whoever is about to connect would be
+        # recorded too (the recorder records tracks published after it attached).
+        seats = self._registry.seats(session_id)
         records = await self._ports.store.join_records({s.invite_id for s in seats})
         answers = await self._need_runs().day_answers(session_id)
         candidates: list[Candidate] = []
@@ -591,7 +593,6 @@ class LiveRecording:
             "recorded": sorted(run.people),
             "excluded": [{"identity": i, "reason": r} for i, r in sorted(run.excluded.items())],
             "recordings": sorted(p.handle.entry.id for p in run.people.values()),
-            "decision_recorded": list(decision.recorded),
         }
 
     async def close(self) -> None:
