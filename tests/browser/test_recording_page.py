@@ -5,6 +5,7 @@ in the recording; Stop takes it away."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,15 @@ async def test_host_starts_and_stops_and_everyone_sees_it(
     observer = await go_in(world, new_context, "Oscar Observer")
     sam = await go_in(world, new_context, "Sam Green", today="yes")
     ada = await go_in(world, new_context, "Ada Hill", today="no")
+    platform = gateway.app[LIVE]._platform
+
+    async def all_connected() -> None:
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum(p.connected for p in platform.participants(world.session["id"])) < 4:
+            assert asyncio.get_running_loop().time() < deadline, "not everyone connected"
+            await asyncio.sleep(0.1)
+
+    await all_connected()
     host = tutor.page
     controls = host.get_by_role("region", name="Recording")
     await expect(controls).to_be_visible()
@@ -70,8 +80,9 @@ async def test_host_starts_and_stops_and_everyone_sees_it(
     await controls.get_by_role("button", name="Start recording").click()
     await expect(controls.get_by_role("alert")).to_contain_text("not everyone has agreed")
     refusal = controls.locator("#recording-refusal li")
-    listed = " ".join(await refusal.all_text_contents())
-    await expect(refusal).to_have_count(3), listed  # tutor, observer, Sam (Ada said no: left out)
+    await expect(refusal.first).to_be_visible()
+    listed = " | ".join(await refusal.all_text_contents())
+    assert await refusal.count() == 3, listed  # tutor, observer, Sam (Ada said no: left out)
     assert "Sam G.: a parent's or carer's written consent" in listed, listed
     assert "Green" not in listed and "Ada" not in listed
     await expect(sam.page.locator(indicator)).to_be_hidden()
@@ -89,6 +100,7 @@ async def test_host_starts_and_stops_and_everyone_sees_it(
             subject_kind="child" if kind == "guardian" else "staff",
         )
         assert answer.status == 201, answer.body
+    await all_connected()
     await controls.get_by_role("button", name="Start recording").click()
     await expect(controls.locator("#recording-state")).to_have_text(
         "Recording is on (lesson review)."

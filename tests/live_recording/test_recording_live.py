@@ -316,3 +316,17 @@ async def test_recorder_failure_seals_incomplete_and_the_session_goes_on(people:
         assert len(recording_now(people)) == 2
     finally:
         watching.cancel()
+
+
+async def test_a_run_left_open_by_a_process_that_died_does_not_block_the_session(
+    people: People,
+) -> None:
+    await consent(people, "Tina Tutor", "Oscar Observer", "Sam Green")
+    await everyone_in(people, "Sam Green")
+    runs = people.gateway.app[LIVE].recording.runs
+    assert runs is not None
+    await runs.open("f" * 32, people.world.org_id, people.session_id, PURPOSE, "gateway", [])
+    started = await start(people)
+    assert started.status == 200, started.body
+    stopped = await people.audit("recording.run_stopped")
+    assert [s["data"] for s in stopped] == [{"run": "f" * 32, "reason": "authority_lost"}]

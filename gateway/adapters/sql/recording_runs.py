@@ -106,6 +106,10 @@ class SqlRecordingRuns:
 
         return await self._db.read(read)
 
+    async def running_id(self, session_id: str) -> str | None:
+        run = await self.running(session_id)
+        return run.id if run is not None else None
+
     async def set_day_answer(
         self,
         org_id: str,

@@ -77,6 +77,7 @@ class RecordingRuns(Protocol):
         events: Sequence[AuditEvent],
     ) -> int: ...
     async def close(self, run_id: str, reason: str, events: Sequence[AuditEvent]) -> bool: ...
+    async def running_id(self, session_id: str) -> str | None: ...
     async def set_day_answer(
         self,
         org_id: str,
@@ -254,6 +255,7 @@ class LiveRecording:
                     org_id, session_id, "recording.refused", actor, decision.as_dict()
                 )
                 raise RecordingRefused(decision.lacking)
+            await self._close_stale(org_id, session_id, runs)
             run = _Run(new_id(), org, session_id, purpose, decision.audio_only, actor)
             await runs.open(
                 run.id,
@@ -279,6 +281,26 @@ class LiveRecording:
                     await self._record(run, seat, recordings, recorder)
             self._tell_everyone(session_id)
             return self._summary(run, decision)
+
+    async def _close_stale(self, org_id: str, session_id: str, runs: RecordingRuns) -> None:
+        """A run open in SQL that this process, the session's authority, does not hold was
+        left by a process that died or lost the session (its recordings are sealed by crash
+        recovery): closed, so it does not block the session for ever."""
+        stale = await runs.running_id(session_id)
+        if stale is not None and session_id not in self._runs:
+            await runs.close(
+                stale,
+                "authority_lost",
+                [
+                    AuditEvent(
+                        "recording.run_stopped",
+                        "gateway",
+                        org_id,
+                        session_id=session_id,
+                        data={"run": stale, "reason": "authority_lost"},
+                    )
+                ],
+            )
 
     async def stop(
         self, org_id: str, session_id: str, actor: str, reason: str = "stopped"
