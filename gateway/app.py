@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from gateway.adapters.alerts_memory import InProcessAlerts
 from gateway.adapters.alerts_redis import RedisAlerts
 from gateway.adapters.audit_witness import WITNESS_SECONDS, AuditWitnessJob, witnesses_for
+from gateway.adapters.consent_link_mail import ConsentLinkMail
 from gateway.adapters.invite_tokens import InviteTokens, MediaCredentials
 from gateway.adapters.keys import KeyRing
 from gateway.adapters.leader import (
@@ -48,6 +49,7 @@ from gateway.adapters.recording_vault import (
 from gateway.adapters.signin_mail import SmtpSecurity, SmtpSignInMail, SmtpTarget
 from gateway.adapters.smtp_channel import SmtpChannel
 from gateway.adapters.sql.attempts import SqlFailureLedger
+from gateway.adapters.sql.consent_links import SqlConsentLinks
 from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
 from gateway.adapters.sql.migrate import migrate
@@ -63,6 +65,7 @@ from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.processes import GatewayProcess, LiveStateKind
 from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.connection_limits import body_deadline
+from gateway.http.consent_pages import CONSENT_PAGE_ROUTES, CONSENT_PAGES, ConsentPages
 from gateway.http.desk_pages import DESK, DESK_ROUTES
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import (
@@ -95,6 +98,7 @@ from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
 from gateway.services.bundle import Services
 from gateway.services.consent import ConsentService
+from gateway.services.consent_links import OnlineConsentService
 from gateway.services.desk import DeskService
 from gateway.services.incidents import IncidentService
 from gateway.services.live import LiveSessionService
@@ -135,6 +139,7 @@ class Runtime:
     form_key: bytes = b""
     recordings: RecordingsService | None = None
     retention: RetentionService | None = None
+    online_consent: OnlineConsentService | None = None
 
     async def close(self) -> None:
         try:  # every live recording sealed before the relay goes
@@ -186,11 +191,17 @@ async def build_runtime(
     # channels; links in messages point at this gateway. Built first:
     # what must be told (concerns, breaches, locked invites) is queued with its event.
     webhook_http = aiohttp.ClientSession()
+    # Guardians' consent links: the token is an HMAC under this key (derived, not shared),
+    # written into the e-mail only when it is sent, so neither the links table nor the outbox
+    # holds one.
+    consent_link_key = hmac.new(
+        keyring.audit_key(), b"guardian consent links", hashlib.sha256
+    ).digest()
     notifications = Notifications(
         SqlOutbox(store.writer, database, keyring.audit_key()),
         store,
         policies,
-        SmtpChannel(),
+        ConsentLinkMail(SmtpChannel(), consent_link_key, settings.public_url),
         WebhookSender(webhook_http),
         clock,
         link_base=settings.public_url,
@@ -239,8 +250,8 @@ async def build_runtime(
         master_key_problem = None
     except RecordingVaultUnavailable as exc:
         master_key, master_key_problem = None, str(exc)
-        # Unset is the default (there is no recorder yet): said once, not as an error. A key
-        # file that was named but cannot be used is an operator's mistake: an error.
+        # Unset is the default (recording is off until a key is given): said once, not as an
+        # error. A key file that was named but cannot be used is an operator's mistake: an error.
         configured = settings.recording_master_key_file is not None
         logging.getLogger(__name__).log(logging.ERROR if configured else logging.INFO, "%s", exc)
     recording_files = RecordingVault(recording_storage)
@@ -261,20 +272,33 @@ async def build_runtime(
     # above, the recorder over the relay.
     live.recording.runs = SqlRecordingRuns(store.writer, database)
     live.recording.recordings = recordings
+    live.recording.recorder = platform.recorder
+    consent = ConsentService(
+        store,
+        registry,
+        policies,
+        clock,
+        changed=live.durable_facts_changed,
+        recording_consent_withdrawn=retention.consent_withdrawn,
+    )
+    online_consent = OnlineConsentService(
+        store,
+        SqlConsentLinks(store.writer, database),
+        consent,
+        policies,
+        clock,
+        link_key=consent_link_key,
+        form_key=hmac.new(keyring.audit_key(), b"guardian consent forms", hashlib.sha256).digest(),
+        link_lifetime=timedelta(seconds=settings.consent_link_seconds),
+        channels=notifications,
+    )
     services = Services(
         clock=clock,
         policies=policies,
         store=store,
         organisations=OrganisationService(store, policies),
         registry=registry,
-        consent=ConsentService(
-            store,
-            registry,
-            policies,
-            clock,
-            changed=live.durable_facts_changed,
-            recording_consent_withdrawn=retention.consent_withdrawn,
-        ),
+        consent=consent,
         sessions=SessionService(
             store, registry, policies, clock, hasher, tokens, changed=live.durable_facts_changed
         ),
@@ -327,6 +351,7 @@ async def build_runtime(
         form_key=form_key,
         recordings=recordings,
         retention=retention,
+        online_consent=online_consent,
     )
 
 
@@ -605,6 +630,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[STAFF_PAGES] = StaffPages(
             runtime.staff_auth, runtime.incidents, runtime.form_key, settings.public_url
         )
+        assert runtime.online_consent is not None
+        app[CONSENT_PAGES] = ConsentPages(runtime.online_consent, settings.public_url)
         app[DESK] = DeskService(
             runtime.store,
             runtime.incidents,
@@ -676,6 +703,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         *STAFF_PAGE_ROUTES,
         *DESK_ROUTES,
         *RECORDING_ROUTES,
+        *CONSENT_PAGE_ROUTES,
     ):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)

@@ -548,6 +548,13 @@ class Settings:
         "60",
         "how often recordings due for destruction (retention, withdrawn consent) are destroyed",
     )
+    consent_link_seconds: float = setting(
+        "GATEWAY_CONSENT_LINK_SECONDS",
+        SECONDS,
+        "604800",
+        "a guardian's personal consent link, and the consent page it opens on their device,"
+        " work this long after it is sent",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

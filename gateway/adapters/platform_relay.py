@@ -9,6 +9,7 @@ from gateway.domain.models import Grants
 from gateway.media.errors import RelayError, SdpTooLarge
 from gateway.media.events import ParticipantJoined, ParticipantLeft, RelayEvent, SlotsChanged
 from gateway.media.grants import IceServerConfig, MediaGrants
+from gateway.media.recorder import RelayRecorder
 from gateway.media.relay import EmbeddedRelay
 from gateway.services.live_ports import PlatformEvent, PlatformParticipant
 
@@ -29,6 +30,8 @@ class RelayPlatform:
             on_event=self._dispatch,
             disconnect_timeout=disconnect_timeout,
         )
+        # The media side of recording (the `ParticipantRecorder` port) on this relay.
+        self.recorder = RelayRecorder(self.relay)
         self._rooms: set[str] = set()
 
     def on_event(self, handler: Callable[[PlatformEvent], Awaitable[None]]) -> None:
@@ -106,6 +109,7 @@ class RelayPlatform:
         ]
 
     async def close(self) -> None:
+        await self.recorder.close()
         await self.relay.close()
 
 

@@ -150,6 +150,14 @@ def _replay(
     return _Replay(withdrawal_id, tuple(gives), tuple(dict.fromkeys(rejected)))
 
 
+def standing_gives(
+    person: Person, records: Sequence[ConsentRecord], purpose: str, policy: Policy, today: date
+) -> tuple[ConsentRecord, ...]:
+    """The gives that count since the last withdrawal, oldest first: what a person has agreed
+    to and could withdraw (a guardian's consent still waiting for the child's assent too)."""
+    return _replay(person, records, purpose, policy, today).gives
+
+
 def _last(gives: Sequence[ConsentRecord], kind: PersonKind) -> ConsentRecord | None:
     found = [g for g in gives if g.given_by_kind is kind]
     return found[-1] if found else None

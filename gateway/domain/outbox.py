@@ -70,6 +70,7 @@ class Kind(enum.StrEnum):
     INVITE_LOCKED = "invite.locked"
     DESTRUCTION_WAITING_FOR_DSL = "destruction_waiting_for_dsl"
     RECORDING_DESTROYED = "recording.destroyed"
+    CONSENT_LINK = "consent.link"  # a guardian's personal consent link (branch consent)
 
 
 # Error classes a channel reports: short words, never a server's reply text (which can quote
@@ -482,4 +483,53 @@ def recording_destroyed(
         {"recording": recording_id, "guardian_id": guardian_id, "occurred_at": at.isoformat()},
         at,
         ids,
+    )
+
+
+# Where the guardian's link goes in a consent-link e-mail: the token is made from the link's
+# id when the message is sent (adapters/consent_link_mail.py), so the outbox never holds it.
+CONSENT_LINK_PLACEHOLDER = "[[consent-link]]"
+
+
+def consent_link(
+    *,
+    org_id: str,
+    organisation_name: str,
+    guardian_id: str,
+    link_id: str,
+    expires_at: datetime,
+    at: datetime,
+    message_id: str,
+) -> OutboxMessage:
+    """A guardian's personal consent link, by e-mail only (the webhook is not told: the
+    message is about one family, not an event the organisation's system acts on)."""
+    body = (
+        f"{organisation_name} asks for your consent online.\n\n"
+        "The page explains, in plain words, what we would record, who may see it, how long it "
+        "is kept and how to withdraw, and lets you give or withdraw consent for each of your "
+        "children. Children old enough to be asked can agree on the same page.\n\n"
+        f"Your personal link (do not pass it on): {CONSENT_LINK_PLACEHOLDER}\n\n"
+        f"It works until {_stamp(expires_at)}, on the first device you open it on. You can "
+        "come back to the same page on that device to see what you agreed to or to withdraw "
+        "at any time. If it has run out, ask us for a new one.\n"
+    )
+    return OutboxMessage(
+        id=message_id,
+        notification_id=message_id,
+        org_id=org_id,
+        kind=Kind.CONSENT_LINK,
+        recipient=Recipient.GUARDIAN,
+        channel=Channel.EMAIL,
+        subject=_clip(f"{organisation_name}: your consent link", SUBJECT_MAX),
+        body=_clip(body, BODY_MAX),
+        payload={
+            "type": Kind.CONSENT_LINK.value,
+            "timestamp": at.isoformat(),
+            "data": {
+                "guardian_id": guardian_id,
+                "link_id": link_id,
+                "expires_at": expires_at.isoformat(),
+            },
+        },
+        created_at=at,
     )

@@ -57,6 +57,7 @@ STATUS: dict[ErrorCode, int] = {
     # recording a live session (branch recctl)
     ErrorCode.RECORDING_CONSENT_MISSING: 409,
     ErrorCode.RECORDING_NOT_RUNNING: 409,
+    ErrorCode.CONSENT_LINK_INVALID: 403,  # branch consent
 }
 
 

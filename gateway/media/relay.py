@@ -55,7 +55,7 @@ from .errors import (
 from .events import LeftReason, ParticipantJoined, ParticipantLeft, RelayEvent, SlotsChanged
 from .grants import IceServerConfig, MediaGrants, RelayParticipant
 
-__all__ = ["MAX_SDP_BYTES", "SLOT_PROTOCOL", "EmbeddedRelay"]
+__all__ = ["MAX_SDP_BYTES", "SLOT_PROTOCOL", "EmbeddedRelay", "MediaTap"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ Browser side (no renegotiation ever):
 """
 
 _Role = Literal["publish", "slot", "ignore"]
+
+MediaTap = Callable[[str, int, passthrough.EncodedFrame], None]
+"""Receives ``(kind, source, frame)`` for every frame a watched participant publishes while
+allowed to publish. ``source`` numbers the publication: it changes when the participant
+reconnects, so a consumer knows the timestamps start afresh (and video needs a key frame)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,10 @@ class _Publication:
         self.relay = relay
         self.kind = kind
         self.receiver = transceiver.receiver
+        self.source = next(relay._seq)
         self.sinks: set[passthrough.ForwardTrack] = set()
+        # Media taps (recorders) of this participant; an empty tuple costs one test per frame.
+        self.taps: tuple[MediaTap, ...] = ()
         self.active = False
         self.frames_in = 0
         self.plis_sent = 0
@@ -109,7 +117,12 @@ class _Publication:
 
     def on_frame(self, frame: passthrough.EncodedFrame) -> None:
         self.frames_in += 1
-        if not self.active or not self.sinks:
+        if not self.active:
+            return
+        if self.taps:
+            for tap in self.taps:
+                tap(self.kind, self.source, frame)
+        if not self.sinks:
             return
         need_keyframe = False
         for sink in self.sinks:
@@ -237,6 +250,7 @@ class EmbeddedRelay:
         self.max_sdp_bytes = max_sdp_bytes
         self._on_event = on_event
         self._rooms: dict[str, _Room] = {}
+        self._taps: dict[tuple[str, str], tuple[MediaTap, ...]] = {}
         self._seq = itertools.count()
         self._closed = False
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -297,6 +311,7 @@ class EmbeddedRelay:
             raise RelayClosed("room or relay closed during connect")
         for publication in peer.publications.values():
             publication.active = grants.can_publish
+            publication.taps = self._taps.get((room, identity), ())
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -316,6 +331,9 @@ class EmbeddedRelay:
         released = grants.can_subscribe and not peer.grants.can_subscribe
         peer.grants = grants
         for publication in peer.publications.values():
+            if grants.can_publish and not publication.active:
+                # Taps see a new stream after a hold: what was held back is not in it.
+                publication.source = next(self._seq)
             publication.active = grants.can_publish
         self._rebalance(self._room(room))
         if released:
@@ -360,6 +378,41 @@ class EmbeddedRelay:
                 s.tracks[kind].frames_out for s in peer.slots if kind in s.tracks
             )
         return out
+
+    # ------------------------------------------------------------ media taps
+
+    def add_tap(self, room: str, identity: str, tap: MediaTap) -> None:
+        """Hand ``identity``'s published frames in ``room`` to ``tap`` from now on, including
+        those of a later connection (a participant who joins or reconnects after this call).
+        ``tap`` runs on the event loop, inside the frame path: it must only queue."""
+        key = (room, identity)
+        self._taps[key] = (*self._taps.get(key, ()), tap)
+        self._retap(room, identity)
+
+    def remove_tap(self, room: str, identity: str, tap: MediaTap) -> None:
+        """Stop handing frames to ``tap`` (no frame reaches it after this returns)."""
+        key = (room, identity)
+        remaining = tuple(t for t in self._taps.get(key, ()) if t != tap)
+        if remaining:
+            self._taps[key] = remaining
+        else:
+            self._taps.pop(key, None)
+        self._retap(room, identity)
+
+    def request_keyframe(self, room: str, identity: str) -> None:
+        """Ask ``identity``'s video publisher for a key frame (rate-limited; no-op without one)."""
+        room_obj = self._rooms.get(room)
+        peer = room_obj.peers.get(identity) if room_obj is not None else None
+        if peer is not None and "video" in peer.publications:
+            peer.publications["video"].request_keyframe()
+
+    def _retap(self, room: str, identity: str) -> None:
+        room_obj = self._rooms.get(room)
+        peer = room_obj.peers.get(identity) if room_obj is not None else None
+        if peer is not None:
+            taps = self._taps.get((room, identity), ())
+            for publication in peer.publications.values():
+                publication.taps = taps
 
     async def close(self) -> None:
         """Close every room and stop background work; the relay cannot be reused."""
@@ -489,6 +542,7 @@ class EmbeddedRelay:
             del room.peers[peer.identity]
         for publication in peer.publications.values():
             publication.active = False
+            publication.taps = ()
             for sink in publication.sinks:
                 sink.reset_source()
             publication.sinks.clear()

@@ -13,6 +13,7 @@ from gateway.domain.consent import (
     check_purpose,
     current_consents,
 )
+from gateway.domain.esignature import ESignature
 from gateway.domain.hours import local_date
 from gateway.domain.models import ConsentAction, ConsentRecord, Evidence, Person, PersonKind
 from gateway.services.organisations import new_id
@@ -55,7 +56,12 @@ class ConsentService:
         given_by_kind: PersonKind,
         given_by_id: str,
         evidence: Evidence | None,
+        *,
+        record_id: str | None = None,
+        signature: ESignature | None = None,
     ) -> ConsentRecord:
+        """Append a give or a withdrawal; `signature` (with `record_id`, the id it names) is the
+        electronic signature behind an online give, stored in the same commit."""
         policy = self._policies.for_path(org.policy_path)
         now = self._clock.now()
         subject = await self._registry.get(org, subject_kind, subject_id)
@@ -65,7 +71,7 @@ class ConsentService:
             check_evidence(evidence, policy, local_date(now, policy))
         # A withdrawal is accepted for any purpose and without evidence: never block it (R9).
         record = ConsentRecord(
-            id=new_id(),
+            id=record_id or new_id(),
             org_id=org.id,
             subject_kind=subject_kind,
             subject_id=subject_id,
@@ -89,9 +95,15 @@ class ConsentService:
                         "purpose": record.purpose,
                         "given_by": {"kind": given_by_kind.value, "id": given_by_id},
                         "evidence": evidence.method.value if evidence else None,
+                        **(
+                            {"signature": signature.id, "shown_sha256": signature.shown_sha256}
+                            if signature is not None
+                            else {}
+                        ),
                     },
                 )
             ],
+            signature=signature,
         )
         if action is ConsentAction.WITHDRAW and self._changed is not None:
             await self._changed()

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
+from gateway.domain.esignature import ESignature
 from gateway.domain.invite_token import InviteClaims
 from gateway.domain.liveness import Authority, OwnedPresence
 from gateway.domain.models import (
@@ -104,7 +105,12 @@ class Store(Protocol):
     ) -> None: ...
 
     # consent (append-only)
-    async def add_consent(self, record: ConsentRecord, events: Sequence[AuditEvent]) -> None: ...
+    async def add_consent(
+        self,
+        record: ConsentRecord,
+        events: Sequence[AuditEvent],
+        signature: ESignature | None = None,
+    ) -> None: ...
     async def consents(self, org_id: str, subject_id: str) -> Sequence[ConsentRecord]: ...
 
     # sessions, rosters, invites

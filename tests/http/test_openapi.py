@@ -13,7 +13,7 @@ from tests.plugins.gateway_server import Gateway
 
 # Served by the app but not part of the JSON API the document describes.
 NOT_DOCUMENTED = {"/metrics", "/healthz", "/v1/openapi.json"}
-PAGE_PREFIXES = ("/join", "/static/", "/staff")
+PAGE_PREFIXES = ("/join", "/static/", "/staff", "/consent")
 
 
 @pytest.fixture

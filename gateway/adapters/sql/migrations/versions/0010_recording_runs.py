@@ -1,7 +1,7 @@
 """recording runs (one running per session) and children's answers on the day (R8)
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0009"
+down_revision = "0011"  # after the consent links (merged from main first)
 branch_labels = None
 depends_on = None
 
