@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gateway.http.live_api import LIVE
@@ -42,3 +43,13 @@ async def people(gateway: Gateway) -> AsyncIterator[People]:
         yield crowd
     finally:
         await crowd.close()
+
+
+@pytest.fixture
+async def devices() -> AsyncIterator[list[aiohttp.ClientSession]]:
+    """Five browsers (each its own cookie jar, so its own bound invite), for the tests that
+    run `gateway serve` processes."""
+    sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(5)]
+    yield sessions
+    for session in sessions:
+        await session.close()
