@@ -73,14 +73,14 @@ class Exits:
         seat.connected = False
         seat.counted = False
         seat.counted_when_left = counted and not deliberate
-        if self.recording is not None:  # whoever is gone is recorded no more, at once
-            await self._quietly(self.recording.gone(seat))
         await self._quietly(self._ports.live.leave(seat.session_id, seat.participant_id))
         if kind is not None:
             await audit_seat(self._ports.store, seat, kind)
         await self._supervisor.evaluate(
             seat.session_id, adult_left_on_purpose=deliberate and counted
         )
+        if self.recording is not None:  # whoever is gone is recorded no more (after the
+            await self._quietly(self.recording.gone(seat))  # children's safety is seen to)
         self.forget_if_idle(seat.session_id)
 
     async def disconnect(self, seat: Seat, reason: str) -> None:

@@ -46,7 +46,9 @@ function recordingWords() {
   const why = String(session.recording_why || session.recording_purpose.replace(/_/g, " "))
     .replace(/[.\s]+$/, "");
   return `This session may be recorded, but only if everyone has said yes. Why: ${why}. ` +
-    `If you do not want that, you can leave and tell ${contactWords()}.`;
+    (session.recording_ask_today
+      ? "If you do not want to be recorded, say so below."
+      : `If you do not want that, you can leave and tell ${contactWords()}.`);
 }
 
 export async function onEnter() {
