@@ -53,6 +53,7 @@ function boot() {
     return;
   }
   show("start");
+  $("continue").disabled = false; // ready: "Continue" joins through this script only
 }
 
 installTestHook();
