@@ -58,6 +58,7 @@ from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.playbacks import SqlPlaybacks
 from gateway.adapters.sql.processes import ProcessRegistry
+from gateway.adapters.sql.recording_runs import SqlRecordingRuns
 from gateway.adapters.sql.recordings import SqlRecordingCatalogue
 from gateway.adapters.sql.staff_sessions import SqlStaffSessions
 from gateway.adapters.sql.store import SqlStore
@@ -149,6 +150,10 @@ class Runtime:
     livekit_webhooks: LiveKitWebhooks | None = None
 
     async def close(self) -> None:
+        try:  # every live recording sealed before the relay goes
+            await self.live.recording.close()
+        except Exception:
+            logging.getLogger(__name__).exception("live recordings not all sealed at shutdown")
         await self.webhook_http.close()
         await self.platform.close()
         await self.alerts.stop()
@@ -260,8 +265,8 @@ async def build_runtime(
         master_key_problem = None
     except RecordingVaultUnavailable as exc:
         master_key, master_key_problem = None, str(exc)
-        # Unset is the default (there is no recorder yet): said once, not as an error. A key
-        # file that was named but cannot be used is an operator's mistake: an error.
+        # Unset is the default (recording is off until a key is given): said once, not as an
+        # error. A key file that was named but cannot be used is an operator's mistake: an error.
         configured = settings.recording_master_key_file is not None
         logging.getLogger(__name__).log(logging.ERROR if configured else logging.INFO, "%s", exc)
     recording_files = RecordingVault(recording_storage)
@@ -278,6 +283,11 @@ async def build_runtime(
     retention = RetentionService(
         recording_catalogue, recording_files, clock, link_base=settings.public_url
     )
+    # Recording live sessions (issue 9): runs and day answers in SQL, the catalogue and keys
+    # above, the recorder over the relay.
+    live.recording.runs = SqlRecordingRuns(store.writer, database)
+    live.recording.recordings = recordings
+    live.recording.recorder = platform.recorder
     consent = ConsentService(
         store,
         registry,

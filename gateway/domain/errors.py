@@ -70,6 +70,9 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INTERNAL = "internal"
+    # recording a live session (branch recctl)
+    RECORDING_CONSENT_MISSING = "recording_consent_missing"  # who lacks what, by masked name
+    RECORDING_NOT_RUNNING = "recording_not_running"
     # branch consent: a guardian's consent link that cannot be used (forged, used elsewhere,
     # expired); one answer whatever the reason, the audit log keeps which
     CONSENT_LINK_INVALID = "consent_link_invalid"

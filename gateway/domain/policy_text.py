@@ -126,13 +126,26 @@ def render_policy(policy: Policy) -> str:
                 )
                 + " can watch it, each time giving a reason that we keep."
             )
+        excluded = p.recording.child_declines == "exclude"
         lines.append(
-            "- A child who does not want to be recorded on the day "
-            + (
-                "is left out of the recording."
-                if p.recording.child_declines == "exclude"
-                else "stops the recording."
-            )
+            "- Only the session's host starts and stops a recording, for one of these purposes. "
+            "Each person's own sound and video are recorded separately, and nobody else's."
+        )
+        lines.append(
+            "- Before going in, each child is asked whether they are happy to be recorded that "
+            "day. A child who says no, or is not asked, "
+            + ("is left out of the recording." if excluded else "stops the recording.")
+        )
+        lines.append(
+            "- Someone who has not agreed in writing and joins while a session is being "
+            "recorded "
+            + ("is not recorded." if excluded else "stops the recording.")
+            + " If someone withdraws their consent during a session, their recording stops "
+            "within seconds."
+        )
+        lines.append(
+            "- Everyone in the session sees when a recording is running, and whether they "
+            "are in it."
         )
         lines.append(f"- Storage: {p.recording.storage}")
         lines.append(f"- Who can watch recordings: {p.recording.access}")

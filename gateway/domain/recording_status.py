@@ -1,11 +1,12 @@
-"""Whether this gateway can record sessions yet.
+"""Whether this gateway can record sessions.
 
-The recorder (issue 9: consenting participants' tracks, encrypted as written) is not built.
-Until it is, no session is recorded whatever its purpose, and every text shown to people says
-so: the join page's notice and the policy in plain English. The recorder's arrival flips this,
-and its tests then hold the recording rules of the policy to account.
+It can (issue 9): the host starts a recording for a purpose the policy lists, only when
+everyone who would be recorded has consent (services/live/recording.py), and the embedded
+relay's recorder writes each consenting person's own tracks, encrypted as written. The texts
+shown to people (the join page's notice, the policy in plain English) follow this flag, and the
+tests of services/live/recording.py hold the policy's recording rules to account.
 """
 
 from __future__ import annotations
 
-RECORDING_AVAILABLE = False
+RECORDING_AVAILABLE = True

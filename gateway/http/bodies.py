@@ -277,3 +277,21 @@ class ConcernBody(Body):
 class RemoveBody(Body):
     token: Annotated[str, Field(min_length=1, max_length=4096)]
     identity: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class RecordingStartBody(Body):
+    """The host starts recording for a purpose the policy lists (R10)."""
+
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+    purpose: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class RecordingTodayBody(Body):
+    """A child's answer on the day (R8): happy to be recorded today, or not."""
+
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+    answer: Literal["yes", "no"]
+
+
+class SessionRecordingBody(Body):
+    purpose: Annotated[str, Field(min_length=1, max_length=64)]

@@ -54,6 +54,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL: 500,
+    # recording a live session (branch recctl)
+    ErrorCode.RECORDING_CONSENT_MISSING: 409,
+    ErrorCode.RECORDING_NOT_RUNNING: 409,
     ErrorCode.CONSENT_LINK_INVALID: 403,  # branch consent
     # review of recordings (branch review)
     ErrorCode.PLAYBACK_LINK_INVALID: 410,

@@ -71,7 +71,10 @@ async def join(request: web.Request) -> web.Response:
         )
     except Refusal as refusal:  # one answer, in one time, for every kind of bad invite
         raise await request.app[ATTEMPTS].refused_join(refusal, source) from None
-    response = web.json_response(join_view(result, media))
+    recording = request.app[LIVE].recording.status(
+        result.session.id, result.participant.masked_identity
+    )
+    response = web.json_response(join_view(result, media, recording))
     if result.device_secret is not None:
         invite = result.record.invite
         now = request.app[SERVICES].clock.now()

@@ -7,10 +7,16 @@ from gateway.http.attempts_api import ATTEMPT_ROUTES
 from gateway.http.incidents_api import INCIDENT_ROUTES
 from gateway.http.live_api import LIVE_ROUTES
 from gateway.http.notifications_api import NOTIFICATION_ROUTES
+from gateway.http.recording_api import RECORDING_LIVE_ROUTES
 from gateway.http.routing import Route
 
 ALL_ROUTES: tuple[Route, ...] = (
-    ORGANISATION_ROUTES + LIVE_ROUTES + INCIDENT_ROUTES + ATTEMPT_ROUTES + NOTIFICATION_ROUTES
+    ORGANISATION_ROUTES
+    + LIVE_ROUTES
+    + INCIDENT_ROUTES
+    + ATTEMPT_ROUTES
+    + NOTIFICATION_ROUTES
+    + RECORDING_LIVE_ROUTES
 )
 PUBLIC_PATHS = frozenset(
     [route.path for route in ALL_ROUTES if route.public] + ["/v1/openapi.json"]

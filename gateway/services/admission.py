@@ -88,6 +88,10 @@ class AdmissionService:
         self._clock = clock
         self._policy_paths: dict[str, str] = {}
 
+    async def policy_of(self, org_id: str) -> Policy:
+        """The organisation's policy (read once per process)."""
+        return await self._policy_of(org_id)
+
     async def _policy_of(self, org_id: str) -> Policy:
         # An organisation's policy file is fixed when it is created, so one read per process
         # is enough; the join path stays a single query.

@@ -113,6 +113,10 @@ class RecordingsService:
     def can_record(self) -> bool:
         return self._master_key is not None
 
+    def check_can_record(self) -> None:
+        """Refuse (RECORDING_UNAVAILABLE) before anything is recorded when there is no key."""
+        self._master()
+
     def _master(self) -> bytes:
         if self._master_key is None:
             raise Unavailable(ErrorCode.RECORDING_UNAVAILABLE, self._problem, retry_after=3600.0)
@@ -196,6 +200,61 @@ class RecordingsService:
         found = await self._catalogue.by_id(entry.id)
         assert found is not None
         return found
+
+    async def finish_failed(self, handle: RecordingHandle, actor: str) -> CatalogueEntry | None:
+        """Writing failed (disk full, storage gone): stop the writer and seal what was
+        authenticated as incomplete, now (the session goes on). Audited as recording.failed."""
+        await asyncio.to_thread(handle.writer.abort)
+        entry = handle.entry
+        size = chunks = 0
+        wrapped = await self._catalogue.wrapped_key(entry.id)
+        if self._master_key is not None and wrapped is not None:
+            try:  # what was written and authenticated stays readable, sealed as incomplete
+                key = unwrap_data_key(self._master_key, entry.id, wrapped)
+                result = await asyncio.to_thread(self._files.recover, entry.id, key)
+                size, chunks = result.size, result.chunks
+            except (RecordingKeyError, RecordingCorrupt, OSError) as exc:
+                log.error("recording %s could not be sealed: %s", entry.id, type(exc).__name__)
+        await self._catalogue.seal(
+            entry.id,
+            RecordingState.INCOMPLETE,
+            size,
+            chunks,
+            [
+                AuditEvent(
+                    "recording.failed",
+                    actor,
+                    entry.org_id,
+                    session_id=entry.session_id,
+                    data={"recording": entry.id, "size": size, "chunks": chunks},
+                )
+            ],
+        )
+        return await self._catalogue.by_id(entry.id)
+
+    async def discard(self, handle: RecordingHandle, actor: str, reason: str) -> None:
+        """Nothing may be kept (consent withdrawn between cataloguing and the first frame):
+        sealed empty and marked for destruction (the next retention round destroys it)."""
+        await asyncio.to_thread(handle.writer.abort)
+        entry = handle.entry
+        await self._catalogue.seal(
+            entry.id,
+            RecordingState.INCOMPLETE,
+            0,
+            0,
+            [
+                AuditEvent(
+                    "recording.discarded",
+                    actor,
+                    entry.org_id,
+                    session_id=entry.session_id,
+                    data={"recording": entry.id, "reason": reason},
+                )
+            ],
+        )
+        await self._catalogue.request_destruction(
+            [entry.id], DestructionReason.CONSENT_WITHDRAWN, actor, []
+        )
 
     async def recover(self) -> list[CatalogueEntry]:
         """At start and periodically: every recording whose writer process died is sealed

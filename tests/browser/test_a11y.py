@@ -235,8 +235,11 @@ async def test_the_recording_notice_is_in_plain_words(
     await page.get_by_role("button", name="Continue").click()
     await expect(page.get_by_role("heading", name="Before you go in")).to_be_visible()
     words = await page.locator("#fact-recording").inner_text()
-    # A session with a recording purpose, but this gateway cannot record yet: it says so, and
-    # promises nothing else (domain/recording_status.py).
-    assert words == "Nobody is recording this session.", words
+    # A session with a recording purpose: it may be recorded, only with everyone's yes, why,
+    # and what a child can do about it (domain/recording_status.py, R8).
+    assert words.startswith("This session may be recorded, but only if everyone has said yes."), (
+        words
+    )
+    assert "Letting the tutor and the child's family look back at a lesson" in words
     box = await page.locator("#fact-recording").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 320

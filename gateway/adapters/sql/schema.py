@@ -350,3 +350,33 @@ recording_playbacks = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
 )
+
+
+# A session's live recording (issue 9): at most one running per session, whichever process
+# starts it (`running_session` is the session id while it runs, NULL after: unique).
+recording_runs = Table(
+    "recording_runs",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("session_id", String(ID), nullable=False),
+    Column("running_session", String(ID), nullable=True, unique=True),
+    Column("purpose", String(64), nullable=False),
+    Column("started_by", String(64), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("stopped_at", BigInteger, nullable=True),
+    Column("stop_reason", String(64), nullable=True),
+    Index("ix_recording_runs_session", "session_id"),
+)
+
+# A child's answer on the day (R8): happy to be recorded in this session today, or not. The
+# latest answer per participant counts; every answer is audited.
+recording_day_answers = Table(
+    "recording_day_answers",
+    metadata,
+    Column("session_id", String(ID), primary_key=True),
+    Column("participant_id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("organisations.id"), nullable=False),
+    Column("answer", String(8), nullable=False),  # yes|no
+    Column("answered_at", BigInteger, nullable=False),
+)

@@ -12,6 +12,8 @@ A newcomer can follow it in this order:
                   durable in SQL first, applied here at once, elsewhere within a round;
   streams.py      each participant's event stream (closed when they lose their standing);
   nudges.py       a durable change made on any process applied at once by the owner;
+  recording.py    recording the session: start/stop by the host, who is in it, kept right as
+                  people come and go and consents change;
   reconcile.py    the periodic round: durable facts re-read, platform drift, live state
                   rebuilt, grace periods; and the sweep of dead processes' presences;
   views.py        what people are shown (the join answer, state events).
@@ -33,6 +35,7 @@ from gateway.services.live.exits import Exits
 from gateway.services.live.media import Media
 from gateway.services.live.nudges import Nudges
 from gateway.services.live.reconcile import Reconciler
+from gateway.services.live.recording import LiveRecording, RecordingRefused, RecordingRuns
 from gateway.services.live.state import Event, IncidentRecorder, LivePorts, LiveRegistry
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
@@ -40,7 +43,13 @@ from gateway.services.live.views import join_view
 from gateway.services.live_ports import MediaCredentialCodec, MediaPlatform
 from gateway.services.ports import Alerts, JoinRecord, LiveState, Organisation, Store
 
-__all__ = ["LiveSessionService", "SessionElsewhere", "join_view"]
+__all__ = [
+    "LiveSessionService",
+    "RecordingRefused",
+    "RecordingRuns",
+    "SessionElsewhere",
+    "join_view",
+]
 
 
 class LiveSessionService:
@@ -92,6 +101,8 @@ class LiveSessionService:
             alerts, self._reconciler.apply_durable_facts, self._reconciler.reconcile_session
         )
         self._exits.changed = self._nudges.send
+        self.recording = LiveRecording(self._ports, self._registry, self._streams, self._authority)
+        self._exits.recording = self._media.recording = self._reconciler.recording = self.recording
         platform.on_event(self._media.on_platform_event)
 
     # wiring and introspection (tests look at the platform and live state directly)
@@ -155,7 +166,12 @@ class LiveSessionService:
         self._streams.unsubscribe(queue)
 
     async def snapshot(self, record: JoinRecord) -> list[Event]:
-        return await self._media.snapshot(record)
+        events = await self._media.snapshot(record)
+        if events:  # and whether a recording runs, and whether they are in it
+            events.append(
+                self.recording.status(record.invite.session_id, record.participant.masked_identity)
+            )
+        return events
 
     # durable changes made anywhere, applied at once
     async def durable_facts_changed(self) -> None:

@@ -20,6 +20,7 @@ from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.models import SessionRole
 from gateway.services.admission import DeviceOf
+from gateway.services.live.recording import LiveRecording
 from gateway.services.live.state import LivePorts, LiveRegistry, Seat, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
@@ -43,6 +44,7 @@ class Exits:
         self._streams = streams
         self._supervisor = supervisor
         self.changed: DurableFactsChanged | None = None  # the nudge (set by the facade)
+        self.recording: LiveRecording | None = None  # their recording stops as they go
 
     # leaving ---------------------------------------------------------------------------------
     async def leave(self, token: str, device_of: DeviceOf) -> None:
@@ -77,6 +79,8 @@ class Exits:
         await self._supervisor.evaluate(
             seat.session_id, adult_left_on_purpose=deliberate and counted
         )
+        if self.recording is not None:  # whoever is gone is recorded no more (after the
+            await self._quietly(self.recording.gone(seat))  # children's safety is seen to)
         self.forget_if_idle(seat.session_id)
 
     async def disconnect(self, seat: Seat, reason: str) -> None:
@@ -209,6 +213,8 @@ class Exits:
 
     async def close_session(self, session_id: str) -> None:
         """The session has ended: everyone here out, streams closed, room closed, forgotten."""
+        if self.recording is not None:
+            await self._quietly(self.recording.session_closed(session_id, "session_ended"))
         for watcher in self._streams.watchers():
             if watcher.session_id == session_id:
                 self._streams.push(watcher.identity, {"type": "ended"})
@@ -222,6 +228,8 @@ class Exits:
     async def abandon(self, session_id: str) -> None:
         """This process no longer owns the session: let its seats go as dropped connections
         (their browsers re-join, and are sent to the new owner); nothing durable changes."""
+        if self.recording is not None:  # the media goes: so does its recording
+            await self._quietly(self.recording.session_closed(session_id, "authority_lost"))
         for seat in self._registry.seats(session_id):
             seat.left = True
             seat.connected = seat.counted = False

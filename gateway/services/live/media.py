@@ -19,6 +19,7 @@ from gateway.domain.models import Grants, Outcome, Presence
 from gateway.services.admission import DeviceOf, JoinResult, presence_of
 from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.exits import Exits
+from gateway.services.live.recording import LiveRecording
 from gateway.services.live.state import Event, LivePorts, LiveRegistry, Seat, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
@@ -48,6 +49,7 @@ class Media:
         self._streams = streams
         self._supervisor = supervisor
         self._exits = exits
+        self.recording: LiveRecording | None = None  # a newcomer while recording (set by facade)
 
     async def join(
         self, token: str, password: str | None, device_of: DeviceOf, source: str
@@ -163,6 +165,11 @@ class Media:
         if seat.vetted_adult:
             await self.count(seat)
         await self._supervisor.evaluate(seat.session_id)
+        if self.recording is not None:
+            try:  # recorded, left out, or the recording stops: never captured unchecked
+                await self.recording.connected(seat)
+            except Exception:
+                log.exception("a newcomer's recording scope could not be decided; not recorded")
 
     async def count(self, seat: Seat) -> None:
         """Enter a connected vetted adult in the live state (they count from now on)."""

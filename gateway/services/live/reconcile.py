@@ -25,6 +25,7 @@ from gateway.domain.models import Grants, PersonKind, Presence
 from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.exits import Exits
 from gateway.services.live.media import Media
+from gateway.services.live.recording import LiveRecording
 from gateway.services.live.state import LivePorts, LiveRegistry, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
@@ -57,6 +58,7 @@ class Reconciler:
         self._exits = exits
         self._media = media
         self._connect_timeout = connect_timeout
+        self.recording: LiveRecording | None = None  # its scope re-checked with the facts
 
     async def reconcile(self) -> None:
         for session_id in self._registry.session_ids():
@@ -97,6 +99,11 @@ class Reconciler:
         at once when another process nudges; one at a time)."""
         async with self._durable_lock:
             await self._apply_durable_facts()
+        if self.recording is not None:  # a consent withdrawn: their recording stops now
+            try:
+                await self.recording.recheck()
+            except Exception:
+                log.exception("recording scope not re-checked this time; tried again next round")
 
     async def _apply_durable_facts(self) -> None:
         seats = self._registry.active_seats()

@@ -4,6 +4,7 @@
 import { connectMedia, reconnectMedia } from "./connection.js";
 import { startEvents } from "./events.js";
 import { applyStartChoices, startCamera, startStats, stopMeter } from "./media.js";
+import { prepareRecordingCheck } from "./recording.js";
 import { show } from "./screens.js";
 import { $, S, publishes } from "./state.js";
 import { WAITING_WORDS, applyState } from "./waiting.js";
@@ -21,6 +22,7 @@ export function prepareCheck() {
   $("check-hold-note").hidden = S.outcome !== "hold";
   $("device-check").hidden = !publishes();
   $("host-panel").hidden = S.role !== "host";
+  prepareRecordingCheck();
   show("check");
   if (publishes()) startCamera();
 }
@@ -28,15 +30,25 @@ export function prepareCheck() {
 /** Short, plain words a child can follow: whether, why, and what they can do about it. */
 function recordingWords() {
   const session = S.session || {};
-  if (!session.recording_purpose) return "Nobody is recording this session.";
-  // The gateway cannot record yet: its notice says so, and nothing more is promised.
+  if (session.recording && session.recording.active) {
+    return "This session is being recorded now, only for people who have said yes. " +
+      `If you do not want that, you can say so below, or leave and tell ${contactWords()}.`;
+  }
+  if (!session.recording_purpose) {
+    return session.recording_ask_today
+      ? "Nobody is recording this session now. If the host starts a recording, only people " +
+          "who have said yes are recorded."
+      : "Nobody is recording this session.";
+  }
   if (session.recording_notice === "This session is not being recorded.") {
     return "Nobody is recording this session.";
   }
   const why = String(session.recording_why || session.recording_purpose.replace(/_/g, " "))
     .replace(/[.\s]+$/, "");
   return `This session may be recorded, but only if everyone has said yes. Why: ${why}. ` +
-    `If you do not want that, you can leave and tell ${contactWords()}.`;
+    (session.recording_ask_today
+      ? "If you do not want to be recorded, say so below."
+      : `If you do not want that, you can leave and tell ${contactWords()}.`);
 }
 
 export async function onEnter() {

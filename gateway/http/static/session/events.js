@@ -4,6 +4,7 @@
 import { finish } from "./exit.js";
 import { addAlert, renderHost } from "./host_panel.js";
 import { S, sleep } from "./state.js";
+import { showRecording } from "./recording.js";
 import { renderTiles } from "./tiles.js";
 import { applyState } from "./waiting.js";
 
@@ -85,6 +86,9 @@ function onEvent(event) {
     case "alert":
       S.alerts.push({ ...event, at: new Date() });
       addAlert(S.alerts[S.alerts.length - 1]);
+      break;
+    case "recording":
+      showRecording(event);
       break;
     case "roster":
       S.roster = event.participants || [];

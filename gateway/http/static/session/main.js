@@ -22,6 +22,7 @@ import { leave, leaveOnPageHide } from "./exit.js";
 import { wireHostPanel } from "./host_panel.js";
 import { chooseDevice, previewChoice, startCamera, toggle } from "./media.js";
 import { endScreen, show, showTopButtons } from "./screens.js";
+import { wireRecording } from "./recording.js";
 import { onContinue, readToken } from "./start.js";
 import { $, S } from "./state.js";
 import { installTestHook } from "./test_hook.js";
@@ -40,6 +41,7 @@ function boot() {
   $("mic-choice").addEventListener("change", (e) => chooseDevice("audio", e.target.value));
   wireConcern();
   wireHostPanel();
+  wireRecording();
   window.addEventListener("pagehide", leaveOnPageHide);
   showTopButtons();
   if (!S.token) {
@@ -51,6 +53,7 @@ function boot() {
     return;
   }
   show("start");
+  $("continue").disabled = false; // ready: "Continue" joins through this script only
 }
 
 installTestHook();

@@ -73,6 +73,12 @@ export const ALERT_WORDS = {
     return `${a.display_name || "A participant"}'s link is locked after too many wrong passwords` +
       (minutes ? ` (for about ${minutes} minute${minutes === 1 ? "" : "s"}).` : ".");
   },
+  recording: (a) =>
+    ({
+      stopped: `Recording stopped${a.reason && a.reason !== "stopped" ? " by the gateway: someone in the session may not be recorded" : ""}.`,
+      failed: "A recording could not be written (storage problem). It is kept as incomplete; the session goes on.",
+      excluded: `${a.display_name || "Someone"} is not being recorded (no consent or said no today).`,
+    })[a.state] || "Recording changed.",
   invite_other_device: (a) =>
     `Someone tried to use the link of ${a.display_name || "a participant"} on another device.`,
 };
