@@ -36,7 +36,9 @@ from gateway.adapters.leader import (
 from gateway.adapters.live_memory import InProcessLiveState, LiveStateUnavailable
 from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
 from gateway.adapters.passwords import PasswordHasher
+from gateway.adapters.platform_livekit import LiveKitPlatform
 from gateway.adapters.platform_relay import RelayPlatform
+from gateway.adapters.platforms import PlatformsByOrganisation
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
 from gateway.adapters.recording_vault import (
@@ -107,7 +109,7 @@ from gateway.services.request_audit import RequestAudit
 from gateway.services.retention import RetentionService
 from gateway.services.sessions import SessionService
 from gateway.services.staff_auth import SignInMail, StaffAuthService
-from gateway.settings import Settings
+from gateway.settings import SettingError, Settings
 
 
 @dataclass
@@ -134,10 +136,13 @@ class Runtime:
     form_key: bytes = b""
     recordings: RecordingsService | None = None
     retention: RetentionService | None = None
+    livekit: LiveKitPlatform | None = None
 
     async def close(self) -> None:
         await self.webhook_http.close()
         await self.platform.close()
+        if self.livekit is not None:
+            await self.livekit.close()
         await self.alerts.stop()
         await self.store.stop()
         self.hasher.close()
@@ -214,10 +219,14 @@ async def build_runtime(
         ice_servers=_ice_servers(settings.ice_servers_json),
         disconnect_timeout=settings.media_disconnect_seconds,
     )
+    # LiveKit checks its tokens against its own clock: they are minted on the wall clock.
+    livekit = _livekit(settings, SystemClock())
     live = LiveSessionService(
         store,
         live_state,
-        platform,
+        platform
+        if livekit is None
+        else PlatformsByOrganisation(platform, livekit, frozenset(settings.livekit_organisations)),
         MediaCredentials(keyring, settings.issuer),
         admission,
         alerts,
@@ -318,6 +327,36 @@ async def build_runtime(
         form_key=form_key,
         recordings=recordings,
         retention=retention,
+        livekit=livekit,
+    )
+
+
+def _livekit(settings: Settings, clock: Clock) -> LiveKitPlatform | None:
+    """LiveKit for the organisations named in the settings, or None (the relay for all).
+    A URL without its key and secret is a configuration error, said at start-up."""
+    if settings.livekit_url is None:
+        return None
+    if settings.livekit_api_key is None:
+        raise SettingError("GATEWAY_LIVEKIT_API_KEY", "set when GATEWAY_LIVEKIT_URL is", None)
+    if settings.livekit_api_secret_file is None:
+        raise SettingError(
+            "GATEWAY_LIVEKIT_API_SECRET_FILE", "set when GATEWAY_LIVEKIT_URL is", None
+        )
+    try:
+        secret = settings.livekit_api_secret_file.read_text().strip()
+    except OSError:
+        secret = ""
+    if not secret:
+        raise SettingError(
+            "GATEWAY_LIVEKIT_API_SECRET_FILE", "a readable file holding the API secret", None
+        )
+    return LiveKitPlatform(
+        url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=secret,
+        clock=clock,
+        token_seconds=settings.livekit_token_seconds,
+        timeout_seconds=settings.livekit_timeout_seconds,
     )
 
 

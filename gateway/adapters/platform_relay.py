@@ -46,7 +46,7 @@ class RelayPlatform:
                 PlatformEvent("slots", event.room, event.identity, dict(event.slots))
             )
 
-    async def open_room(self, room: str) -> None:
+    async def open_room(self, room: str, org_id: str = "") -> None:
         if room not in self._rooms:
             await self.relay.open_room(room)
             self._rooms.add(room)
@@ -55,6 +55,12 @@ class RelayPlatform:
         if room in self._rooms:
             self._rooms.discard(room)
             await self.relay.close_room(room)
+
+    async def admit(
+        self, room: str, identity: str, display_name: str, grants: Grants
+    ) -> Mapping[str, object] | None:
+        """None: the browser signals through the gateway (its SDP offer reaches `connect`)."""
+        return None
 
     async def connect(self, room: str, identity: str, grants: Grants, offer_sdp: str) -> str:
         await self.open_room(room)
@@ -77,7 +83,11 @@ class RelayPlatform:
         ):
             await self.relay.remove(room, identity)
 
-    def participants(self, room: str) -> Sequence[PlatformParticipant]:
+    async def participants(self, room: str) -> Sequence[PlatformParticipant]:
+        return self.participants_now(room)
+
+    def participants_now(self, room: str) -> Sequence[PlatformParticipant]:
+        """The relay is in this process: its list needs no wait (tests poll it)."""
         if room not in self._rooms:
             return []
         return [

@@ -64,8 +64,15 @@ class Reconciler:
         await self.apply_durable_facts()
         now = self._ports.clock.now()
         for session_id in self._registry.session_ids():
-            platform = self._ports.platform
-            connected = {p.identity for p in platform.participants(session_id) if p.connected}
+            try:
+                listed = await self._ports.platform.participants(session_id)
+            except Exception:
+                # The platform's list is the truth for who is connected: without it nobody
+                # is taken for gone or arrived this round (supervision still runs below).
+                log.exception("platform's participant list unavailable; next round")
+                await self._supervisor.evaluate(session_id)
+                continue
+            connected = {p.identity for p in listed if p.connected}
             for seat in self._registry.seats(session_id):
                 if seat.connected and seat.identity not in connected:
                     await self._exits.gone(seat, "media.vanished", deliberate=False)
