@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import redis.exceptions
@@ -86,11 +87,12 @@ from gateway.http.middleware import (
 )
 from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
-from gateway.http.pages import PAGE_ROUTES
+from gateway.http.pages import MEDIA_ORIGINS, PAGE_ROUTES
 from gateway.http.recording_pages import RECORDING_ROUTES, RECORDINGS
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
+from gateway.http.vendor import vendor_routes
 from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
@@ -357,6 +359,17 @@ def _livekit(settings: Settings, clock: Clock) -> LiveKitPlatform | None:
         clock=clock,
         token_seconds=settings.livekit_token_seconds,
         timeout_seconds=settings.livekit_timeout_seconds,
+    )
+
+
+def _media_origins(livekit_url: str) -> tuple[str, ...]:
+    """The LiveKit server's origins a join page may connect to (its signalling websocket and
+    the HTTP checks its client makes)."""
+    parts = urlsplit(livekit_url)
+    secure = parts.scheme in ("wss", "https")
+    return (
+        f"{'wss' if secure else 'ws'}://{parts.netloc}",
+        f"{'https' if secure else 'http'}://{parts.netloc}",
     )
 
 
@@ -701,8 +714,11 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
+    if settings.livekit_url is not None:
+        app[MEDIA_ORIGINS] = _media_origins(settings.livekit_url)
     for method, path, handler in (
         *PAGE_ROUTES,
+        *vendor_routes(settings.livekit_client_js),
         *STAFF_PAGE_ROUTES,
         *DESK_ROUTES,
         *RECORDING_ROUTES,

@@ -617,6 +617,13 @@ class Settings:
         "3",
         "deadline of each LiveKit API call; past it, or unreachable: joins get 503",
     )
+    livekit_client_js: Path | None = setting(
+        "GATEWAY_LIVEKIT_CLIENT_JS",
+        optional(PATH),
+        None,
+        "livekit-client's ES module build that join pages load from the gateway (unset: the one"
+        " scripts/test and scripts/run install under .cache/livekit-client)",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -4,6 +4,9 @@
 #   scripts/livekit_server.sh          build when missing, print the binary's path
 #   source scripts/livekit_server.sh; gateway_livekit_server
 #                                      the same, from scripts/test (exports the path)
+#   gateway_livekit_client             npm install livekit-client (pinned) into
+#                                      .cache/livekit-client, for the join page (scripts/test,
+#                                      scripts/run)
 #
 # The binary is cached in .cache/livekit/<version>/livekit-server (git-ignored). Set
 # GATEWAY_LIVEKIT_SERVER_BIN to an existing livekit-server binary to skip the build (a machine
@@ -72,6 +75,29 @@ _lk_build() {
   fi
   rm -rf "$work" "$cache/livekit-server.partial"
   return 1
+}
+
+# --- livekit-client (the join page's LiveKit client, served by the gateway) ----------------------
+
+LIVEKIT_CLIENT_VERSION="2.23.0"
+
+gateway_livekit_client() {
+  local root dir installed
+  root="$(_lk_root)"
+  dir="$root/.cache/livekit-client"
+  installed="$dir/node_modules/livekit-client/package.json"
+  if [ -f "$installed" ] && grep -q "\"version\": \"$LIVEKIT_CLIENT_VERSION\"" "$installed"; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    printf 'warning: npm not found; livekit-client not installed (LiveKit join pages cannot start video)\n' >&2
+    return 0
+  fi
+  printf '==> npm install livekit-client@%s into .cache/livekit-client\n' "$LIVEKIT_CLIENT_VERSION"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-audit --no-fund --silent \
+      "livekit-client@$LIVEKIT_CLIENT_VERSION" </dev/null >/dev/null \
+    || printf 'warning: npm install livekit-client failed\n' >&2
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
