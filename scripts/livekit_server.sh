@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # shellcheck shell=bash
 # A real LiveKit server for the platform contract tests, built from the Go module proxy.
 #

@@ -107,11 +107,17 @@ class LiveKitPlatform:
         self._handler: Callable[[PlatformEvent], Awaitable[None]] | None = None
         self._admissions: dict[tuple[str, str], _Admission] = {}
         self._revoked: dict[str, datetime] = {}  # platform identity -> until when it matters
+        self._sessions: dict[str, str] = {}  # LiveKit room name -> session id (opened here)
 
     # naming ------------------------------------------------------------------------------------
     def room_name(self, room: str) -> str:
         """LiveKit's name for a session's room: unguessable without the API secret."""
         return "r_" + hmac.new(self._room_key, room.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def session_for_room(self, room_name: str) -> str | None:
+        """The session behind a LiveKit room name this process opened (for webhooks: a room
+        not known here is not ours, or not live here)."""
+        return self._sessions.get(room_name)
 
     # the port ----------------------------------------------------------------------------------
     def on_event(self, handler: Callable[[PlatformEvent], Awaitable[None]]) -> None:
@@ -128,9 +134,11 @@ class LiveKitPlatform:
             departure_timeout=20,
         )
         await self._call(lambda rooms: rooms.create_room(request))
+        self._sessions[request.name] = room
 
     async def close_room(self, room: str) -> None:
         name = self.room_name(room)
+        self._sessions.pop(name, None)
         for key in [k for k in self._admissions if k[0] == room]:
             self._revoke(self._admissions.pop(key))
         await self._call(

@@ -170,6 +170,9 @@ async def test_rooms_exist_only_once_the_gateway_created_them(
     await driver.platform.open_room(session, "org")
     rooms = await room_service.list_rooms(api.ListRoomsRequest())
     assert driver.platform.room_name(session) in {r.name for r in rooms.rooms}
+    # A webhook names the room: it leads back to the session only here, where it was opened.
+    assert driver.platform.session_for_room(driver.platform.room_name(session)) == session
+    assert driver.platform.session_for_room(driver.platform.room_name(_session())) is None
 
 
 async def test_a_token_for_one_room_is_refused_for_another(
