@@ -24,7 +24,7 @@ SPEAKER = Grants(can_publish=True, can_subscribe=True)
 HELD = Grants.none()
 
 
-@pytest.fixture(params=["relay", "livekit"])
+@pytest.fixture(params=["relay", pytest.param("livekit", marks=pytest.mark.livekit)])
 async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
     chosen: Driver
     if request.param == "relay":
