@@ -146,6 +146,31 @@ async def test_the_authority_grants_a_supervised_child_media_and_removal_is_fina
     assert tutor.room.isconnected()
 
 
+async def test_an_adult_leaving_holds_the_child_through_livekit_at_once(
+    world: World, gateway: Gateway, participants: LiveKitDriver, room_service: Any
+) -> None:
+    await participants.connect((await _join(world, "Tina Tutor"))["media"], publish=True)
+    observer_device = await gateway.client()
+    observer_join = await world.join("Oscar Observer", observer_device)
+    observer = await participants.connect(observer_join.body["media"], publish=True)
+    child = await participants.connect((await _join(world, "Sam Green"))["media"])
+
+    async def permission_is(want: tuple[bool, bool]) -> bool:
+        return await _permission(room_service, child) == want
+
+    await eventually(lambda: permission_is((True, True)), timeout=15)
+
+    # The observer leaves on purpose: the authority holds the child through LiveKit at once.
+    left = await observer_device.post(
+        "/v1/leave", {"token": world.invites["Oscar Observer"]["token"]}
+    )
+    assert left.status == 200, left.body
+    await eventually(lambda: permission_is((False, False)), timeout=10)
+    await eventually(_set(observer), timeout=10)  # and the observer is off LiveKit
+    audit = (await world.admin.get("/v1/audit?limit=200&kind=supervision.hold")).body["items"]
+    assert audit, "the hold is audited"
+
+
 async def test_livekit_unreachable_refuses_joins_and_admits_nobody_blind(
     world: World, gateway: Gateway, livekit: LiveKitServer
 ) -> None:
