@@ -171,6 +171,21 @@ async def test_an_adult_leaving_holds_the_child_through_livekit_at_once(
     assert audit, "the hold is audited"
 
 
+async def test_reconciliation_sees_who_livekit_lists_connected_and_who_dropped(
+    world: World, participants: LiveKitDriver
+) -> None:
+    tutor = await participants.connect((await _join(world, "Tina Tutor"))["media"], publish=True)
+
+    async def audited(kind: str) -> bool:
+        answer = await world.admin.get(f"/v1/audit?limit=200&kind={kind}")
+        return bool(answer.body["items"])
+
+    # No webhook here: ListParticipants, each reconciliation round, is what the gateway sees.
+    await eventually(lambda: audited("media.connected"), timeout=10)
+    await tutor.leave()  # the connection drops (no "leave" through the gateway)
+    await eventually(lambda: audited("media.vanished"), timeout=10)
+
+
 async def test_livekit_unreachable_refuses_joins_and_admits_nobody_blind(
     world: World, gateway: Gateway, livekit: LiveKitServer
 ) -> None:
