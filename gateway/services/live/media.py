@@ -1,6 +1,7 @@
-"""Seats and media: a join seats the participant in this process and hands out a single-use
-media credential; the offer connects their browser to the relay; platform events say who is
-really connected.
+"""Seats and media: a join seats the participant in this process and hands out what their
+browser connects with: on the embedded relay a single-use media credential for the offer,
+which then connects it through the gateway; on LiveKit a just-in-time platform token (the
+platform's `admit`). Platform events and the platform's own list say who is really connected.
 
 An adult counts towards supervision only once their media is connected (the relay's `joined`
 event): their presence enters the live state then, not at the HTTP join, so a child is never

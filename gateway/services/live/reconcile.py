@@ -20,6 +20,7 @@ import logging
 from datetime import timedelta
 
 from gateway.domain.audit import AuditEvent
+from gateway.domain.errors import Unavailable
 from gateway.domain.liveness import orphaned
 from gateway.domain.models import Grants, PersonKind, Presence
 from gateway.services.live.authority import SessionAuthority
@@ -66,10 +67,13 @@ class Reconciler:
         for session_id in self._registry.session_ids():
             try:
                 listed = await self._ports.platform.participants(session_id)
-            except Exception:
+            except Exception as exc:
                 # The platform's list is the truth for who is connected: without it nobody
                 # is taken for gone or arrived this round (supervision still runs below).
-                log.exception("platform's participant list unavailable; next round")
+                if isinstance(exc, Unavailable):
+                    log.warning("platform unavailable: its participant list is read next round")
+                else:
+                    log.exception("platform's participant list unreadable; next round")
                 await self._supervisor.evaluate(session_id)
                 continue
             connected = {p.identity for p in listed if p.connected}
