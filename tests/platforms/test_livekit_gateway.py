@@ -13,6 +13,7 @@ import jwt
 import pytest
 from livekit import api
 
+from gateway.http.vendor import default_livekit_client
 from tests.http.world import World, build_world
 from tests.platforms._drivers import LiveKitArrival, LiveKitDriver, eventually
 from tests.plugins.gateway_server import Gateway
@@ -184,6 +185,23 @@ async def test_reconciliation_sees_who_livekit_lists_connected_and_who_dropped(
     await eventually(lambda: audited("media.connected"), timeout=10)
     await tutor.leave()  # the connection drops (no "leave" through the gateway)
     await eventually(lambda: audited("media.vanished"), timeout=10)
+
+
+async def test_the_join_page_may_reach_this_livekit_server_and_gets_its_client_from_here(
+    gateway: Gateway, livekit: LiveKitServer
+) -> None:
+    page = await (await gateway.client()).get("/join")
+    policy = page.headers["Content-Security-Policy"]
+    connect = next(p for p in policy.split("; ") if p.startswith("connect-src"))
+    assert connect.split()[1:] == ["'self'", livekit.url, livekit.http_url]
+    assert "script-src 'self';" in policy  # the client is served by the gateway itself
+
+    client = await (await gateway.client()).get("/static/vendor/livekit-client.js")
+    if not default_livekit_client().is_file():
+        assert client.status == 404  # not installed: nothing served, nothing fetched elsewhere
+    else:
+        assert client.status == 200
+        assert client.headers["Content-Type"].startswith("text/javascript")
 
 
 async def test_livekit_unreachable_refuses_joins_and_admits_nobody_blind(
