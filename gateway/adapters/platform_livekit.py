@@ -57,6 +57,9 @@ PUBLISH_SOURCES = ("camera", "microphone")
 _IDENTITY_SEPARATOR = "."
 #: A participant LiveKit counts as connected with media (JOINED is signalling only).
 _ACTIVE = 2
+#: LiveKit accepts a token up to a minute past its expiry (its verifier's leeway): a revoked
+#: admission is watched for that long after its token expires, and a little more.
+_REVOCATION_MARGIN = timedelta(seconds=90)
 
 
 def livekit_identity(masked_identity: str, nonce: str) -> str:
@@ -149,12 +152,15 @@ class LiveKitPlatform:
         self, room: str, identity: str, display_name: str, grants: Grants
     ) -> Mapping[str, object] | None:
         """A token for this admission: a fresh platform identity, the policy's display name,
-        every grant explicit, minutes long. Any earlier admission of the person is superseded
-        (its connection is removed when seen)."""
+        every grant explicit, minutes long. Any earlier admission of the person is superseded:
+        its connection is removed now, and again whenever it is seen."""
         now = self._clock.now()
         previous = self._admissions.get((room, identity))
         if previous is not None:
+            # An older connection (another tab, a dropped one) would keep the grants it had:
+            # it is disconnected now, and removed again if it comes back.
             self._revoke(previous)
+            await self._disconnect(room, previous.platform_identity)
         admission = _Admission(
             platform_identity=livekit_identity(identity, secrets.token_hex(8)),
             hidden=grants.hidden,
@@ -225,7 +231,9 @@ class LiveKitPlatform:
             self._revoke(admission)
         for listed in await self._listed(room):
             if masked_part(listed.identity) == identity or listed.identity == identity:
-                self._revoked.setdefault(listed.identity, self._clock.now() + self._token_ttl)
+                self._revoked.setdefault(
+                    listed.identity, self._clock.now() + self._token_ttl + _REVOCATION_MARGIN
+                )
                 await self._disconnect(room, listed.identity)
 
     async def participants(self, room: str) -> Sequence[PlatformParticipant]:
@@ -271,7 +279,7 @@ class LiveKitPlatform:
     # inside --------------------------------------------------------------------------------------
     def _revoke(self, admission: _Admission) -> None:
         # Its token may still be used until it expires: any connection under it is removed.
-        self._revoked[admission.platform_identity] = admission.expires_at + timedelta(seconds=30)
+        self._revoked[admission.platform_identity] = admission.expires_at + _REVOCATION_MARGIN
 
     def _forget_expired(self, now: datetime) -> None:
         for identity in [i for i, until in self._revoked.items() if until <= now]:
