@@ -21,8 +21,8 @@
 # v1.13.11 (the newest it lists) cannot be built from it. v1.13.5 needs only modules it serves.
 # Measured on the project's machine (2 cores shared with 7 other busy sessions, load 10-24):
 # from empty Go module and build caches, 118 modules downloaded (358 MB) and built in 1785 s
-# (about 30 min; 652 MB of build cache); with the build cache empty but most modules already
-# downloaded, 717 s. Later runs reuse the cached binary (nothing is rebuilt); with a warm Go
+# (about 30 min; 652 MB of build cache); with the build cache empty and part of the modules
+# already downloaded, 717 s. Later runs reuse the cached binary (nothing is rebuilt); with a warm Go
 # build cache a rebuild is much shorter.
 
 LIVEKIT_SERVER_MODULE=github.com/livekit/livekit-server
