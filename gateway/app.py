@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import redis.exceptions
@@ -36,9 +37,16 @@ from gateway.adapters.leader import (
 )
 from gateway.adapters.live_memory import InProcessLiveState, LiveStateUnavailable
 from gateway.adapters.live_redis import RedisClient, RedisLiveState, close_client, redis_client
-from gateway.adapters.livekit_webhook_verifier import WebhookVerifier, load_keys
+from gateway.adapters.livekit_webhook_verifier import (
+    LiveKitKey,
+    LiveKitKeys,
+    WebhookVerifier,
+    load_keys,
+)
 from gateway.adapters.passwords import PasswordHasher
+from gateway.adapters.platform_livekit import LiveKitPlatform
 from gateway.adapters.platform_relay import RelayPlatform
+from gateway.adapters.platforms import PlatformsByOrganisation
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
 from gateway.adapters.recording_vault import (
@@ -53,7 +61,7 @@ from gateway.adapters.sql.attempts import SqlFailureLedger
 from gateway.adapters.sql.consent_links import SqlConsentLinks
 from gateway.adapters.sql.engine import PROBE_SECONDS, Database
 from gateway.adapters.sql.incidents import SqlIncidentStore
-from gateway.adapters.sql.livekit_webhooks import SqlWebhookLedger
+from gateway.adapters.sql.livekit_webhooks import SqlWebhookLedger, session_named_by_room
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.outbox import SqlOutbox
 from gateway.adapters.sql.playbacks import SqlPlaybacks
@@ -93,11 +101,12 @@ from gateway.http.middleware import (
 )
 from gateway.http.notifications_api import NOTIFICATIONS
 from gateway.http.openapi import openapi_document
-from gateway.http.pages import PAGE_ROUTES
+from gateway.http.pages import MEDIA_ORIGINS, PAGE_ROUTES
 from gateway.http.recording_pages import RECORDING_ROUTES, RECORDINGS, REVIEW
 from gateway.http.routes import ALL_ROUTES
 from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
+from gateway.http.vendor import vendor_routes
 from gateway.media.grants import IceServerConfig
 from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
@@ -119,7 +128,7 @@ from gateway.services.retention import RetentionService
 from gateway.services.review import ReviewService
 from gateway.services.sessions import SessionService
 from gateway.services.staff_auth import SignInMail, StaffAuthService
-from gateway.settings import Settings
+from gateway.settings import SettingError, Settings
 
 
 @dataclass
@@ -148,6 +157,7 @@ class Runtime:
     retention: RetentionService | None = None
     online_consent: OnlineConsentService | None = None
     livekit_webhooks: LiveKitWebhooks | None = None
+    livekit: LiveKitPlatform | None = None
 
     async def close(self) -> None:
         try:  # every live recording sealed before the relay goes
@@ -156,6 +166,8 @@ class Runtime:
             logging.getLogger(__name__).exception("live recordings not all sealed at shutdown")
         await self.webhook_http.close()
         await self.platform.close()
+        if self.livekit is not None:
+            await self.livekit.close()
         await self.alerts.stop()
         await self.store.stop()
         self.hasher.close()
@@ -245,10 +257,14 @@ async def build_runtime(
             max_streams=settings.media_max_streams,
         ),
     )
+    # LiveKit checks its tokens against its own clock: they are minted on the wall clock.
+    livekit = _livekit(settings, SystemClock())
     live = LiveSessionService(
         store,
         live_state,
-        platform,
+        platform
+        if livekit is None
+        else PlatformsByOrganisation(platform, livekit, frozenset(settings.livekit_organisations)),
         MediaCredentials(keyring, settings.issuer),
         admission,
         alerts,
@@ -347,11 +363,15 @@ async def build_runtime(
     form_key = hmac.new(keyring.audit_key(), b"staff sign-in forms", hashlib.sha256).digest()
     # LiveKit's webhooks (lkhooks): verified against the configured keys, recorded in SQL,
     # and only ever a hint to the session's authority to reconcile.
-    livekit_keys = load_keys(settings.livekit_keys_file)
+    livekit_keys = _webhook_keys(load_keys(settings.livekit_keys_file), livekit, settings)
     livekit_webhooks = LiveKitWebhooks(
         WebhookVerifier(livekit_keys),
         livekit_keys,
-        SqlWebhookLedger(store.writer, database),
+        SqlWebhookLedger(
+            store.writer,
+            database,
+            session_of_room=session_named_by_room if livekit is None else livekit.session_for_room,
+        ),
         services.audit,
         live.platform_hint,
     )
@@ -378,6 +398,60 @@ async def build_runtime(
         retention=retention,
         online_consent=online_consent,
         livekit_webhooks=livekit_webhooks,
+        livekit=livekit,
+    )
+
+
+def _livekit(settings: Settings, clock: Clock) -> LiveKitPlatform | None:
+    """LiveKit for the organisations named in the settings, or None (the relay for all).
+    A URL without its key and secret is a configuration error, said at start-up."""
+    if settings.livekit_url is None:
+        return None
+    if settings.livekit_api_key is None:
+        raise SettingError("GATEWAY_LIVEKIT_API_KEY", "set when GATEWAY_LIVEKIT_URL is", None)
+    if settings.livekit_api_secret_file is None:
+        raise SettingError(
+            "GATEWAY_LIVEKIT_API_SECRET_FILE", "set when GATEWAY_LIVEKIT_URL is", None
+        )
+    try:
+        secret = settings.livekit_api_secret_file.read_text().strip()
+    except OSError:
+        secret = ""
+    if not secret:
+        raise SettingError(
+            "GATEWAY_LIVEKIT_API_SECRET_FILE", "a readable file holding the API secret", None
+        )
+    return LiveKitPlatform(
+        url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=secret,
+        clock=clock,
+        token_seconds=settings.livekit_token_seconds,
+        timeout_seconds=settings.livekit_timeout_seconds,
+    )
+
+
+def _webhook_keys(
+    configured: LiveKitKeys, livekit: LiveKitPlatform | None, settings: Settings
+) -> LiveKitKeys:
+    """The keys whose webhooks are accepted: the keys file's, and the LiveKit server the
+    gateway itself uses (its webhooks come signed with the same API key), for the
+    organisations it serves. One source of truth for that key: the platform's settings."""
+    if livekit is None or livekit.api_key in configured.keys:
+        return configured
+    orgs = frozenset(settings.livekit_organisations)
+    served = LiveKitKey(livekit.api_secret, None if "*" in orgs else orgs)
+    return LiveKitKeys({**configured.keys, livekit.api_key: served})
+
+
+def _media_origins(livekit_url: str) -> tuple[str, ...]:
+    """The LiveKit server's origins a join page may connect to (its signalling websocket and
+    the HTTP checks its client makes)."""
+    parts = urlsplit(livekit_url)
+    secure = parts.scheme in ("wss", "https")
+    return (
+        f"{'wss' if secure else 'ws'}://{parts.netloc}",
+        f"{'https' if secure else 'http'}://{parts.netloc}",
     )
 
 
@@ -736,8 +810,11 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PUBLIC_PATHS] = PUBLIC_ROUTE_PATHS
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
+    if settings.livekit_url is not None:
+        app[MEDIA_ORIGINS] = _media_origins(settings.livekit_url)
     for method, path, handler in (
         *PAGE_ROUTES,
+        *vendor_routes(settings.livekit_client_js),
         *STAFF_PAGE_ROUTES,
         *DESK_ROUTES,
         *RECORDING_ROUTES,

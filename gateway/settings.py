@@ -40,6 +40,7 @@ import json
 import math
 import os
 import pwd
+import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -232,6 +233,33 @@ def _networks(raw: str) -> tuple[str, ...]:
     return networks
 
 
+def _livekit_url(raw: str) -> str:
+    accepted = "a ws://, wss://, http:// or https:// URL of a LiveKit server, with no query"
+    try:
+        parts = urlsplit(raw.strip())
+        _ = parts.port
+    except ValueError:
+        raise Invalid(accepted) from None
+    if (
+        parts.scheme not in ("ws", "wss", "http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise Invalid(accepted)
+    return raw.strip().rstrip("/")
+
+
+def _identifiers(raw: str) -> tuple[str, ...]:
+    """Comma-separated organisation ids, or * for every organisation."""
+    ids = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for each in ids:
+        if each != "*" and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", each):
+            raise Invalid("comma-separated organisation ids, or *")
+    return ids
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -356,6 +384,8 @@ REDIS_URL = Kind("URL", _redis_url)
 PATH = Kind("path", _path)
 ICE_SERVERS = Kind("JSON", _ice_servers)
 TEXT = Kind("text", _text)
+LIVEKIT_URL = Kind("URL", _livekit_url)
+IDENTIFIERS = Kind("ids", _identifiers)
 
 
 # --- the table -----------------------------------------------------------------------------
@@ -596,6 +626,52 @@ class Settings:
         None,
         'LiveKit API keys whose signed webhooks are accepted, as JSON {"key": {"secret",'
         ' "organisations": [ids] or "*"}} (0600; unset: every LiveKit webhook is refused)',
+    )
+    # branch livekit: LiveKit as the video platform of chosen organisations
+    livekit_url: str | None = setting(
+        "GATEWAY_LIVEKIT_URL",
+        optional(LIVEKIT_URL),
+        None,
+        "the LiveKit server the organisations in GATEWAY_LIVEKIT_ORGANISATIONS use (browsers"
+        " connect to it; the gateway calls its API there; unset: the embedded relay for all)",
+    )
+    livekit_api_key: str | None = setting(
+        "GATEWAY_LIVEKIT_API_KEY",
+        optional(TEXT),
+        None,
+        "LiveKit API key (the issuer of the tokens the gateway mints)",
+    )
+    livekit_api_secret_file: Path | None = setting(
+        "GATEWAY_LIVEKIT_API_SECRET_FILE",
+        optional(PATH),
+        None,
+        "file holding the LiveKit API secret (0600; never logged)",
+    )
+    livekit_organisations: tuple[str, ...] = setting(
+        "GATEWAY_LIVEKIT_ORGANISATIONS",
+        IDENTIFIERS,
+        "",
+        "organisation ids whose sessions run on LiveKit, comma-separated, or * for all (the"
+        " others keep the embedded relay)",
+    )
+    livekit_token_seconds: float = setting(
+        "GATEWAY_LIVEKIT_TOKEN_SECONDS",
+        SECONDS,
+        "120",
+        "lifetime of a LiveKit access token (minted at each join; LiveKit checks it at connect)",
+    )
+    livekit_timeout_seconds: float = setting(
+        "GATEWAY_LIVEKIT_TIMEOUT_SECONDS",
+        SECONDS,
+        "3",
+        "deadline of each LiveKit API call; past it, or unreachable: joins get 503",
+    )
+    livekit_client_js: Path | None = setting(
+        "GATEWAY_LIVEKIT_CLIENT_JS",
+        optional(PATH),
+        None,
+        "livekit-client's ES module build that join pages load from the gateway (unset: the one"
+        " scripts/test and scripts/run install under .cache/livekit-client)",
     )
 
     @classmethod

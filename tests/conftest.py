@@ -1,1 +1,5 @@
-pytest_plugins = ["tests.plugins.servers", "tests.plugins.gateway_server"]
+pytest_plugins = [
+    "tests.plugins.servers",
+    "tests.plugins.gateway_server",
+    "tests.plugins.livekit_server",
+]

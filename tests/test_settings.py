@@ -46,6 +46,8 @@ SAMPLES = {
     settings_module.TEXT: ("other-issuer", "other-issuer"),
     settings_module.PORT: ("2525", 2525),
     settings_module.SMTP_SECURITY: ("TLS", "tls"),
+    settings_module.LIVEKIT_URL: ("wss://livekit.example.org/", "wss://livekit.example.org"),
+    settings_module.IDENTIFIERS: ("org-a, org_b", ("org-a", "org_b")),
 }
 
 

@@ -56,7 +56,7 @@ class RelayPlatform:
                 PlatformEvent("slots", event.room, event.identity, dict(event.slots))
             )
 
-    async def open_room(self, room: str) -> None:
+    async def open_room(self, room: str, org_id: str = "") -> None:
         if room not in self._rooms:
             await self.relay.open_room(room)
             self._rooms.add(room)
@@ -67,6 +67,12 @@ class RelayPlatform:
             # A closing room ends its recordings cleanly (their owners seal them).
             await self.recorder.stop_room(room)
             await self.relay.close_room(room)
+
+    async def admit(
+        self, room: str, identity: str, display_name: str, grants: Grants
+    ) -> Mapping[str, object] | None:
+        """None: the browser signals through the gateway (its SDP offer reaches `connect`)."""
+        return None
 
     async def connect(self, room: str, identity: str, grants: Grants, offer_sdp: str) -> str:
         await self.open_room(room)
@@ -91,7 +97,11 @@ class RelayPlatform:
         ):
             await self.relay.remove(room, identity)
 
-    def participants(self, room: str) -> Sequence[PlatformParticipant]:
+    async def participants(self, room: str) -> Sequence[PlatformParticipant]:
+        return self.participants_now(room)
+
+    def participants_now(self, room: str) -> Sequence[PlatformParticipant]:
+        """The relay is in this process: its list needs no wait (tests poll it)."""
         if room not in self._rooms:
             return []
         return [

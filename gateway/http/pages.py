@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from aiohttp import web
 
-__all__ = ["PAGE_ROUTES", "SECURITY_HEADERS", "join_page", "static_file"]
+__all__ = ["MEDIA_ORIGINS", "PAGE_ROUTES", "SECURITY_HEADERS", "join_page", "static_file"]
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -86,13 +86,24 @@ def _headers(cache: str) -> dict[str, str]:
     return {**SECURITY_HEADERS, "Cache-Control": cache}
 
 
+#: Media servers the join page's script may connect to besides the gateway (a LiveKit server's
+#: origin when organisations use LiveKit); set by the composition root.
+MEDIA_ORIGINS = web.AppKey("media_origins", tuple)
+
+
 async def join_page(request: web.Request) -> web.Response:
     """``GET /join``: the same page for everyone; the invite is read from the fragment."""
+    headers = _headers("no-store")
+    origins = request.app.get(MEDIA_ORIGINS, ())
+    if origins:
+        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "connect-src 'self'", "connect-src 'self' " + " ".join(origins)
+        )
     return web.Response(
         body=_JOIN_HTML,
         content_type="text/html",
         charset="utf-8",
-        headers=_headers("no-store"),
+        headers=headers,
     )
 
 

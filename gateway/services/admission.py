@@ -247,6 +247,10 @@ class AdmissionService:
         """The session an invite token is for (signature and expiry checked; no I/O)."""
         return self._tokens.verify(token, self._clock.now()).session_id
 
+    def organisation_of(self, token: str) -> str:
+        """The organisation an invite token is for (signature and expiry checked; no I/O)."""
+        return self._tokens.verify(token, self._clock.now()).org_id
+
     async def participant(self, token: str, device_of: DeviceOf) -> JoinRecord:
         """Who is calling, if they still stand in the session: a redeemed invite on the device
         it is bound to, and the one standing check (not removed, invite neither revoked nor

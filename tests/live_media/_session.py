@@ -73,7 +73,8 @@ class People:
     def connected(self, identity: str) -> bool:
         platform = self.gateway.app[LIVE]._platform
         return any(
-            p.identity == identity and p.connected for p in platform.participants(self.session_id)
+            p.identity == identity and p.connected
+            for p in platform.participants_now(self.session_id)
         )
 
     def admitted(self, identity: str) -> bool:
@@ -81,7 +82,7 @@ class People:
         platform = self.gateway.app[LIVE]._platform
         return any(
             p.identity == identity and p.grants.can_subscribe
-            for p in platform.participants(self.session_id)
+            for p in platform.participants_now(self.session_id)
         )
 
     async def audit(self, kind: str | None = None) -> list[dict[str, Any]]:

@@ -74,6 +74,11 @@ class Exits:
         seat.counted = False
         seat.counted_when_left = counted and not deliberate
         await self._quietly(self._ports.live.leave(seat.session_id, seat.participant_id))
+        if not deliberate:
+            # Whoever is taken for gone is off the platform too: on LiveKit a connection the
+            # gateway stopped seeing (a reconnect, a lost list) could otherwise linger with its
+            # grants; the page then joins again and is seated anew. (let_go removes the others.)
+            await self._quietly(self._ports.platform.remove(seat.session_id, seat.identity))
         if kind is not None:
             await audit_seat(self._ports.store, seat, kind)
         await self._supervisor.evaluate(

@@ -1,6 +1,7 @@
-"""Seats and media: a join seats the participant in this process and hands out a single-use
-media credential; the offer connects their browser to the relay; platform events say who is
-really connected.
+"""Seats and media: a join seats the participant in this process and hands out what their
+browser connects with: on the embedded relay a single-use media credential for the offer,
+which then connects it through the gateway; on LiveKit a just-in-time platform token (the
+platform's `admit`). Platform events and the platform's own list say who is really connected.
 
 An adult counts towards supervision only once their media is connected (the relay's `joined`
 event): their presence enters the live state then, not at the HTTP join, so a child is never
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Mapping
 
 from gateway.domain.admission import grants_for
+from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.hours import local_date
 from gateway.domain.models import Grants, Outcome, Presence
@@ -57,7 +59,11 @@ class Media:
         ports = self._ports
         # The session's owner seats everyone (its media stays in one process); anywhere
         # else, the browser is sent there before anything of this join is recorded.
-        await self._authority.claim(ports.admission.session_of(token))
+        session_of = ports.admission.session_of(token)
+        await self._authority.claim(session_of)
+        # The platform's room first: with the platform unreachable nobody is admitted blind
+        # (503, nothing of this join recorded but the refusal).
+        await self._open_room(session_of, ports.admission.organisation_of(token))
         result = await ports.admission.join(token, password, device_of, source)
         if result.decision.outcome is Outcome.DENY:
             return result, None
@@ -87,19 +93,52 @@ class Media:
                 departures=result.record.departures,
             )
             self._registry.seat_down(seat)
-        media = {
-            "credential": ports.credentials.mint(
-                session_id,
-                participant.masked_identity,
-                grants_dict(result.decision.grants),
-                now,
-                CREDENTIAL_TTL_SECONDS,
-            ),
-            "ice_servers": ports.platform.ice_servers(),
-            "slots": 8,
-        }
         await self._supervisor.evaluate(session_id)  # a child's arrival may need a hold
+        # A platform the browser reaches directly (LiveKit) gets a token minted now; the relay
+        # signals through the gateway. The token outlives this moment and LiveKit checks it
+        # only at connect: only a vetted adult's carries media. Anyone else's carries none
+        # until the session's authority grants it over the platform's API once they are
+        # connected and supervised, so a hold decided meanwhile can never be missed.
+        admitted = grants_for(seat.role, result.policy)
+        direct = await ports.platform.admit(
+            session_id,
+            seat.identity,
+            seat.display_name,
+            admitted if seat.vetted_adult else Grants(False, False, hidden=admitted.hidden),
+        )
+        media: Mapping[str, object] = (
+            direct
+            if direct is not None
+            else {
+                "credential": ports.credentials.mint(
+                    session_id,
+                    participant.masked_identity,
+                    grants_dict(result.decision.grants),
+                    now,
+                    CREDENTIAL_TTL_SECONDS,
+                ),
+                "ice_servers": ports.platform.ice_servers(),
+                "slots": 8,
+            }
+        )
         return result, media
+
+    async def _open_room(self, session_id: str, org_id: str) -> None:
+        try:
+            await self._ports.platform.open_room(session_id, org_id)
+        except Unavailable:
+            await self._ports.store.record(
+                [
+                    AuditEvent(
+                        "join.platform_unavailable",
+                        "gateway",
+                        org_id,
+                        session_id=session_id,
+                        data={},
+                    )
+                ]
+            )
+            raise
 
     async def offer(self, credential: str, sdp: str) -> str:
         """Signalling, accepted only with a fresh, single-use credential from a join on this

@@ -20,6 +20,7 @@ import logging
 from datetime import timedelta
 
 from gateway.domain.audit import AuditEvent
+from gateway.domain.errors import Unavailable
 from gateway.domain.liveness import orphaned
 from gateway.domain.models import Grants, PersonKind, Presence
 from gateway.services.live.authority import SessionAuthority
@@ -81,8 +82,18 @@ class Reconciler:
 
     async def _against_platform(self, session_id: str) -> None:
         now = self._ports.clock.now()
-        platform = self._ports.platform
-        connected = {p.identity for p in platform.participants(session_id) if p.connected}
+        try:
+            listed = await self._ports.platform.participants(session_id)
+        except Exception as exc:
+            # The platform's list is the truth for who is connected: without it nobody
+            # is taken for gone or arrived this round (supervision still runs below).
+            if isinstance(exc, Unavailable):
+                log.warning("platform unavailable: its participant list is read next round")
+            else:
+                log.exception("platform's participant list unreadable; next round")
+            await self._supervisor.evaluate(session_id)
+            return
+        connected = {p.identity for p in listed if p.connected}
         for seat in self._registry.seats(session_id):
             if seat.connected and seat.identity not in connected:
                 await self._exits.gone(seat, "media.vanished", deliberate=False)

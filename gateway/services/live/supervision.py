@@ -170,7 +170,12 @@ class Supervisor:
         decision was taken elsewhere."""
         decided_here = set(verdict.hold) | set(verdict.release)
         in_state = {p.participant_id for p in present}
-        granted = {p.identity: p.grants for p in self._ports.platform.participants(session_id)}
+        try:
+            listed = await self._ports.platform.participants(session_id)
+        except Exception:
+            log.exception("platform's participant list unavailable; mirrored next round")
+            return
+        granted = {p.identity: p.grants for p in listed}
         for seat in self._registry.seats(session_id):
             have = granted.get(seat.identity)
             if (

@@ -5,6 +5,7 @@
 import { ApiError, api } from "./api.js";
 import { finish } from "./exit.js";
 import { freshCredential } from "./join.js";
+import { connectLiveKit } from "./livekit.js";
 import { addSenders, teardownPc, updateSending } from "./media.js";
 import { endScreen } from "./screens.js";
 import { $, S, sleep } from "./state.js";
@@ -28,6 +29,7 @@ function waitForIce(pc, ms) {
 export async function connectMedia() {
   const media = await freshCredential();
   if (S.finished) return;
+  if (media && media.platform === "livekit") return connectLiveKit(media, reconnectMedia);
   if (!media || !media.credential) throw new Error("no media credential");
   teardownPc();
   const pc = new RTCPeerConnection({

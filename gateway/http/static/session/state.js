@@ -24,6 +24,7 @@ export const S = {
   displayName: null,
   session: null,
   pc: null,
+  livekitRoom: null, // the LiveKit room, when the session's media is on LiveKit (livekit.js)
   senders: { audio: null, video: null },
   slots: [],
   slotMap: {},

@@ -19,7 +19,11 @@ export function installTestHook() {
         role: S.role,
         identity: S.identity,
         display_name: S.displayName,
-        connection: S.pc ? S.pc.connectionState : null,
+        connection: S.pc ? S.pc.connectionState : S.livekitRoom ? S.livekitRoom.state : null,
+        livekit_tiles: [...document.querySelectorAll("li[data-livekit]")]
+          .filter((li) => li.querySelector("video"))
+          .map((li) => li.querySelector(".tile-label").textContent),
+        livekit_publishing: S.livekitRoom ? S.livekitRoom.localParticipant.trackPublications.size : 0,
         events_connected: S.eventsConnected,
         events_received: S.eventsCount,
         slots,

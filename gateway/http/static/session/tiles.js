@@ -53,6 +53,7 @@ export function renderTiles() {
       slot.element.play().catch(() => {});
     }
   }
+  shown += document.querySelectorAll("li[data-livekit] video").length; // tiles of livekit.js
   $("tiles-empty").hidden = shown > 0;
   $("tiles-empty").textContent =
     S.outcome === "hold" ? "You will see others here once the session is ready." :
