@@ -5,16 +5,21 @@ admitted blind. Real participants: the `livekit` real-time SDK with the join's t
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 from livekit import api
+from livekit.protocol import models, webhook
 
+from gateway.http.livekit_webhooks_api import WEBHOOK_PATH
 from gateway.http.vendor import default_livekit_client
 from tests.http.world import World, build_world
+from tests.livekit_double import event_body, sign_webhook
 from tests.platforms._drivers import LiveKitArrival, LiveKitDriver, eventually
 from tests.plugins.gateway_server import Gateway
 from tests.plugins.livekit_server import LiveKitServer
@@ -225,3 +230,33 @@ def _set(arrival: LiveKitArrival) -> Any:
         return arrival.disconnected.is_set()
 
     return check
+
+
+async def test_webhooks_of_the_gateways_own_livekit_server_are_taken_for_its_session(
+    world: World, gateway: Gateway, livekit: LiveKitServer
+) -> None:
+    """Without a separate keys file, a webhook signed with the API key the gateway uses for
+    LiveKit is believed, and its room (the unguessable LiveKit name) maps back to the session;
+    a webhook signed with any other key is refused."""
+    room = _video(await _join(world, "Tina Tutor"), livekit)["room"]
+    event = webhook.WebhookEvent(
+        event="participant_joined",
+        id="EV_own_server",
+        created_at=int(time.time()),
+        room=models.Room(name=room),
+        participant=models.ParticipantInfo(identity="p_someone"),
+    )
+    body = event_body(event)
+
+    async def post(authorization: str) -> int:
+        headers = {"Content-Type": "application/webhook+json", "Authorization": authorization}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(gateway.base + WEBHOOK_PATH, data=body, headers=headers) as answer,
+        ):
+            return answer.status
+
+    assert await post(sign_webhook(body, "APIother", "x" * 40)) == 401
+    assert await post(sign_webhook(body, livekit.api_key, livekit.api_secret)) == 200
+    entries = (await world.admin.get("/v1/audit?kind=livekit.webhook")).body["items"]
+    assert [e["session_id"] for e in entries] == [world.session["id"]]
