@@ -31,12 +31,12 @@ from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.consent import ConsentState, assent_required, standing_gives
 from gateway.domain.consent_links import (
+    WITHDRAWAL_GRACE,
     ConsentLink,
     LinkFault,
     genuine,
     link_fault,
     link_token,
-    WITHDRAWAL_GRACE,
     may_give,
     may_withdraw,
     refuse_link,
