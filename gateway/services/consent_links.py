@@ -243,12 +243,12 @@ class OnlineConsentService:
     async def send_link(self, org: Organisation, admin: Staff, guardian_id: str) -> Guardian:
         """Queue a personal consent link to the guardian's e-mail address, with the link."""
         _check_admin(admin)
-        guardian, _ = await self.send_link_as(org, f"staff:{admin.id}", admin.id, guardian_id)
+        guardian, _, _ = await self.send_link_as(org, f"staff:{admin.id}", admin.id, guardian_id)
         return guardian
 
     async def send_link_as(
         self, org: Organisation, actor: str, created_by: str, guardian_id: str
-    ) -> tuple[Guardian, ConsentLink]:
+    ) -> tuple[Guardian, ConsentLink, int]:
         """Send a link on behalf of `actor` (an admin, or the organisation's API key): the same
         rules and audit whoever asks."""
         guardian = await self._people.person(org.id, PersonKind.GUARDIAN, guardian_id)
@@ -265,7 +265,8 @@ class OnlineConsentService:
                 ErrorCode.BODY_INVALID,
                 "This guardian has no e-mail address on the registry: add one first.",
             )
-        return guardian, await self._issue(org, guardian, actor, created_by, {})
+        link, revoked = await self._issue(org, guardian, actor, created_by, {})
+        return guardian, link, len(revoked)
 
     async def _issue(
         self,
@@ -274,7 +275,7 @@ class OnlineConsentService:
         actor: str,
         created_by: str,
         extra: Mapping[str, str],
-    ) -> ConsentLink:
+    ) -> tuple[ConsentLink, tuple[str, ...]]:
         """Make the link, queue its e-mail and revoke the guardian's older unused links, in
         one transaction, audited."""
         now = self._clock.now()
@@ -324,8 +325,7 @@ class OnlineConsentService:
                 )
             ]
 
-        await self._links.add_link(link, message, [event], revoked)
-        return link
+        return link, await self._links.add_link(link, message, [event], revoked)
 
     # a new link on request ----------------------------------------------------------------
     async def request_new_link(self, token: str, cookie: str | None, source: str) -> bool:
@@ -389,7 +389,7 @@ class OnlineConsentService:
         if not await self.can_email(org):
             return "no_channel"
         await self._limiter.fail(by_guardian, RENEWAL_WINDOW_SECONDS, now)
-        new = await self._issue(org, guardian, actor, guardian.id, {"renews": link.id})
+        new, _ = await self._issue(org, guardian, actor, guardian.id, {"renews": link.id})
         return f"sent:{new.id}"
 
     # the guardian opens it ----------------------------------------------------------------
