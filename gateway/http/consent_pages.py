@@ -76,6 +76,7 @@ class WithdrawalRetry:
     child: str
     purpose: str
     csrf: str
+    own: bool = False  # the guardian's own consent, not a child's
 
 
 _RETRY = web.RequestKey("withdrawal_retry", WithdrawalRetry)
@@ -281,13 +282,28 @@ async def guardian_give(request: web.Request) -> web.StreamResponse:
     return _see_other(f"{COOKIE_PATH}#done")
 
 
+async def _retry_on_outage(request: web.Request, *, own: bool) -> Mapping[str, Any]:
+    """Before anything can meet an outage (even finding the browser's link), keep what a
+    withdrawal's refusal page needs to send the same withdrawal again. The form token is
+    echoed as sent (escaped, bounded) and checked again when the withdrawal is retried."""
+    _check_origin(request)
+    form = await _form(request)
+    request[_RETRY] = WithdrawalRetry(
+        "" if own else _field(form, "child", 64),
+        _field(form, "purpose", 100),
+        _field(form, "csrf", 200),
+        own,
+    )
+    return form
+
+
 @guardian_page
 async def guardian_withdraw(request: web.Request) -> web.StreamResponse:
-    visit, form = await _visit_form(request)
-    child, purpose = _field(form, "child", 64), _field(form, "purpose", 100)
-    # On an outage the refusal page offers a button that sends this same withdrawal again.
-    request[_RETRY] = WithdrawalRetry(child, purpose, visit.csrf_token)
-    await _service(request).guardian_withdraws(visit, child, purpose)
+    form = await _retry_on_outage(request, own=False)
+    visit, _ = await _visit_form(request)
+    await _service(request).guardian_withdraws(
+        visit, _field(form, "child", 64), _field(form, "purpose", 100)
+    )
     return _see_other(f"{COOKIE_PATH}#done")
 
 
@@ -305,10 +321,9 @@ async def guardian_give_own(request: web.Request) -> web.StreamResponse:
 
 @guardian_page
 async def guardian_withdraw_own(request: web.Request) -> web.StreamResponse:
-    visit, form = await _visit_form(request)
-    purpose = _field(form, "purpose", 100)
-    request[_RETRY] = WithdrawalRetry("", purpose, visit.csrf_token)
-    await _service(request).guardian_withdraws_own(visit, purpose)
+    form = await _retry_on_outage(request, own=True)
+    visit, _ = await _visit_form(request)
+    await _service(request).guardian_withdraws_own(visit, _field(form, "purpose", 100))
     return _see_other(f"{COOKIE_PATH}#own")
 
 
