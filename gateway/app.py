@@ -321,6 +321,7 @@ async def build_runtime(
         link_key=consent_link_key,
         form_key=hmac.new(keyring.audit_key(), b"guardian consent forms", hashlib.sha256).digest(),
         link_lifetime=timedelta(seconds=settings.consent_link_seconds),
+        limiter=limiter,
         channels=notifications,
     )
     services = Services(

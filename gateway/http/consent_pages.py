@@ -17,6 +17,10 @@ The guardian's part:
     the cookie as its CSRF token and must come from our own origin.
   A withdrawal that meets a database outage answers 503 with Retry-After and a page whose
   button sends the same withdrawal again (exits are retried, never dropped: DESIGN §3).
+  * After the link expires the bound browser's `/consent` is withdraw-only for a grace period
+    (the cookie lasts that long); `POST /consent/link/renew` ("send me a new link"), from that
+    page or from the refusal page of any link that cannot be used, e-mails a fresh link to the
+    registry's address and answers the same whatever happened (services/consent_links.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.domain.audit import AuditEvent
-from gateway.domain.consent_links import TOKEN_MAX, token_link_id
+from gateway.domain.consent_links import RENEWAL_ANSWER, TOKEN_MAX, token_link_id
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.esignature import TYPED_NAME_MAX, Signer
 from gateway.domain.staff_session import token_matches
@@ -50,7 +54,12 @@ from gateway.http.staff_pages import (
     _signed_in_form,
     page,
 )
-from gateway.services.consent_links import GuardianVisit, OnlineConsentService
+from gateway.services.consent_links import (
+    NOT_ONLINE,
+    SIGNING_CLOSED,
+    GuardianVisit,
+    OnlineConsentService,
+)
 from gateway.services.staff_auth import SignedIn
 
 __all__ = ["CONSENT_PAGES", "CONSENT_PAGE_ROUTES", "ConsentPages"]
@@ -67,9 +76,11 @@ class WithdrawalRetry:
     child: str
     purpose: str
     csrf: str
+    own: bool = False  # the guardian's own consent, not a child's
 
 
 _RETRY = web.RequestKey("withdrawal_retry", WithdrawalRetry)
+_RENEW = web.RequestKey("renewal_token", str)  # a refused link's page offers a new one
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _env = jinja2.Environment(
@@ -149,6 +160,9 @@ def guardian_page(handler: Handler) -> Handler:
                 message=refusal.message,
                 code=refusal.code.value,
                 retry=retry if isinstance(refusal, Unavailable) else None,
+                renew=request.get(_RENEW)
+                if refusal.code is ErrorCode.CONSENT_LINK_INVALID
+                else None,
             )
             if refusal.retry_after is not None:
                 response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
@@ -189,14 +203,16 @@ async def use_link(request: web.Request) -> web.StreamResponse:
     _check_origin(request)
     form = await _form(request)
     pages = request.app[CONSENT_PAGES]
-    cookie = await pages.service.open_link(
-        _field(form, "token", TOKEN_MAX), request.cookies.get(COOKIE)
-    )
+    token = _field(form, "token", TOKEN_MAX)
+    if token_link_id(token):
+        request[_RENEW] = token
+    cookie = await pages.service.open_link(token, request.cookies.get(COOKIE))
     response = _see_other(COOKIE_PATH)
     response.set_cookie(
         COOKIE,
         cookie,
-        max_age=_service(request).link_lifetime_seconds,
+        # Past the link's expiry the browser keeps a withdraw-only page for a while (R9).
+        max_age=_service(request).cookie_lifetime_seconds,
         path=COOKIE_PATH,
         httponly=True,
         secure=pages.secure_cookies,
@@ -206,13 +222,46 @@ async def use_link(request: web.Request) -> web.StreamResponse:
 
 
 @guardian_page
+async def renew_link(request: web.Request) -> web.StreamResponse:
+    """ "Send me a new link": with a link's token (the refusal page), or from the bound
+    browser's own page (its cookie and form token). One answer whatever happened."""
+    _check_origin(request)
+    form = await _form(request)
+    token = _field(form, "token", TOKEN_MAX)
+    cookie = None
+    if not token:
+        await _visit_form(request)
+        cookie = request.cookies.get(COOKIE)
+    if not await _service(request).request_new_link(token, cookie, _source(request)):
+        # A token naming no link of ours: audited like every anonymous refusal, answered alike.
+        await request.app[SERVICES].audit.refused(
+            None,
+            _source(request),
+            ErrorCode.CONSENT_LINK_INVALID.value,
+            request.method,
+            route_name(request),
+        )
+    return _guardian_render(request, "renewed.html", message=RENEWAL_ANSWER)
+
+
+def _source(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+@guardian_page
 async def guardian_consent_page(request: web.Request) -> web.StreamResponse:
     visit = await _visit(request)
     service = _service(request)
     children = await service.children_of(visit)
     own = await service.guardian_own_offers(visit)
     return _guardian_render(
-        request, "page.html", children=children, own=own, typed_name_max=TYPED_NAME_MAX
+        request,
+        "page.html",
+        children=children,
+        own=own,
+        typed_name_max=TYPED_NAME_MAX,
+        signing_closed=SIGNING_CLOSED,
+        organisation_only_on_paper=NOT_ONLINE,
     )
 
 
@@ -233,13 +282,28 @@ async def guardian_give(request: web.Request) -> web.StreamResponse:
     return _see_other(f"{COOKIE_PATH}#done")
 
 
+async def _retry_on_outage(request: web.Request, *, own: bool) -> Mapping[str, Any]:
+    """Before anything can meet an outage (even finding the browser's link), keep what a
+    withdrawal's refusal page needs to send the same withdrawal again. The form token is
+    echoed as sent (escaped, bounded) and checked again when the withdrawal is retried."""
+    _check_origin(request)
+    form = await _form(request)
+    request[_RETRY] = WithdrawalRetry(
+        "" if own else _field(form, "child", 64),
+        _field(form, "purpose", 100),
+        _field(form, "csrf", 200),
+        own,
+    )
+    return form
+
+
 @guardian_page
 async def guardian_withdraw(request: web.Request) -> web.StreamResponse:
-    visit, form = await _visit_form(request)
-    child, purpose = _field(form, "child", 64), _field(form, "purpose", 100)
-    # On an outage the refusal page offers a button that sends this same withdrawal again.
-    request[_RETRY] = WithdrawalRetry(child, purpose, visit.csrf_token)
-    await _service(request).guardian_withdraws(visit, child, purpose)
+    form = await _retry_on_outage(request, own=False)
+    visit, _ = await _visit_form(request)
+    await _service(request).guardian_withdraws(
+        visit, _field(form, "child", 64), _field(form, "purpose", 100)
+    )
     return _see_other(f"{COOKIE_PATH}#done")
 
 
@@ -257,10 +321,9 @@ async def guardian_give_own(request: web.Request) -> web.StreamResponse:
 
 @guardian_page
 async def guardian_withdraw_own(request: web.Request) -> web.StreamResponse:
-    visit, form = await _visit_form(request)
-    purpose = _field(form, "purpose", 100)
-    request[_RETRY] = WithdrawalRetry("", purpose, visit.csrf_token)
-    await _service(request).guardian_withdraws_own(visit, purpose)
+    form = await _retry_on_outage(request, own=True)
+    visit, _ = await _visit_form(request)
+    await _service(request).guardian_withdraws_own(visit, _field(form, "purpose", 100))
     return _see_other(f"{COOKIE_PATH}#own")
 
 
@@ -332,6 +395,7 @@ async def send_consent_link(request: web.Request) -> web.StreamResponse:
 CONSENT_PAGE_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/consent/link", link_page),
     ("POST", "/consent/link/use", use_link),
+    ("POST", "/consent/link/renew", renew_link),
     ("GET", "/consent", guardian_consent_page),
     ("POST", "/consent/give", guardian_give),
     ("POST", "/consent/withdraw", guardian_withdraw),

@@ -10,12 +10,19 @@ appended with its signature (typed name, the exact text shown, its SHA-256, the 
 the time) through `ConsentService.record`, so the consent checks count it like any other.
 Withdrawal is one step, needs no signature, and goes through the same `record` (which stops
 live sessions and marks recordings for destruction, R9).
+
+Withdrawal stays within reach after a link expires (domain/consent_links.py says how and why):
+the bound browser keeps a withdraw-only view for a while, and any genuine link, however stale,
+can ask for a new one, sent to the registry's address only, with one answer whatever happened.
+A link sent by an admin, through the API or on request revokes the guardian's older unused ones.
+When the policy does not accept `e_signature` evidence nothing can be signed online: the page
+says so and offers withdrawal only.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -24,10 +31,14 @@ from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
 from gateway.domain.consent import ConsentState, assent_required, standing_gives
 from gateway.domain.consent_links import (
+    WITHDRAWAL_GRACE,
     ConsentLink,
     LinkFault,
+    genuine,
     link_fault,
     link_token,
+    may_give,
+    may_withdraw,
     refuse_link,
     token_hash,
     token_link_id,
@@ -63,15 +74,33 @@ from gateway.domain.staff_session import new_secret, secret_hash, well_formed_se
 from gateway.services.consent import ConsentService
 from gateway.services.organisations import new_id
 from gateway.services.policies import PolicyBook
-from gateway.services.ports import Organisation
+from gateway.services.ports import AttemptLimiter, Organisation
 
 NOT_YOUR_CHILD = "You can give or withdraw consent only for your own children."
+SIGNING_CLOSED = (
+    "This link has expired, so nothing new can be signed with it: ask for a new link below. "
+    "You can still withdraw anything you agreed to."
+)
+NOT_ONLINE = (
+    "The organisation does not take consent online: ask them for a paper form. "
+    "You can still withdraw anything you agreed to here."
+)
+# "send me a new link": per guardian (the messages one guardian receives) and per source (how
+# fast anyone can ask at all), in one window.
+RENEWAL_WINDOW_SECONDS = 3600
+RENEWALS_PER_GUARDIAN = 3
+RENEWALS_PER_SOURCE = 20
+TOO_MANY_RENEWALS = "Too many requests for new links from here: try again later."
 
 
 class ConsentLinkStore(Protocol):
     async def add_link(
-        self, link: ConsentLink, message: OutboxMessage, events: Sequence[AuditEvent]
-    ) -> None: ...
+        self,
+        link: ConsentLink,
+        message: OutboxMessage,
+        events: Sequence[AuditEvent],
+        revoked: Callable[[Sequence[str]], Sequence[AuditEvent]],
+    ) -> tuple[str, ...]: ...
     async def link(self, link_id: str) -> ConsentLink | None: ...
     async def link_for_device(self, device_hash: str) -> ConsentLink | None: ...
     async def use_link(
@@ -95,6 +124,7 @@ class People(Protocol):
     async def organisation(self, org_id: str) -> Organisation | None: ...
     async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
     async def people(self, org_id: str, kind: PersonKind) -> Sequence[Person]: ...
+    async def children_of_guardian(self, org_id: str, guardian_id: str) -> Sequence[Child]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +135,8 @@ class GuardianVisit:
     guardian: Guardian
     organisation: Organisation
     csrf_token: str
+    may_give: bool  # False once the link has expired: withdraw-only
+    signs_online: bool  # the policy accepts `e_signature` evidence
 
     @property
     def actor(self) -> str:
@@ -169,8 +201,10 @@ class OnlineConsentService:
         link_key: bytes,
         form_key: bytes,
         link_lifetime: timedelta,
+        limiter: AttemptLimiter,
         channels: MailChannels | None = None,
     ) -> None:
+        self._limiter = limiter
         self._channels = channels
         self._people = people
         self._links = links
@@ -184,6 +218,12 @@ class OnlineConsentService:
     @property
     def link_lifetime_seconds(self) -> int:
         return int(self._lifetime.total_seconds())
+
+    @property
+    def cookie_lifetime_seconds(self) -> int:
+        """How long a bound browser keeps its cookie: the link's life, then the withdraw-only
+        grace (domain/consent_links.py)."""
+        return int((self._lifetime + WITHDRAWAL_GRACE).total_seconds())
 
     async def can_email(self, org: Organisation) -> bool:
         """Whether the organisation has an e-mail channel: without one a link cannot go out."""
@@ -203,6 +243,14 @@ class OnlineConsentService:
     async def send_link(self, org: Organisation, admin: Staff, guardian_id: str) -> Guardian:
         """Queue a personal consent link to the guardian's e-mail address, with the link."""
         _check_admin(admin)
+        guardian, _, _ = await self.send_link_as(org, f"staff:{admin.id}", admin.id, guardian_id)
+        return guardian
+
+    async def send_link_as(
+        self, org: Organisation, actor: str, created_by: str, guardian_id: str
+    ) -> tuple[Guardian, ConsentLink, int]:
+        """Send a link on behalf of `actor` (an admin, or the organisation's API key): the same
+        rules and audit whoever asks."""
         guardian = await self._people.person(org.id, PersonKind.GUARDIAN, guardian_id)
         if not isinstance(guardian, Guardian):
             raise Refusal(ErrorCode.NOT_FOUND, "No such guardian.")
@@ -217,6 +265,19 @@ class OnlineConsentService:
                 ErrorCode.BODY_INVALID,
                 "This guardian has no e-mail address on the registry: add one first.",
             )
+        link, revoked = await self._issue(org, guardian, actor, created_by, {})
+        return guardian, link, len(revoked)
+
+    async def _issue(
+        self,
+        org: Organisation,
+        guardian: Guardian,
+        actor: str,
+        created_by: str,
+        extra: Mapping[str, str],
+    ) -> tuple[ConsentLink, tuple[str, ...]]:
+        """Make the link, queue its e-mail and revoke the guardian's older unused links, in
+        one transaction, audited."""
         now = self._clock.now()
         # Whole seconds: the expiry is signed into the token and must read back exactly.
         expires_at = (now + self._lifetime).replace(microsecond=0)
@@ -227,7 +288,7 @@ class OnlineConsentService:
             org_id=org.id,
             guardian_id=guardian.id,
             token_hash=token_hash(token),
-            created_by=admin.id,
+            created_by=created_by,
             created_at=now,
             expires_at=expires_at,
         )
@@ -242,13 +303,94 @@ class OnlineConsentService:
         )
         event = AuditEvent(
             "consent_link.sent",
-            f"staff:{admin.id}",
+            actor,
             org.id,
             person_id=guardian.id,
-            data={"link": link_id, "message": message.id, "expires_at": expires_at.isoformat()},
+            data={
+                "link": link_id,
+                "message": message.id,
+                "expires_at": expires_at.isoformat(),
+                **extra,
+            },
         )
-        await self._links.add_link(link, message, [event])
-        return guardian
+
+        def revoked(ids: Sequence[str]) -> list[AuditEvent]:
+            return [
+                AuditEvent(
+                    "consent_link.revoked",
+                    actor,
+                    org.id,
+                    person_id=guardian.id,
+                    data={"links": list(ids), "replaced_by": link_id},
+                )
+            ]
+
+        return link, await self._links.add_link(link, message, [event], revoked)
+
+    # a new link on request ----------------------------------------------------------------
+    async def request_new_link(self, token: str, cookie: str | None, source: str) -> bool:
+        """Send a fresh link to the registry's e-mail address of the guardian this token (or
+        this bound browser) belongs to. The caller answers the same whatever happens; True
+        when the token or browser was genuine (else the page audits an anonymous refusal)."""
+        now = self._clock.now()
+        by_source = f"consent-renew:source:{source}"
+        wait = await self._limiter.check(
+            by_source, RENEWALS_PER_SOURCE, RENEWAL_WINDOW_SECONDS, now
+        )
+        if wait is not None:
+            await self._links.record(
+                [AuditEvent("consent_link.renewal_limited", "anonymous", data={"limit": "source"})]
+            )
+            raise Refusal(ErrorCode.TOO_MANY_ATTEMPTS, TOO_MANY_RENEWALS, retry_after=wait)
+        await self._limiter.fail(by_source, RENEWAL_WINDOW_SECONDS, now)
+        link: ConsentLink | None = None
+        actor = "anonymous"
+        if token:
+            link_id = token_link_id(token)
+            found = await self._links.link(link_id) if link_id else None
+            link = found if genuine(found, token, self._link_key) else None
+        elif well_formed_secret(cookie):
+            assert cookie is not None
+            found = await self._links.link_for_device(secret_hash(cookie))
+            if found is not None and hmac.compare_digest(
+                found.device_hash or "", secret_hash(cookie)
+            ):
+                link, actor = found, f"guardian:{found.guardian_id}"
+        if link is None:
+            return False
+        outcome = await self._renew(link, actor, now)
+
+        await self._links.record(
+            [
+                AuditEvent(
+                    "consent_link.renewal_requested",
+                    actor,
+                    link.org_id,
+                    person_id=link.guardian_id,
+                    data={"link": link.id, "outcome": outcome},
+                )
+            ]
+        )
+        return True
+
+    async def _renew(self, link: ConsentLink, actor: str, now: datetime) -> str:
+        """What became of one genuine request (audited; never told to the requester)."""
+        by_guardian = f"consent-renew:guardian:{link.guardian_id}"
+        if await self._limiter.check(
+            by_guardian, RENEWALS_PER_GUARDIAN, RENEWAL_WINDOW_SECONDS, now
+        ):
+            return "limited"
+        org = await self._people.organisation(link.org_id)
+        guardian = await self._people.person(link.org_id, PersonKind.GUARDIAN, link.guardian_id)
+        if org is None or not isinstance(guardian, Guardian):
+            return "guardian_gone"
+        if not EMAIL_ADDRESS.match(guardian.contact):
+            return "no_address"
+        if not await self.can_email(org):
+            return "no_channel"
+        await self._limiter.fail(by_guardian, RENEWAL_WINDOW_SECONDS, now)
+        new, _ = await self._issue(org, guardian, actor, guardian.id, {"renews": link.id})
+        return f"sent:{new.id}"
 
     # the guardian opens it ----------------------------------------------------------------
     async def open_link(self, token: str, device_secret: str | None) -> str:
@@ -308,13 +450,22 @@ class OnlineConsentService:
         link = await self._links.link_for_device(secret_hash(cookie))
         if link is None or not hmac.compare_digest(link.device_hash or "", secret_hash(cookie)):
             return None
-        if self._clock.now() >= link.expires_at:
+        now = self._clock.now()
+        if not may_withdraw(link, now):
             await self._refuse(link, LinkFault.EXPIRED)
         guardian = await self._people.person(link.org_id, PersonKind.GUARDIAN, link.guardian_id)
         organisation = await self._people.organisation(link.org_id)
         if not isinstance(guardian, Guardian) or organisation is None:
             return None
-        return GuardianVisit(link, guardian, organisation, visit_form_token(self._form_key, cookie))
+        policy = self._policies.for_path(organisation.policy_path)
+        return GuardianVisit(
+            link,
+            guardian,
+            organisation,
+            visit_form_token(self._form_key, cookie),
+            may_give=may_give(link, now),
+            signs_online=EvidenceMethod.E_SIGNATURE.value in policy.consent.accepted_evidence,
+        )
 
     # the guardian's page ------------------------------------------------------------------
     async def children_of(self, visit: GuardianVisit) -> list[ChildConsents]:
@@ -322,9 +473,9 @@ class OnlineConsentService:
         policy = self._policies.for_path(org.policy_path)
         today = local_date(self._clock.now(), policy)
         children = [
-            p
-            for p in await self._people.people(org.id, PersonKind.CHILD)
-            if isinstance(p, Child) and visit.guardian.id in p.guardian_ids
+            c
+            for c in await self._people.children_of_guardian(org.id, visit.guardian.id)
+            if visit.guardian.id in c.guardian_ids
         ]
         result = []
         for child in sorted(children, key=lambda c: c.name.casefold()):
@@ -381,6 +532,7 @@ class OnlineConsentService:
     ) -> ConsentRecord:
         """The guardian's consent, or (from the assent age) the child's own assent, for one
         child and one purpose, signed over the words shown."""
+        _check_may_sign(visit)
         org = visit.organisation
         policy = self._policies.for_path(org.policy_path)
         child = await self._own_child(visit, child_id)
@@ -432,6 +584,7 @@ class OnlineConsentService:
     async def guardian_gives_own(
         self, visit: GuardianVisit, purpose: str, typed_name: str, shown_sha256: str
     ) -> ConsentRecord:
+        _check_may_sign(visit)
         org = visit.organisation
         return await self._signed_give(
             org,
@@ -545,6 +698,13 @@ class OnlineConsentService:
             record_id=record_id,
             signature=signature,
         )
+
+
+def _check_may_sign(visit: GuardianVisit) -> None:
+    if not visit.signs_online:
+        raise Refusal(ErrorCode.EVIDENCE_NOT_ACCEPTED, NOT_ONLINE)
+    if not visit.may_give:
+        raise Refusal(ErrorCode.CONSENT_LINK_INVALID, SIGNING_CLOSED)
 
 
 def _check_admin(staff: Staff) -> None:

@@ -49,7 +49,12 @@ async def test_replayed_altered_forged_and_expired_links_are_refused_and_audited
     for bad in (f"{link_id}.{flipped}", f"{other_id}.{mac}", token[:-3], "../../etc/passwd"):
         answer = await stranger.post("/consent/link/use", {"token": bad})
         assert answer.status == 403 and REFUSED in answer.text, bad
-        assert bad not in answer.text and "Pat" not in answer.text
+        assert "Pat" not in answer.text
+        # Every token shaped like ours (real or not) is offered a new link alike; the form
+        # carries back nothing else (escaped hex and base64url only).
+        shaped = bad.count(".") == 1 and len(bad) == 76
+        assert ('action="/consent/link/renew"' in answer.text) is shaped, bad
+        assert (bad in answer.text) is shaped, bad
     # Tokens naming a real link are audited with the reason under its guardian; the others
     # name nobody and are audited like every anonymous refusal (request_audit.py).
     assert await _reasons(staff_gateway) == ["used_elsewhere", "altered"]
@@ -77,6 +82,10 @@ async def test_replayed_altered_forged_and_expired_links_are_refused_and_audited
     late = await new_browser(staff_gateway)
     expired = await open_link(late, fresh)
     assert expired.status == 403 and REFUSED in expired.text
+    # The bound browser keeps a withdraw-only page for a while (R9), then that too expires.
+    withdraw_only = await pat.get("/consent")
+    assert withdraw_only.status == 200 and 'id="withdraw-only"' in withdraw_only.text
+    staff_gateway.clock.advance(timedelta(days=30))
     gone = await pat.get("/consent")
     assert gone.status == 403 and REFUSED in gone.text
     assert (await _reasons(staff_gateway))[-2:] == ["expired", "expired"]

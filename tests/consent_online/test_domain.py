@@ -11,10 +11,15 @@ import pytest
 
 from gateway.domain.consent import consent_state
 from gateway.domain.consent_links import (
+    REVOKED,
+    WITHDRAWAL_GRACE,
     ConsentLink,
     LinkFault,
+    genuine,
     link_fault,
     link_token,
+    may_give,
+    may_withdraw,
     token_hash,
     token_link_id,
 )
@@ -69,6 +74,9 @@ BOUND = {"used_at": NOW, "device_hash": "d" * 64}
         ({}, "flip", None, NOW, LinkFault.ALTERED),
         ({}, "cut", None, NOW, LinkFault.MALFORMED),
         ({}, "junk", None, NOW, LinkFault.MALFORMED),
+        # revoked unused (a newer link was sent): no browser can ever be bound to it
+        ({"used_at": NOW, "device_hash": REVOKED}, None, None, NOW, LinkFault.REVOKED),
+        ({"used_at": NOW, "device_hash": REVOKED}, None, REVOKED, NOW, LinkFault.REVOKED),
     ],
 )
 def test_when_a_link_can_be_used(
@@ -93,6 +101,30 @@ def test_a_token_names_nobody_and_only_its_link() -> None:
     assert token_link_id(token) == "a" * 32 and len(token) == 76
     assert link_fault(None, token, KEY, None, NOW) is LinkFault.UNKNOWN
     assert link_fault(_link()[0], token, b"other key" * 4, None, NOW) is LinkFault.ALTERED
+
+
+@pytest.mark.parametrize(
+    ("changes", "at", "gives", "withdraws"),
+    [
+        (BOUND, NOW, True, True),
+        (BOUND, NOW + timedelta(days=7), False, True),  # expired: withdraw-only
+        (BOUND, NOW + timedelta(days=7) + WITHDRAWAL_GRACE - timedelta(seconds=1), False, True),
+        (BOUND, NOW + timedelta(days=7) + WITHDRAWAL_GRACE, False, False),
+        ({"used_at": NOW, "device_hash": REVOKED}, NOW, True, False),
+    ],
+)
+def test_what_a_bound_browser_may_do_over_time(
+    changes: dict[str, object], at: datetime, gives: bool, withdraws: bool
+) -> None:
+    link, _ = _link(**changes)
+    assert (may_give(link, at), may_withdraw(link, at)) == (gives, withdraws)
+
+
+def test_only_an_untouched_token_is_genuine_whatever_the_links_state() -> None:
+    link, token = _link(used_at=NOW, device_hash=REVOKED)
+    assert genuine(link, token, KEY)
+    assert not genuine(link, token[:-1] + ("A" if token[-1] != "A" else "B"), KEY)
+    assert not genuine(None, token, KEY) and not genuine(link, token, b"x" * 32)
 
 
 KIM = Child("c" * 32, "o" * 32, "Kim Parker", date(2012, 5, 1), frozenset({"g" * 32}))

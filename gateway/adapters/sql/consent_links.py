@@ -4,7 +4,7 @@ events (and the link's e-mail, queued in the outbox) or not at all."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import from_us, to_us
 from gateway.domain.audit import AuditEvent
-from gateway.domain.consent_links import ConsentLink
+from gateway.domain.consent_links import REVOKED, ConsentLink
 from gateway.domain.esignature import ESignature
 from gateway.domain.models import PersonKind
 from gateway.domain.outbox import OutboxMessage
@@ -28,9 +28,30 @@ class SqlConsentLinks:
         self._db = database
 
     async def add_link(
-        self, link: ConsentLink, message: OutboxMessage, events: Sequence[AuditEvent]
-    ) -> None:
-        def job(tx: WriteTx) -> None:
+        self,
+        link: ConsentLink,
+        message: OutboxMessage,
+        events: Sequence[AuditEvent],
+        revoked: Callable[[Sequence[str]], Sequence[AuditEvent]],
+    ) -> tuple[str, ...]:
+        """Add the link and queue its e-mail; revoke the guardian's older links that are unused
+        and unexpired, in the same transaction, audited with `revoked(their ids)`."""
+
+        def job(tx: WriteTx) -> tuple[str, ...]:
+            older = consent_links.c
+            unused = (
+                older.org_id == link.org_id,
+                older.guardian_id == link.guardian_id,
+                older.used_at.is_(None),
+                older.expires_at > to_us(link.created_at),
+            )
+            ids = tuple(sorted(tx.conn.scalars(select(older.id).where(*unused)).all()))
+            if ids:
+                tx.conn.execute(
+                    update(consent_links)
+                    .where(*unused, older.id.in_(ids))
+                    .values(used_at=to_us(link.created_at), device_hash=REVOKED)
+                )
             tx.conn.execute(
                 insert(consent_links).values(
                     id=link.id,
@@ -42,10 +63,11 @@ class SqlConsentLinks:
                     expires_at=to_us(link.expires_at),
                 )
             )
-            for event in events:
+            for event in (*events, *(revoked(ids) if ids else ())):
                 tx.audit(event)
+            return ids
 
-        await self._writer.write(job, messages=[message])
+        return await self._writer.write(job, messages=[message])
 
     async def link(self, link_id: str) -> ConsentLink | None:
         return await self._db.read(lambda conn: _one(conn, consent_links.c.id == link_id))

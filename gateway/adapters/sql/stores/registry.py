@@ -122,6 +122,25 @@ class RegistryStore(StoreBase):
 
         return await self._db.read(read)
 
+    async def children_of_guardian(self, org_id: str, guardian_id: str) -> Sequence[Child]:
+        """A guardian's own children (each with all their guardians), without reading the
+        organisation's other children."""
+
+        def read(conn: Connection) -> Sequence[Child]:
+            rows = conn.execute(
+                select(t.children)
+                .join(t.child_guardians, t.child_guardians.c.child_id == t.children.c.id)
+                .where(
+                    t.children.c.org_id == org_id,
+                    t.child_guardians.c.guardian_id == guardian_id,
+                )
+                .order_by(t.children.c.created_at, t.children.c.id)
+            ).all()
+            links = _guardian_links(conn, [row.id for row in rows])
+            return [_child(row._mapping, links.get(row.id, frozenset())) for row in rows]
+
+        return await self._db.read(read)
+
     async def link_guardian(
         self, child: Child, guardian: Guardian, events: Sequence[AuditEvent]
     ) -> None:
