@@ -26,9 +26,15 @@ from gateway.domain.retention import (
 from gateway.services.organisations import new_id
 from gateway.services.recording_ports import RecordingCatalogue, RecordingFiles
 
-__all__ = ["JOB_ACTOR", "RetentionService"]
+__all__ = ["JOB_ACTOR", "RUN_LEASE", "RUN_LEASE_SECONDS", "RetentionService"]
 
 JOB_ACTOR = "job:retention"
+# One run at a time across processes (the periodic round, `gateway retention run` by hand):
+# a lease held only while a run is in progress (`adapters/leader.py` `exclusively`), renewed
+# every third of its term. Overlapping runs would still destroy each recording once (each
+# step is conditional in SQL); the lease keeps them from doing the work twice.
+RUN_LEASE = "recordings.retention.run"
+RUN_LEASE_SECONDS = 30.0
 Progress = Callable[[int, int], None]
 
 

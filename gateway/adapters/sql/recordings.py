@@ -97,6 +97,17 @@ def _may_be_due(now_us: int) -> ColumnElement[bool]:
     )
 
 
+def _naming(events: Sequence[AuditEvent], recording_ids: set[str]) -> list[AuditEvent]:
+    """The events about one of `recording_ids` (`data["recording"]`); events naming no single
+    recording are kept."""
+    kept = []
+    for event in events:
+        named = (event.data or {}).get("recording")
+        if not isinstance(named, str) or named in recording_ids:
+            kept.append(event)
+    return kept
+
+
 class SqlRecordingCatalogue:
     def __init__(self, writer: AuditedWriter, database: Database) -> None:
         self._writer = writer
@@ -285,8 +296,14 @@ class SqlRecordingCatalogue:
                 .where(recording_keys.c.recording_id.in_(ids))
                 .values(wrapped_key=bytes(60))
             )
-            tx.conn.execute(delete(recording_keys).where(recording_keys.c.recording_id.in_(ids)))
-            for event in events:
+            # Only the keys deleted now are audited: a run that overlapped this one (another
+            # process, `gateway retention run` by hand) or a resumed one destroyed the others.
+            gone = tx.conn.execute(
+                delete(recording_keys)
+                .where(recording_keys.c.recording_id.in_(ids))
+                .returning(recording_keys.c.recording_id)
+            ).scalars()
+            for event in _naming(events, set(gone)):
                 tx.audit(event)
 
         await self._writer.write(job)
@@ -331,9 +348,12 @@ class SqlRecordingCatalogue:
                     .where(recordings.c.id.in_([r.recording_id for r in fresh]))
                     .values(state=RecordingState.DESTROYED.value)
                 )
-            for event in events:
+            # One proof, one audit entry and one guardian's confirmation per recording, however
+            # many runs overlapped: only those recorded now are told.
+            now = {r.recording_id for r in fresh}
+            for event in _naming(events, now):
                 tx.audit(event)
-            tx.notify(*messages)
+            tx.notify(*(m for m in messages if m.payload.get("recording") in now))
             return len(fresh)
 
         return await self._writer.write(job)
