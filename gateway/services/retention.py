@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import AuditEvent
-from gateway.domain.outbox import destruction_waiting_for_dsl, recording_destroyed
+from gateway.domain.outbox import (
+    OutboxMessage,
+    destruction_waiting_for_dsl,
+    recording_destroyed,
+)
 from gateway.domain.retention import (
     CatalogueEntry,
     DestructionReason,
@@ -94,11 +98,11 @@ class RetentionService:
         await asyncio.to_thread(self._delete_files, [e.id for e, _ in due])
         # 3. The proof; a guardian who withdrew consent is told it is done.
         at = self._clock.now()
-        messages = []
+        messages: dict[str, list[OutboxMessage]] = {}  # by recording: sent once, by one run
         for e, _ in due:
             by = e.destruction_requested_by
             if by and by.startswith("guardian:"):
-                messages += recording_destroyed(
+                messages[e.id] = recording_destroyed(
                     org_id=e.org_id,
                     guardian_id=by.removeprefix("guardian:"),
                     recording_id=e.id,

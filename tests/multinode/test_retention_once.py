@@ -130,6 +130,8 @@ async def test_overlapping_runs_without_the_lease_still_destroy_once(cluster: Cl
     second = await build_runtime(Settings.from_env(cluster.env))
     try:
         assert first.retention is not None and second.retention is not None
+        # The child's guardian withdrew consent: each destruction is confirmed to them once.
+        await first.retention.consent_withdrawn(org_id, "c" * 32, None, "guardian:" + "g" * 32)
         done = await asyncio.gather(first.retention.run_once(), second.retention.run_once())
     finally:
         await second.close()
@@ -140,6 +142,11 @@ async def test_overlapping_runs_without_the_lease_still_destroy_once(cluster: Cl
             f"SELECT count(*) FROM audit_log WHERE kind = '{kind}' AND org_id = '{org_id}'"  # noqa: S608
         )
         assert int(rows[0][0]) == DUE, kind
+    confirmations = cluster.sql(
+        "SELECT count(*), count(DISTINCT notification_id) FROM outbox WHERE"  # noqa: S608
+        f" kind = 'recording.destroyed' AND org_id = '{org_id}'"
+    )
+    assert int(confirmations[0][1]) == DUE, confirmations
     _assert_destroyed_once(cluster, ids)
     verified = cluster.gateway("audit", "verify")
     assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout

@@ -9,7 +9,7 @@ the file (the vault), then `record_destruction`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
@@ -312,10 +312,11 @@ class SqlRecordingCatalogue:
         self,
         records: Sequence[DestructionRecord],
         events: Sequence[AuditEvent],
-        messages: Sequence[OutboxMessage] = (),
+        messages: Mapping[str, Sequence[OutboxMessage]] | None = None,
     ) -> int:
         """Step 3: the proofs, and the recordings marked destroyed. Those recorded already (a
-        run that overlapped this one) are skipped; the number recorded now."""
+        run that overlapped this one) are skipped, with their events (`data["recording"]`)
+        and their messages (`messages`, by recording id); the number recorded now."""
 
         def job(tx: WriteTx) -> int:
             ids = [r.recording_id for r in records]
@@ -353,7 +354,9 @@ class SqlRecordingCatalogue:
             now = {r.recording_id for r in fresh}
             for event in _naming(events, now):
                 tx.audit(event)
-            tx.notify(*(m for m in messages if m.payload.get("recording") in now))
+            for recording_id, told in (messages or {}).items():
+                if recording_id in now:
+                    tx.notify(*told)
             return len(fresh)
 
         return await self._writer.write(job)
