@@ -1,12 +1,14 @@
 """An instance killed with SIGKILL mid-session, on PostgreSQL and Redis (issue 10 point 7):
 nothing durable is lost (the consents, the concern the child reported through it, the audit
 chain), the session's authority moves to the surviving instance within the lease time, and
-the child re-joining there waits for two adults again (R4)."""
+the child re-joining there waits for two adults again (R4); the two survivors sweep the dead
+one's presences once between them."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import aiohttp
 import pytest
@@ -28,6 +30,7 @@ from tests.multinode.conftest import RECONCILE, Cluster, ready
 pytestmark = [pytest.mark.slow, pytest.mark.media, pytest.mark.postgres, pytest.mark.redis]
 
 LEASE = max(3 * RECONCILE, LEASE_FLOOR_SECONDS)  # what app.py gives a session's lease
+SWEPT = "live_state.orphan_removed"
 WITHIN = LEASE + 5  # the lease runs out, then the next join takes it; room for a busy machine
 
 
@@ -39,8 +42,8 @@ async def test_killed_instance_loses_nothing_durable_and_its_session_moves(
     redis = redis_client(cluster.env["GATEWAY_REDIS_URL"])
     attendees: list[Attendee] = []
     try:
-        with serving(cluster.env, 2) as (a, b):
-            await ready(admin_http, a.base, b.base)
+        with serving(cluster.env, 3) as (a, b, c):
+            await ready(admin_http, a.base, b.base, c.base)
             admin = Admin(admin_http, b.base, key)
             session = await supervised_session(admin_http, a.base, key)  # consents through A
             tutor = Attendee("host", tutor_device, session.tokens["host"])
@@ -98,6 +101,9 @@ async def test_killed_instance_loses_nothing_durable_and_its_session_moves(
             consents = await admin.audit("consent.given")
             assert len(consents) == 1
             assert len(await admin.audit("incident.opened")) == 1
+            # The dead instance's presences are swept by one survivor, not both (B and C).
+            swept = Counter(e["data"]["participant"] for e in await admin.audit(SWEPT))
+            assert set(swept.values()) <= {1}, swept
     finally:
         for attendee in attendees:
             await attendee.hang_up()
