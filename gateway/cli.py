@@ -359,6 +359,7 @@ async def _retention_run(runtime: Runtime) -> int:
     """The periodic job's round, by hand: one run at a time across processes (the run lease),
     so it waits for a round in progress elsewhere, then finishes whatever that left."""
     from gateway.adapters.leader import exclusively
+    from gateway.adapters.live_memory import LiveStateUnavailable
     from gateway.services.retention import RUN_LEASE, RUN_LEASE_SECONDS
 
     recordings, retention = runtime.recordings, runtime.retention
@@ -382,14 +383,21 @@ async def _retention_run(runtime: Runtime) -> int:
             flush=True,
         )
 
-    ran, _ = await exclusively(
-        runtime.leader,
-        RUN_LEASE,
-        RUN_LEASE_SECONDS,
-        run,
-        wait_seconds=RETENTION_WAIT_SECONDS,
-        waiting=waiting,
-    )
+    try:
+        ran, _ = await exclusively(
+            runtime.leader,
+            RUN_LEASE,
+            RUN_LEASE_SECONDS,
+            run,
+            wait_seconds=RETENTION_WAIT_SECONDS,
+            waiting=waiting,
+        )
+    except LiveStateUnavailable:
+        return _refuse(
+            f"gateway retention run: the live state ({Settings.variable('redis_url')}) cannot be"
+            " reached, so no run in another process can be ruled out; nothing was done here",
+            CANNOT_START,
+        )
     if not ran:
         return _refuse(
             "gateway retention run: another retention run is still in progress in another"
