@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,8 +19,9 @@ import pytest
 from gateway.adapters.leader import RedisLeaderLock
 from gateway.adapters.live_redis import close_client, redis_client
 from gateway.services.retention import RUN_LEASE
-from tests.live._gateways import serving
+from tests.live._gateways import ROOT, environment, serving
 from tests.multinode.conftest import MARKER, Cluster, audit_kinds, ready, seed_due_recordings
+from tests.plugins.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -150,3 +154,21 @@ async def test_overlapping_runs_without_the_lease_still_destroy_once(cluster: Cl
     _assert_destroyed_once(cluster, ids)
     verified = cluster.gateway("audit", "verify")
     assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout
+
+
+def test_a_run_by_hand_without_the_live_state_refuses_clearly(tmp_path: Path) -> None:
+    """Nobody can say whether a run is in progress elsewhere: nothing is done, in one line."""
+    env = environment(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    env["GATEWAY_REDIS_TIMEOUT_SECONDS"] = "0.5"
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "retention", "run"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "GATEWAY_REDIS_URL" in done.stderr and "nothing was done" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
