@@ -25,7 +25,7 @@ from tests.live._gateways import ROOT, environment
 from tests.plugins.servers import PostgresServer
 
 # Short periods so that what a user would wait minutes for happens within seconds here.
-HEARTBEAT = 1.0  # GATEWAY_LIVE_HEARTBEAT_SECONDS: a silent process is dead after this
+HEARTBEAT = 2.0  # GATEWAY_LIVE_HEARTBEAT_SECONDS: a silent process is dead after this
 RETENTION = 0.5  # GATEWAY_RETENTION_SECONDS: the recordings round (recovery, destruction)
 RECONCILE = 0.3
 

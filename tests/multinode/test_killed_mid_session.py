@@ -42,7 +42,10 @@ async def test_killed_instance_loses_nothing_durable_and_its_session_moves(
     redis = redis_client(cluster.env["GATEWAY_REDIS_URL"])
     attendees: list[Attendee] = []
     try:
-        with serving(cluster.env, 3) as (a, b, c):
+        # A live process is not taken for dead on a loaded machine: a heartbeat of a few seconds
+        # (the default is 10); the dead one's presences are swept once it has run out.
+        env = {**cluster.env, "GATEWAY_LIVE_HEARTBEAT_SECONDS": "3"}
+        with serving(env, 3) as (a, b, c):
             await ready(admin_http, a.base, b.base, c.base)
             admin = Admin(admin_http, b.base, key)
             session = await supervised_session(admin_http, a.base, key)  # consents through A
@@ -102,8 +105,12 @@ async def test_killed_instance_loses_nothing_durable_and_its_session_moves(
             assert len(consents) == 1
             assert len(await admin.audit("incident.opened")) == 1
             # The dead instance's presences are swept by one survivor, not both (B and C).
-            swept = Counter(e["data"]["participant"] for e in await admin.audit(SWEPT))
-            assert set(swept.values()) <= {1}, swept
+            swept = Counter(
+                (e["data"]["participant"], e["data"]["process"]) for e in await admin.audit(SWEPT)
+            )
+            assert len({process for _, process in swept}) == 1, swept  # the killed one's
+            assert sorted(p for p, _ in swept) == sorted(session.participants.values())
+            assert set(swept.values()) == {1}, swept
     finally:
         for attendee in attendees:
             await attendee.hang_up()
