@@ -320,6 +320,14 @@ class SqlRecordingCatalogue:
 
         def job(tx: WriteTx) -> int:
             ids = [r.recording_id for r in records]
+            # Overlapping runs take turns here (row locks on PostgreSQL; SQLite has one
+            # writer), whatever else serialises commits: the later one sees the proofs.
+            tx.conn.execute(
+                select(recordings.c.id)
+                .where(recordings.c.id.in_(ids))
+                .order_by(recordings.c.id)
+                .with_for_update()
+            ).all()
             exists = set(
                 tx.conn.execute(
                     select(recording_destructions.c.recording_id).where(
