@@ -33,6 +33,7 @@ from gateway.adapters.leader import (
     InProcessLeaderLock,
     LeaderLock,
     RedisLeaderLock,
+    exclusively,
     run_periodically,
 )
 from gateway.adapters.live_memory import InProcessLiveState, LiveStateUnavailable
@@ -124,6 +125,8 @@ from gateway.services.ports import AttemptLimiter, LiveState
 from gateway.services.recordings import RecordingsService
 from gateway.services.registry import RegistryService
 from gateway.services.request_audit import RequestAudit
+from gateway.services.retention import RUN_LEASE as RETENTION_RUN_LEASE
+from gateway.services.retention import RUN_LEASE_SECONDS as RETENTION_RUN_LEASE_SECONDS
 from gateway.services.retention import RetentionService
 from gateway.services.review import ReviewService
 from gateway.services.sessions import SessionService
@@ -613,8 +616,12 @@ def start_live_jobs(
         # One process at a time: recordings whose writer died are sealed (crash recovery),
         # then whatever is due is destroyed (retention, withdrawn consent); both idempotent.
         async def recordings_round() -> None:
-            await recordings.recover()
-            await retention.run_once()
+            async def run() -> None:
+                await recordings.recover()
+                await retention.run_once()
+
+            # A run by hand (`gateway retention run`) in progress: this round is skipped.
+            await exclusively(leader, RETENTION_RUN_LEASE, RETENTION_RUN_LEASE_SECONDS, run)
 
         tasks = (
             *tasks,

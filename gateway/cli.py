@@ -349,8 +349,9 @@ async def _verify(runtime: Runtime, witnessed: Sequence[WitnessedHead]) -> int:
     return 1
 
 
-RETENTION_LEASE = "recordings.retention"  # the periodic job's lease (gateway/app.py)
-RETENTION_LEASE_SECONDS = 600.0
+# How long `gateway retention run` waits for a run in progress in another process (the
+# periodic job's round) before it gives up, saying so.
+RETENTION_WAIT_SECONDS = 120.0
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:
@@ -360,22 +361,55 @@ def progress_bar(done: int, total: int, width: int = 30) -> str:
 
 
 async def _retention_run(runtime: Runtime) -> int:
-    """The periodic job, by hand: under the same lease, so never beside a running one."""
-    assert runtime.recordings is not None and runtime.retention is not None
-    if not await runtime.leader.acquire(RETENTION_LEASE, RETENTION_LEASE_SECONDS):
-        return _refuse("gateway retention run: the retention job is running in another process", 1)
-    try:
-        recovered = await runtime.recordings.recover()
+    """The periodic job's round, by hand: one run at a time across processes (the run lease),
+    so it waits for a round in progress elsewhere, then finishes whatever that left."""
+    from gateway.adapters.leader import exclusively
+    from gateway.adapters.live_memory import LiveStateUnavailable
+    from gateway.services.retention import RUN_LEASE, RUN_LEASE_SECONDS
 
-        def show(done: int, total: int) -> None:
-            print(f"\rdestroying recordings {progress_bar(done, total)}", end="", file=sys.stderr)
-            sys.stderr.flush()
+    recordings, retention = runtime.recordings, runtime.retention
+    assert recordings is not None and retention is not None
+    done: list[int] = [0, 0]
 
-        destroyed = await runtime.retention.run_once(show, actor="cli:retention")
+    def show(count: int, total: int) -> None:
+        print(f"\rdestroying recordings {progress_bar(count, total)}", end="", file=sys.stderr)
+        sys.stderr.flush()
+
+    async def run() -> None:
+        done[0] = len(await recordings.recover())
+        done[1] = await retention.run_once(show, actor="cli:retention")
         print(file=sys.stderr)
-    finally:
-        await runtime.leader.release(RETENTION_LEASE)
-    print(f"sealed {len(recovered)} recording(s) left by a crash; destroyed {destroyed}")
+
+    def waiting() -> None:
+        print(
+            "gateway retention run: another retention run is in progress in another process;"
+            f" waiting for it to finish (at most {RETENTION_WAIT_SECONDS:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        ran, _ = await exclusively(
+            runtime.leader,
+            RUN_LEASE,
+            RUN_LEASE_SECONDS,
+            run,
+            wait_seconds=RETENTION_WAIT_SECONDS,
+            waiting=waiting,
+        )
+    except LiveStateUnavailable:
+        return _refuse(
+            f"gateway retention run: the live state ({Settings.variable('redis_url')}) cannot be"
+            " reached, so no run in another process can be ruled out; nothing was done here",
+            CANNOT_START,
+        )
+    if not ran:
+        return _refuse(
+            "gateway retention run: another retention run is still in progress in another"
+            " process; nothing was done here; try again later",
+            1,
+        )
+    print(f"sealed {done[0]} recording(s) left by a crash; destroyed {done[1]}")
     return 0
 
 

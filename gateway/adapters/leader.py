@@ -22,14 +22,21 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from gateway.adapters.live_memory import LiveStateUnavailable
 from gateway.adapters.live_redis import RedisClient, unavailable_on_error
 
-__all__ = ["InProcessLeaderLock", "LeaderLock", "RedisLeaderLock", "run_periodically"]
+__all__ = [
+    "InProcessLeaderLock",
+    "LeaderLock",
+    "RedisLeaderLock",
+    "exclusively",
+    "run_periodically",
+]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LeaderLock(Protocol):
@@ -163,6 +170,56 @@ async def run_periodically(
         if holding:
             with contextlib.suppress(LiveStateUnavailable):
                 await asyncio.shield(lock.release(name))
+
+
+async def exclusively(
+    lock: LeaderLock,
+    name: str,
+    ttl_seconds: float,
+    job: Callable[[], Awaitable[T]],
+    *,
+    wait_seconds: float = 0.0,
+    poll_seconds: float = 0.2,
+    waiting: Callable[[], None] | None = None,
+) -> tuple[bool, T | None]:
+    """Run `job()` once while holding the lease `name` (one run at a time across processes),
+    renewing it every third of `ttl_seconds` for as long as the job runs, and releasing it
+    after. When another process holds it, try again every `poll_seconds` for up to
+    `wait_seconds` (calling `waiting()` once, the first time); (False, None) if it never came.
+
+    Unlike `run_periodically`'s leadership, held for as long as a process lives, this lease
+    is held only while a run is in progress: a run by hand (`gateway retention run`) waits for
+    the periodic job's current round, not for the leader to die.
+    """
+    _positive(ttl_seconds)
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    told = False
+    while not await lock.acquire(name, ttl_seconds):
+        if asyncio.get_running_loop().time() >= deadline:
+            return False, None
+        if waiting is not None and not told:
+            waiting()
+            told = True
+        await asyncio.sleep(poll_seconds)
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(ttl_seconds / 3)
+            try:
+                if not await lock.renew(name, ttl_seconds):
+                    log.error("lease %s lost while its run was in progress", name)
+                    return
+            except LiveStateUnavailable:
+                log.warning("lease %s could not be renewed (live state unavailable)", name)
+
+    renewing = asyncio.create_task(keep())
+    try:
+        return True, await job()
+    finally:
+        renewing.cancel()
+        await asyncio.gather(renewing, return_exceptions=True)
+        with contextlib.suppress(LiveStateUnavailable):
+            await asyncio.shield(lock.release(name))
 
 
 def _positive(ttl_seconds: float) -> None:

@@ -15,7 +15,7 @@ and nobody else's tracks are ever in a file that belongs to them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from gateway.domain.audit import AuditEvent
@@ -84,7 +84,7 @@ class RecordingCatalogue(Protocol):
         self,
         records: Sequence[DestructionRecord],
         events: Sequence[AuditEvent],
-        messages: Sequence[OutboxMessage] = (),
+        messages: Mapping[str, Sequence[OutboxMessage]] | None = None,
     ) -> int: ...
     async def destruction(self, org_id: str, recording_id: str) -> DestructionRecord | None: ...
     async def containing(

@@ -284,7 +284,7 @@ class RecordingsService:
         key = unwrap_data_key(master, entry.id, wrapped)
         result = await asyncio.to_thread(self._files.recover, entry.id, key)
         state = RecordingState.COMPLETE if result.complete else RecordingState.INCOMPLETE
-        await self._catalogue.seal(
+        sealed = await self._catalogue.seal(
             entry.id,
             state,
             result.size,
@@ -299,6 +299,8 @@ class RecordingsService:
                 )
             ],
         )
+        if not sealed:  # another process's recovery sealed it first: recovered once, there
+            return None
         if state is RecordingState.INCOMPLETE and self._incomplete == "destroy":
             await self._catalogue.request_destruction(
                 [entry.id], DestructionReason.INCOMPLETE, "system:recovery", []

@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import AuditEvent
-from gateway.domain.outbox import destruction_waiting_for_dsl, recording_destroyed
+from gateway.domain.outbox import (
+    OutboxMessage,
+    destruction_waiting_for_dsl,
+    recording_destroyed,
+)
 from gateway.domain.retention import (
     CatalogueEntry,
     DestructionReason,
@@ -26,9 +30,15 @@ from gateway.domain.retention import (
 from gateway.services.organisations import new_id
 from gateway.services.recording_ports import RecordingCatalogue, RecordingFiles
 
-__all__ = ["JOB_ACTOR", "RetentionService"]
+__all__ = ["JOB_ACTOR", "RUN_LEASE", "RUN_LEASE_SECONDS", "RetentionService"]
 
 JOB_ACTOR = "job:retention"
+# One run at a time across processes (the periodic round, `gateway retention run` by hand):
+# a lease held only while a run is in progress (`adapters/leader.py` `exclusively`), renewed
+# every third of its term. Overlapping runs would still destroy each recording once (each
+# step is conditional in SQL); the lease keeps them from doing the work twice.
+RUN_LEASE = "recordings.retention.run"
+RUN_LEASE_SECONDS = 30.0
 Progress = Callable[[int, int], None]
 
 
@@ -88,11 +98,11 @@ class RetentionService:
         await asyncio.to_thread(self._delete_files, [e.id for e, _ in due])
         # 3. The proof; a guardian who withdrew consent is told it is done.
         at = self._clock.now()
-        messages = []
+        messages: dict[str, list[OutboxMessage]] = {}  # by recording: sent once, by one run
         for e, _ in due:
             by = e.destruction_requested_by
             if by and by.startswith("guardian:"):
-                messages += recording_destroyed(
+                messages[e.id] = recording_destroyed(
                     org_id=e.org_id,
                     guardian_id=by.removeprefix("guardian:"),
                     recording_id=e.id,

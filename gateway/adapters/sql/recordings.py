@@ -9,7 +9,7 @@ the file (the vault), then `record_destruction`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -141,6 +141,17 @@ def _candidate_queries(now_us: int) -> list[Select[Any]]:
         for state in _SEALED
     ]
     return [started, requested, *passed]
+
+
+def _naming(events: Sequence[AuditEvent], recording_ids: set[str]) -> list[AuditEvent]:
+    """The events about one of `recording_ids` (`data["recording"]`); events naming no single
+    recording are kept."""
+    kept = []
+    for event in events:
+        named = (event.data or {}).get("recording")
+        if not isinstance(named, str) or named in recording_ids:
+            kept.append(event)
+    return kept
 
 
 class SqlRecordingCatalogue:
@@ -340,8 +351,14 @@ class SqlRecordingCatalogue:
                 .where(recording_keys.c.recording_id.in_(ids))
                 .values(wrapped_key=bytes(60))
             )
-            tx.conn.execute(delete(recording_keys).where(recording_keys.c.recording_id.in_(ids)))
-            for event in events:
+            # Only the keys deleted now are audited: a run that overlapped this one (another
+            # process, `gateway retention run` by hand) or a resumed one destroyed the others.
+            gone = tx.conn.execute(
+                delete(recording_keys)
+                .where(recording_keys.c.recording_id.in_(ids))
+                .returning(recording_keys.c.recording_id)
+            ).scalars()
+            for event in _naming(events, set(gone)):
                 tx.audit(event)
 
         await self._writer.write(job)
@@ -350,13 +367,22 @@ class SqlRecordingCatalogue:
         self,
         records: Sequence[DestructionRecord],
         events: Sequence[AuditEvent],
-        messages: Sequence[OutboxMessage] = (),
+        messages: Mapping[str, Sequence[OutboxMessage]] | None = None,
     ) -> int:
         """Step 3: the proofs, and the recordings marked destroyed. Those recorded already (a
-        run that overlapped this one) are skipped; the number recorded now."""
+        run that overlapped this one) are skipped, with their events (`data["recording"]`)
+        and their messages (`messages`, by recording id); the number recorded now."""
 
         def job(tx: WriteTx) -> int:
             ids = [r.recording_id for r in records]
+            # Overlapping runs take turns here (row locks on PostgreSQL; SQLite has one
+            # writer), whatever else serialises commits: the later one sees the proofs.
+            tx.conn.execute(
+                select(recordings.c.id)
+                .where(recordings.c.id.in_(ids))
+                .order_by(recordings.c.id)
+                .with_for_update()
+            ).all()
             exists = set(
                 tx.conn.execute(
                     select(recording_destructions.c.recording_id).where(
@@ -386,9 +412,14 @@ class SqlRecordingCatalogue:
                     .where(recordings.c.id.in_([r.recording_id for r in fresh]))
                     .values(state=RecordingState.DESTROYED.value)
                 )
-            for event in events:
+            # One proof, one audit entry and one guardian's confirmation per recording, however
+            # many runs overlapped: only those recorded now are told.
+            now = {r.recording_id for r in fresh}
+            for event in _naming(events, now):
                 tx.audit(event)
-            tx.notify(*messages)
+            for recording_id, told in (messages or {}).items():
+                if recording_id in now:
+                    tx.notify(*told)
             return len(fresh)
 
         return await self._writer.write(job)
