@@ -124,7 +124,7 @@ async def test_a_mac_column_set_to_the_recorded_one_is_named(filled: AuditDb) ->
     await cut_and_cover_up(filled, 2 * SEGMENT)
     await filled.fill(N)
     await filled.tamper(
-        ("UPDATE audit_log SET mac = :m WHERE seq = :s", {"m": head.mac, "s": head.seq})
+        ("UPDATE audit_log SET mac = :m WHERE link = :s", {"m": head.mac, "s": head.seq})
     )
     report = await filled.verify(witnessed=[head])
     assert report.problem == ChainProblem(head.seq, "edited")
