@@ -270,9 +270,7 @@ async def test_segments_are_joined_in_seq_order_as_bytes(audit_db: AuditDb) -> N
                     "INSERT INTO audit_log (seq, at, org_id, kind, session_id, person_id, entry,"
                     " mac, chain, link) VALUES (:s, :a, :o, :k, :se, :p, :e, :m, :c, :l)"
                 ),
-                dict(
-                    zip(("s", "a", "o", "k", "se", "p", "e", "m", "c", "l"), row, strict=True)
-                ),
+                dict(zip(("s", "a", "o", "k", "se", "p", "e", "m", "c", "l"), row, strict=True)),
             )
     expected = RS.join(bytes(row[6]) for row in rows)
     sql = audit_reader._SEGMENT_SQL[audit_db.dialect]

@@ -438,7 +438,8 @@ async def verify_chain(
     by_chain: dict[int, list[WitnessedHead]] = {}
     for head in witnessed:
         by_chain.setdefault(head.chain, []).append(head)
-    chains = sorted(set(stored) | set(by_chain) | {FIRST_CHAIN})
+    known = set(stored) | set(by_chain) | {FIRST_CHAIN}
+    chains = list(range(FIRST_CHAIN, max(known) + 1))  # numbered without gaps: check each
     bounds = await database.read(
         lambda conn: [tuple(conn.execute(text(_BOUNDS_SQL), {"chain": c}).one()) for c in chains]
     )
