@@ -323,10 +323,13 @@ class Soak:
         if 200 <= status < 300 and (window := self.window()) is not None:
             window.ended += 1
 
-    async def one_join(self, seat: Seat) -> None:
+    async def one_join(self, seat: Seat) -> int:
         self.in_flight += 1
         try:
-            await self.call("join", "/v1/join", {"token": seat.token}, cookie=seat.cookie)
+            status, _, _ = await self.call(
+                "join", "/v1/join", {"token": seat.token}, cookie=seat.cookie
+            )
+            return status
         finally:
             self.in_flight -= 1
 
@@ -341,8 +344,10 @@ class Soak:
         capacity."""
         tick = 1.0 / TICKS_PER_SECOND
         start = time.monotonic()
-        end = start + self.args.calibrate_seconds
-        counting_from = start + self.args.calibrate_seconds / 2
+        # The joins start once sessions are live (half of the steady number, or after 60 s),
+        # and are counted in the second half of calibrate_seconds from then.
+        steady = self.args.sessions_per_second * self.args.session_seconds
+        end = counting_from = float("inf")
         answered = 0
 
         async def worker() -> None:
@@ -352,14 +357,19 @@ class Soak:
                 if not seats:
                     await asyncio.sleep(tick)
                     continue
-                await self.one_join(random.choice(seats))
-                if time.monotonic() >= counting_from:
+                status = await self.one_join(random.choice(seats))
+                if time.monotonic() >= counting_from and status == 200:
                     answered += 1
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(CALIBRATION_WORKERS)]
+        workers: list[asyncio.Future[None]] = []
         sessions_owed = 0.0
         next_tick = start
         while time.monotonic() < end:
+            now = time.monotonic()
+            if not workers and (len(self.live) >= steady / 2 or now > start + 60):
+                end = now + self.args.calibrate_seconds
+                counting_from = now + self.args.calibrate_seconds / 2
+                workers = [asyncio.ensure_future(worker()) for _ in range(CALIBRATION_WORKERS)]
             sessions_owed += self.args.sessions_per_second * tick
             while sessions_owed >= 1:
                 sessions_owed -= 1
@@ -660,6 +670,9 @@ def main() -> int:
             "GATEWAY_POLICY": str(policy),
             "GATEWAY_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
+            # Every simulated person connects from 127.0.0.1: allow the load generator's pool
+            # (the per-source cap is for one address's abuse, not for a proxy of many people).
+            "GATEWAY_CONNECTIONS_PER_SOURCE": str(MAX_IN_FLIGHT + 64),
         }
         with bench_join.postgres_redis_store(tmp, base_env) as store:
             configure_logging("WARNING")
