@@ -56,6 +56,13 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 AUDIT_UNAVAILABLE_MESSAGE = "The audit log is not available right now; try again shortly."
 _NEW_CHAIN_TRIES = 3  # another process may start the same new chain at the same moment
+_EVENTS_PER_JOB = 2  # seqs taken ahead for a job (a join's binding has one event)
+# PostgreSQL: the first chain no other transaction holds, and :n new seqs, in one round trip.
+_TAKE_CHAIN = text(
+    "SELECT id, seq, mac,"
+    " (SELECT array_agg(nextval('audit_seq')) FROM generate_series(1, :n)) AS seqs"
+    " FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
 
 
 @dataclass
@@ -201,7 +208,10 @@ class AuditedWriter:
         """Run the group's jobs and chain their events, in the caller's transaction. Runs off
         the event loop (SQLite: on the writer's thread): it touches no asyncio object."""
         outcomes: list[tuple[bool, Any]] = []
-        chain, link, previous = self._take_chain(conn)
+        # Events known now, and a guess for what each job will add: the seqs come in the same
+        # round trip as the chain; a group that needs more asks again.
+        guess = sum(len(p.events) if p.job is None else _EVENTS_PER_JOB for p in group)
+        chain, link, previous, seqs = self._take_chain(conn, guess)
         rows: list[dict[str, Any]] = []
         for pending in group:
             events: Sequence[AuditEvent] = pending.events
@@ -236,7 +246,9 @@ class AuditedWriter:
                 rows.append({"chain": chain, "link": link, "at": at, "event": event})
         if not rows:
             return outcomes
-        for row, seq in zip(rows, self._seqs(conn, len(rows)), strict=True):
+        if len(seqs) < len(rows):
+            seqs += self._seqs(conn, len(rows) - len(seqs))
+        for row, seq in zip(rows, seqs, strict=False):  # unused seqs are left as a gap
             event = row.pop("event")
             entry = encode_entry(seq, at, event)
             previous = entry_mac(self._key, previous, entry)
@@ -258,9 +270,10 @@ class AuditedWriter:
         )
         return outcomes
 
-    def _take_chain(self, conn: Connection) -> tuple[int, int, bytes]:
-        """(chain, its last link, its last MAC) for this group, its head row locked until the
-        commit.
+    def _take_chain(self, conn: Connection, seqs: int) -> tuple[int, int, bytes, list[int]]:
+        """(chain, its last link, its last MAC, new seqs) for this group, its head row locked
+        until the commit. PostgreSQL: `seqs` new seqs come with the chain, in the same
+        statement (SQLite: none; `_seqs` counts on from the highest there).
 
         PostgreSQL: the first head row no other transaction holds (`SKIP LOCKED`: never a wait),
         so each process's group takes a chain of its own and commits beside the others; when
@@ -271,12 +284,12 @@ class AuditedWriter:
         if not self._chains:
             row = conn.execute(head.limit(1)).first()
             if row is None:  # no head row: verify reports it; the log goes on from genesis
-                return FIRST_CHAIN, 0, GENESIS
-            return int(row.id), int(row.seq), bytes(row.mac)
+                return FIRST_CHAIN, 0, GENESIS, []
+            return int(row.id), int(row.seq), bytes(row.mac), []
         for _ in range(_NEW_CHAIN_TRIES):
-            row = conn.execute(head.limit(1).with_for_update(skip_locked=True)).first()
+            row = conn.execute(_TAKE_CHAIN, {"n": seqs}).first()
             if row is not None:
-                return int(row.id), int(row.seq), bytes(row.mac)
+                return int(row.id), int(row.seq), bytes(row.mac), sorted(row.seqs or [])
             chain = int(conn.scalar(select(func.coalesce(func.max(audit_head.c.id), 0))) or 0) + 1
             genesis = chain_genesis(self._key, chain)
             created = conn.execute(
@@ -287,7 +300,7 @@ class AuditedWriter:
                 {"id": chain, "mac": genesis},
             ).first()
             if created is not None:  # ours, locked by this transaction until it commits
-                return chain, 0, genesis
+                return chain, 0, genesis, []
         raise Unavailable(ErrorCode.AUDIT_UNAVAILABLE, AUDIT_UNAVAILABLE_MESSAGE)
 
     def _seqs(self, conn: Connection, count: int) -> list[int]:
