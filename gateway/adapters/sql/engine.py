@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.adapters.sql.urls import prepare_sqlite_file
 from gateway.domain.errors import ErrorCode, Unavailable
@@ -188,44 +188,34 @@ class Database:
         # Autocommit: no BEGIN and no ROLLBACK around the read, one round trip per statement.
         # PostgreSQL's READ COMMITTED takes a snapshot per statement anyway, so a transaction
         # around several reads gave them no common snapshot: only two more round trips.
-        conn = await self._autocommit_reader.connect()
-        try:
-            result = await conn.run_sync(fn)
-        except BaseException:
-            self._close_later(conn)
-            raise
-        await conn.close()
-        return result
+        async with self._autocommit_reader.connect() as conn:
+            return await conn.run_sync(fn)
 
     async def _write_async(self, fn: Callable[[Connection], T]) -> T:
-        conn = await self.writer_engine.connect()
-        try:
-            result = await conn.run_sync(lambda sync: _in_transaction(sync, fn))
-        except BaseException:
-            self._close_later(conn)  # rolls the transaction back, off the caller's time
-            raise
-        await conn.close()
-        return result
-
-    def _close_later(self, conn: AsyncConnection) -> None:
-        """Close a connection whose work failed or was abandoned at its deadline, in the
-        background: closing a connection to a server that stopped answering waits for the
-        driver's own timeout (asyncpg's command timeout), which would double the caller's
-        wait."""
-        task = asyncio.ensure_future(conn.close())
-        self._abandoned.add(task)
-        task.add_done_callback(self._forget)
+        async with self.writer_engine.begin() as conn:
+            return await conn.run_sync(fn)
 
     async def _within(self, work: Awaitable[T], seconds: float | None) -> T:
-        """`work`'s result, or TimeoutError after `seconds`. Awaited in the caller's own task
-        (no task per call: a task per read was measurable on the join path); on PostgreSQL
-        the cancelled work hands its connection to `_close_later`, so the caller is answered
-        at the deadline."""
+        """`work`'s result, or TimeoutError after `seconds`. The caller is answered at the
+        deadline; the abandoned work is cancelled and finishes in the background, because
+        closing a connection to a server that stopped answering waits for the driver's own
+        timeout (asyncpg's command timeout), which would double the caller's wait. (The work
+        runs as a task of its own so that its connection is always returned to the pool, by
+        its own `async with`, whenever the caller stops waiting.)"""
         if seconds is None:
             return await work
-        async with asyncio.timeout(seconds):
-            result: T = await work
-        return result
+        if isinstance(work, asyncio.Future):  # a worker thread's: nothing to clean up here
+            async with asyncio.timeout(seconds):
+                result: T = await work
+            return result
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), seconds)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._forget)
+            raise
 
     def _forget(self, task: asyncio.Future[Any]) -> None:
         self._abandoned.discard(task)
@@ -261,11 +251,6 @@ def _read_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
 
 def _write_on(engine: Engine, fn: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
-        return fn(conn)
-
-
-def _in_transaction(conn: Connection, fn: Callable[[Connection], T]) -> T:
-    with conn.begin():
         return fn(conn)
 
 
