@@ -218,7 +218,7 @@ def commits(seconds: float, code: Path | None) -> int:
                 check=True,
                 capture_output=True,
             )
-            start_at = time.time() + 3.0  # every process started and connected by then
+            start_at = time.time() + 5.0 + 5.0 * count  # every process started by then
             procs = [
                 subprocess.Popen(
                     [
