@@ -381,7 +381,7 @@ def parse_head(text: str) -> WitnessedHead:
     chain = FIRST_CHAIN
     if slash:
         if not chain_text.isdigit() or len(chain_text) > 9 or int(chain_text) < 1:
-            raise ValueError("a chain is a positive number, as in 2/1024:3f2a...")
+            raise ValueError("a head's chain is a positive number, as in 2/1024:3f2a...")
         chain = int(chain_text)
     seq, sep, mac = head.partition(":")
     if not sep or not seq.isdigit() or len(seq) > 19:
