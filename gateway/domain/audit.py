@@ -38,7 +38,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 SEGMENT = 1024
@@ -259,6 +259,10 @@ class ChainProblem:
     column: str | None = None
     other: int | None = None
     chain: int = FIRST_CHAIN
+    # The seq of the stored row the problem was found at, when there is one: what the audit
+    # API shows for that entry (a chain's places and the log's seqs differ once several
+    # processes write, or a group took seqs it did not use). Named in `describe`.
+    row_seq: int | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         text = self._describe()
@@ -283,11 +287,12 @@ class ChainProblem:
                 f"the log was rewritten at or before entry {self.other}: its MAC there is not "
                 "the one recorded outside the database"
             )
+        seq = self.row_seq if self.row_seq is not None else self.seq
         if self.what == "edited" and self.column is not None:
-            return f"entry {self.seq} was edited (its {self.column} column)"
+            return f"entry {seq} was edited (its {self.column} column)"
         if self.what == "reordered" and self.other is not None:
-            return f"entry {self.seq} was reordered: it holds entry {self.other}"
-        return f"entry {self.seq} was {self.what}"
+            return f"entry {seq} was reordered: it holds entry {self.other}"
+        return f"entry {seq} was {self.what}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +331,12 @@ def walk_entries(
             what = "removed" if place > expected_seq else "reordered"
             return expected_seq, previous, ChainProblem(min(place, expected_seq), what, chain=chain)
         if not hmac.compare_digest(entry_mac(key, previous, row.entry), row.mac):
-            return expected_seq, previous, ChainProblem(place, "edited", chain=chain)
+            problem = ChainProblem(place, "edited", chain=chain, row_seq=row.seq)
+            return expected_seq, previous, problem
         column = column_mismatch(row)
         if column is not None:
-            return expected_seq, previous, ChainProblem(place, "edited", column=column, chain=chain)
+            problem = ChainProblem(place, "edited", column=column, chain=chain, row_seq=row.seq)
+            return expected_seq, previous, problem
         previous = row.mac
         expected_seq += 1
     return expected_seq, previous, None

@@ -394,7 +394,7 @@ def _moved(conn: Connection, key: bytes, row: StoredEntry, previous: bytes) -> C
     other = moved_from(key, row, candidates)
     if other is None:
         return None
-    return ChainProblem(row.place, "reordered", other=place, chain=row.chain)
+    return ChainProblem(row.place, "reordered", other=place, chain=row.chain, row_seq=row.seq)
 
 
 def _seal_matches(conn: Connection, key: bytes, chain: int, segment: int) -> bool:

@@ -56,7 +56,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 AUDIT_UNAVAILABLE_MESSAGE = "The audit log is not available right now; try again shortly."
 _NEW_CHAIN_TRIES = 3  # another process may start the same new chain at the same moment
-_EVENTS_PER_JOB = 2  # seqs taken ahead for a job (a join's binding has one event)
+_EVENTS_PER_JOB = 1  # seqs taken ahead for a job: most audit one event (more: asked again)
 # PostgreSQL: the first chain no other transaction holds, and :n new seqs, in one round trip.
 _TAKE_CHAIN = text(
     "SELECT id, seq, mac,"
