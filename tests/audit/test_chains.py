@@ -141,7 +141,8 @@ async def test_an_edit_in_one_chain_is_named_with_its_chain(
     )
     problem = (await db.verify()).problem
     assert problem == ChainProblem(2, "edited", chain=2)
-    assert problem.describe() == "chain 2: entry 2 was edited"
+    ((seq,),) = await db.rows("SELECT seq FROM audit_log WHERE chain = 2 AND link = 2")
+    assert problem.describe() == f"chain 2: entry {seq} was edited"  # the seq the API shows
 
 
 async def test_an_entry_moved_to_another_chain_is_found(
