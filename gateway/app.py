@@ -680,7 +680,7 @@ def start_audit_witness(runtime: Runtime, settings: Settings) -> LiveJobs:
                 runtime.leader,
                 name,
                 WITNESS_SECONDS,
-                AuditWitnessJob(runtime.store.writer.head, witness, runtime.services.clock),
+                AuditWitnessJob(runtime.store.writer.heads, witness, runtime.services.clock),
                 stop,
             )
         )

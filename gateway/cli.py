@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.domain.audit import WitnessedHead, parse_head, parse_witness
+from gateway.domain.audit import WitnessedHead, parse_heads, parse_witness
 from gateway.domain.errors import Refusal
 from gateway.domain.policy import PolicyError
 from gateway.settings import SettingError, Settings, settings_help, settings_markdown
@@ -321,7 +321,7 @@ def _witnessed_heads(args: argparse.Namespace) -> list[WitnessedHead]:
     heads = []
     for text in args.expect_head:
         try:
-            heads.append(parse_head(text))
+            heads.extend(parse_heads(text))  # every chain's, as verify prints them
         except ValueError as error:
             raise ValueError(f"--expect-head {text!r}: {error}") from None
     for path in args.witness:

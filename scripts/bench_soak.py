@@ -1,8 +1,9 @@
 """Benchmark: a soak. Sessions are created, joined and ended continuously against one gateway
 process on PostgreSQL + Redis, and its CPU, memory and p99 latency must stay flat.
 
-    scripts/bench soak [--minutes 10] [--sessions-per-second 4] [--joins-per-second 200]
-                       [--session-seconds 10] [--warmup-seconds 30] [--no-docs] [--keep DIR]
+    scripts/bench soak [--minutes 10] [--sessions-per-second 4] [--joins-per-second N]
+                       [--headroom 0.5] [--calibrate-seconds 20] [--session-seconds 10]
+                       [--warmup-seconds 30] [--no-docs] [--keep DIR]
 
 `--minutes 1` is a quick try (the default, 10 minutes, is what the issue asks for).
 
@@ -21,8 +22,11 @@ What runs (every server on 127.0.0.1, each stopped at the end):
      enrol the observer, issue both invites, bind each invite to its device (first join);
      after `--session-seconds` the observer leaves and the session ends, alternately by the
      admin API (`POST /v1/sessions/{id}/end`) and by its host (`POST /v1/live/end`);
-   - `--joins-per-second` joins (open loop, 100 ticks a second) spread at random over the
-     invites of the sessions alive at that moment, each with its bound device cookie.
+   - joins (open loop, 100 ticks a second) spread at random over the invites of the sessions
+     alive at that moment, each with its bound device cookie, at a fixed offered rate:
+     `--joins-per-second`, or by default `--headroom` (0.5) of the capacity measured first,
+     in the same run: `--calibrate-seconds` with the sessions at their rate and 32 joins
+     always in flight (closed loop). A soak at saturation measures queueing, not growth.
 5. Every minute (after a warm-up that is not counted): the gateway process's CPU time and RSS
    (/proc), the machine's CPU use and load average, the latency of every answer (per kind),
    and the answers that were not 2xx.
@@ -61,6 +65,8 @@ FLAT = {"cpu_per_request": 1.20, "join_p99": 1.50, "rss": 1.10}
 MAX_FAILED = 0.01
 #: Open-loop load: requests beyond this many in flight are counted as not sent.
 MAX_IN_FLIGHT = 512
+#: Closed-loop joins in flight while the capacity is measured.
+CALIBRATION_WORKERS = 32
 TICKS_PER_SECOND = 100
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -186,6 +192,8 @@ class Soak:
         self.created_total = 0
         self.ended_by_host = False
         self.http: Any = None
+        self.capacity: float | None = None  # joins/s measured at the start (closed loop)
+        self.rate = 0.0  # joins/s offered (open loop)
         self.started = asyncio.Event()  # set once measure_from is known
 
     def window(self) -> Window | None:
@@ -315,12 +323,67 @@ class Soak:
         if 200 <= status < 300 and (window := self.window()) is not None:
             window.ended += 1
 
-    async def one_join(self, seat: Seat) -> None:
+    async def one_join(self, seat: Seat) -> int:
         self.in_flight += 1
         try:
-            await self.call("join", "/v1/join", {"token": seat.token}, cookie=seat.cookie)
+            status, _, _ = await self.call(
+                "join", "/v1/join", {"token": seat.token}, cookie=seat.cookie
+            )
+            return status
         finally:
             self.in_flight -= 1
+
+    async def calibrate(self, spawn: Any) -> None:
+        """Measure the gateway's join capacity under the session load of this run, then set
+        the offered join rate to `--headroom` of it.
+
+        A soak at saturation measures queueing, not growth: a p99 that grows by half when the
+        gateway is at 97% of a core says nothing about the gateway. So for `calibrate_seconds`
+        the sessions start at their usual rate and CALIBRATION_WORKERS joins are always in
+        flight (closed loop); the joins answered in the second half of that time are the
+        capacity."""
+        tick = 1.0 / TICKS_PER_SECOND
+        start = time.monotonic()
+        # The joins start once sessions are live (half of the steady number, or after 60 s),
+        # and are counted in the second half of calibrate_seconds from then.
+        steady = self.args.sessions_per_second * self.args.session_seconds
+        end = counting_from = float("inf")
+        answered = 0
+
+        async def worker() -> None:
+            nonlocal answered
+            while time.monotonic() < end:
+                seats = [seat for group in self.live.values() for seat in group]
+                if not seats:
+                    await asyncio.sleep(tick)
+                    continue
+                status = await self.one_join(random.choice(seats))
+                if time.monotonic() >= counting_from and status == 200:
+                    answered += 1
+
+        workers: list[asyncio.Future[None]] = []
+        sessions_owed = 0.0
+        next_tick = start
+        while time.monotonic() < end:
+            now = time.monotonic()
+            if not workers and (len(self.live) >= steady / 2 or now > start + 60):
+                end = now + self.args.calibrate_seconds
+                counting_from = now + self.args.calibrate_seconds / 2
+                workers = [asyncio.ensure_future(worker()) for _ in range(CALIBRATION_WORKERS)]
+            sessions_owed += self.args.sessions_per_second * tick
+            while sessions_owed >= 1:
+                sessions_owed -= 1
+                spawn(self.session_life())
+            next_tick += tick
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+        await asyncio.gather(*workers)
+        self.capacity = answered / (end - counting_from)
+        self.rate = max(1.0, self.args.headroom * self.capacity)
+        print(
+            f"soak: capacity {self.capacity:.0f} joins/s beside {self.args.sessions_per_second:g} "
+            f"sessions/s; offering {self.rate:.0f} joins/s ({self.args.headroom:.0%})",
+            flush=True,
+        )
 
     async def run(self) -> None:
         import aiohttp
@@ -338,6 +401,10 @@ class Soak:
             connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
         ) as http:
             self.http = http
+            if self.args.joins_per_second is None:
+                await self.calibrate(spawn)
+            else:
+                self.rate = self.args.joins_per_second
             start = time.monotonic()
             self.measure_from = start + self.args.warmup_seconds
             self.stop_at = self.measure_from + 60 * self.args.minutes
@@ -350,7 +417,7 @@ class Soak:
                 while sessions_owed >= 1:
                     sessions_owed -= 1
                     spawn(self.session_life())
-                joins_owed += self.args.joins_per_second * tick
+                joins_owed += self.rate * tick
                 seats = [seat for group in self.live.values() for seat in group]
                 while joins_owed >= 1:
                     joins_owed -= 1
@@ -504,7 +571,7 @@ def report(soak: Soak, rows: list[Minute], load_before: float, store: str) -> tu
     for window in soak.windows:
         failures.update(window.failures)
     not_sent = sum(row.not_sent for row in rows)
-    target_joins = round(args.joins_per_second * 60 * len(rows))
+    target_joins = round(soak.rate * 60 * len(rows))
     joins = sum(row.joins for row in rows)
     notes = notes_first
     if joins < 0.95 * target_joins:
@@ -520,6 +587,15 @@ def report(soak: Soak, rows: list[Minute], load_before: float, store: str) -> tu
             "share the cores with the gateway"
         )
     verdict = "FLAT" if flat else "NOT FLAT"
+    if soak.capacity is None:
+        offered = f"{soak.rate:g} joins a second"
+    else:
+        offered = (
+            f"{soak.rate:.0f} joins a second ({args.headroom:.0%} of the {soak.capacity:.0f} "
+            f"joins/s the gateway answered at the start of this run, {CALIBRATION_WORKERS} "
+            f"joins in flight, beside the same session load: an offered rate with headroom, "
+            "so p99 measures the gateway and not a queue)"
+        )
     summary = (
         f"last/first minute: CPU per request x{ratios['cpu_per_request']:.2f} (flat <= "
         f"{FLAT['cpu_per_request']:.2f}), join p99 x{ratios['join_p99']:.2f} (<= "
@@ -538,8 +614,8 @@ def report(soak: Soak, rows: list[Minute], load_before: float, store: str) -> tu
         f"gateway process on {store}; {args.sessions_per_second:g} sessions a second created "
         f"(each with a host and an observer, both joining), each ended after "
         f"{args.session_seconds:g} s (half by the admin API, half by its host) after its "
-        f"observer leaves; {args.joins_per_second:g} joins a second over the live sessions' "
-        f"invites (open loop); {args.warmup_seconds:g} s of warm-up not counted. The load "
+        f"observer leaves; {offered} over the live sessions' invites (open loop); "
+        f"{args.warmup_seconds:g} s of warm-up not counted. The load "
         f"generator runs on the same {os.cpu_count()} CPUs. Load average before the run: "
         f"{load_before:.1f}.\n\n{table}\n\n{summary}\n"
     )
@@ -555,7 +631,19 @@ def main() -> int:
         "--minutes", type=int, default=int(os.environ.get("BENCH_SOAK_MINUTES", 10))
     )
     parser.add_argument("--sessions-per-second", type=float, default=4.0)
-    parser.add_argument("--joins-per-second", type=float, default=200.0)
+    parser.add_argument(
+        "--joins-per-second",
+        type=float,
+        default=None,
+        help="offered join rate (default: --headroom of the capacity measured at the start)",
+    )
+    parser.add_argument(
+        "--headroom",
+        type=float,
+        default=0.5,
+        help="share of the measured join capacity offered (default 0.5)",
+    )
+    parser.add_argument("--calibrate-seconds", type=float, default=20.0)
     parser.add_argument("--session-seconds", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=30.0)
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
@@ -582,6 +670,9 @@ def main() -> int:
             "GATEWAY_POLICY": str(policy),
             "GATEWAY_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
+            # Every simulated person connects from 127.0.0.1: allow the load generator's pool
+            # (the per-source cap is for one address's abuse, not for a proxy of many people).
+            "GATEWAY_CONNECTIONS_PER_SOURCE": str(MAX_IN_FLIGHT + 64),
         }
         with bench_join.postgres_redis_store(tmp, base_env) as store:
             configure_logging("WARNING")

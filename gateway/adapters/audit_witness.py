@@ -2,17 +2,19 @@
 
 Someone who can write the database can cut the newest audit entries, their seals and roll the
 head row back: what is left is a shorter chain that verifies on its own. So the gateway
-periodically records its head (seq and MAC of the newest entry) somewhere that person cannot
-rewrite, and `gateway audit verify --witness FILE` checks that every head recorded there is
-still in the chain.
+periodically records its heads (every chain's: place and MAC of its newest entry) somewhere
+that person cannot rewrite, and `gateway audit verify --witness FILE` checks that every head
+recorded there is still in its chain. A record names every chain's head, so a whole chain
+deleted (entries, seals and head row) is noticed as well as a cut of one.
 
-    FileWitness     an append-only file of JSON lines {"seq", "mac", "at"} (0600, created with
-                    its folder 0700). Always; by default under the keys folder.
+    FileWitness     an append-only file of JSON lines {"heads": ["SEQ:MAC", "2/SEQ:MAC", ...],
+                    "at"} (0600, created with its folder 0700). Always; by default under the
+                    keys folder. Lines {"seq", "mac", "at"} written before chains still read.
     WebhookWitness  when configured, also a POST of the same JSON to a URL the organisation
                     runs (another machine, another administrator), signed:
                     X-Gateway-Signature: sha256=<hex HMAC of the body> with a key derived
                     from the audit key (`webhook_key`).
-    AuditWitnessJob reads the head and hands it to the witness only when it moved; run it with
+    AuditWitnessJob reads the heads and hands them to the witness only when one moved; run it with
                     `leader.run_periodically` under a lease, so one process writes at a time.
 
 A witness records what the database says, verified or not: a head that was already forged
@@ -34,7 +36,7 @@ from typing import Protocol
 import aiohttp
 
 from gateway.clock import Clock
-from gateway.domain.audit import WitnessedHead, parse_witness
+from gateway.domain.audit import WitnessedHead, format_head, parse_witness_line
 
 __all__ = [
     "WITNESS_FILE",
@@ -60,18 +62,24 @@ class WitnessUnavailable(Exception):
     carries the webhook's URL, which may hold a token."""
 
 
+Heads = tuple[WitnessedHead, ...]
+
+
 class AuditWitness(Protocol):
-    async def last(self) -> WitnessedHead | None:
-        """The newest head this witness holds, if it can tell (else None)."""
+    async def last(self) -> Heads:
+        """The newest heads this witness holds (every chain's), if it can tell (else ())."""
         ...
 
-    async def record(self, head: WitnessedHead, at: datetime) -> None:
-        """Record a head; raises if it could not be recorded (retried next round)."""
+    async def record(self, heads: Heads, at: datetime) -> None:
+        """Record every chain's head; raises if it could not be (retried next round)."""
         ...
 
 
-def witness_document(head: WitnessedHead, at: datetime) -> bytes:
-    document = {"seq": head.seq, "mac": head.mac.hex(), "at": at.isoformat()}
+def witness_document(heads: Heads, at: datetime) -> bytes:
+    document = {
+        "heads": [format_head(head.seq, head.mac, head.chain) for head in heads],
+        "at": at.isoformat(),
+    }
     return json.dumps(document, separators=(",", ":")).encode()
 
 
@@ -81,27 +89,27 @@ class FileWitness:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    async def last(self) -> WitnessedHead | None:
+    async def last(self) -> Heads:
         return await asyncio.to_thread(self._last)
 
-    def _last(self) -> WitnessedHead | None:
+    def _last(self) -> Heads:
         try:
             with self.path.open("rb") as handle:
                 handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
                 tail = handle.read().decode(errors="replace").splitlines()
         except FileNotFoundError:
-            return None
+            return ()
         for line in reversed(tail):
             try:
-                heads = parse_witness([line])
-            except ValueError:
+                heads = parse_witness_line(line.strip())
+            except (ValueError, KeyError, TypeError):
                 continue  # a partial first line of the tail, or a torn write
             if heads:
-                return heads[0]
-        return None
+                return tuple(heads)
+        return ()
 
-    async def record(self, head: WitnessedHead, at: datetime) -> None:
-        await asyncio.to_thread(self._append, witness_document(head, at) + b"\n")
+    async def record(self, heads: Heads, at: datetime) -> None:
+        await asyncio.to_thread(self._append, witness_document(heads, at) + b"\n")
 
     def _append(self, line: bytes) -> None:
         folder = self.path.parent
@@ -133,11 +141,11 @@ class WebhookWitness:
         self.url = url
         self._key = key
 
-    async def last(self) -> WitnessedHead | None:
-        return None  # the receiver keeps it; after a restart the head is sent once more
+    async def last(self) -> Heads:
+        return ()  # the receiver keeps them; after a restart the heads are sent once more
 
-    async def record(self, head: WitnessedHead, at: datetime) -> None:
-        body = witness_document(head, at)
+    async def record(self, heads: Heads, at: datetime) -> None:
+        body = witness_document(heads, at)
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._key, body)}
         timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS)
         try:
@@ -171,18 +179,18 @@ def witnesses_for(
 
 
 class AuditWitnessJob:
-    """One round: read the head; record it if it moved since the last one recorded."""
+    """One round: read every chain's head; record them if any moved since last recorded."""
 
     def __init__(
         self,
-        read_head: Callable[[], Awaitable[WitnessedHead]],
+        read_heads: Callable[[], Awaitable[Heads]],
         witness: AuditWitness,
         clock: Clock,
     ) -> None:
-        self._read_head = read_head
+        self._read_heads = read_heads
         self._witness = witness
         self._clock = clock
-        self._last: WitnessedHead | None = None
+        self._last: Heads = ()
 
     async def __call__(self) -> None:
         await self.run_once()
@@ -192,9 +200,9 @@ class AuditWitnessJob:
         # A file says what was last written, also by another process (the lease moves); a
         # webhook cannot, and then this process's memory is all there is.
         last = await self._witness.last() or self._last
-        head = await self._read_head()
-        if head == last or head.seq == 0:
+        heads = tuple(await self._read_heads())
+        if heads == last or all(head.seq == 0 for head in heads):
             return False
-        await self._witness.record(head, self._clock.now())
-        self._last = head
+        await self._witness.record(heads, self._clock.now())
+        self._last = heads
         return True

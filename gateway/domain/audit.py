@@ -16,6 +16,16 @@ entry whose column was edited.
 - Format 1 (the first) starts with the seq and has the actor between kind and session; its
   entries still verify as written, and their columns are checked by decoding them.
 
+Chains. The log is several chains, verified together, so that processes commit side by side
+(one chain's head row is locked per commit, not one row for all). Each entry belongs to one chain
+(`chain`) at one place in it (`link`, 1, 2, ...); its MAC follows the previous entry of the same
+chain, starting from that chain's genesis (`chain_genesis`: the all-zero MAC for chain 1, so logs
+written before chains verify as they are, and a MAC of the chain's number for the others, so an
+entry, a seal or a whole chain moved to another chain number fails). Seals cover segments of one
+chain by link. `seq` stays the log's one order for reading (unique across chains); within a chain
+it grows with link. Chain numbers are taken 1, 2, 3, ... with no gap, so a chain missing between
+others is noticed; a witness names every chain's head, so the newest chain going is noticed too.
+
 Heads kept outside the database (`WitnessedHead`, "SEQ:MAC"): cutting the newest entries and
 rolling the head row back leaves a shorter chain that is valid on its own; a head recorded
 elsewhere earlier must still be in the chain, with the same MAC, or the log was cut or
@@ -28,10 +38,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 SEGMENT = 1024
+FIRST_CHAIN = 1
 US = "\x1f"  # unit separator between an entry's fields; JSON escapes it, ids never hold it
 RS = b"\x1e"  # record separator between entries of a sealed segment
 GENESIS = bytes(32)
@@ -139,7 +150,8 @@ def decode_entry(raw: bytes) -> AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    """One audit_log row as stored: the index columns, the entry bytes and the MAC."""
+    """One audit_log row as stored: the index columns, the entry bytes, the MAC, and its place
+    (chain and link; link 0: the same as seq, as in a log written before chains)."""
 
     seq: int
     at: int
@@ -149,6 +161,21 @@ class StoredEntry:
     person_id: str | None
     entry: bytes
     mac: bytes
+    chain: int = FIRST_CHAIN
+    link: int = 0
+
+    @property
+    def place(self) -> int:
+        """Where the row stands in its chain."""
+        return self.link or self.seq
+
+
+def chain_genesis(key: bytes, chain: int) -> bytes:
+    """The MAC a chain starts from: all zeros for the first chain (as before chains), a MAC of
+    the chain's number for the others."""
+    if chain == FIRST_CHAIN:
+        return GENESIS
+    return hmac.digest(key, b"sgw-audit-chain" + US.encode() + str(chain).encode(), "sha256")
 
 
 def column_mismatch(row: StoredEntry) -> str | None:
@@ -227,12 +254,23 @@ class ChainProblem:
     database that the log no longer holds).
     """
 
-    seq: int
+    seq: int  # the place in its chain (the seq itself for a log of one chain)
     what: str
     column: str | None = None
     other: int | None = None
+    chain: int = FIRST_CHAIN
+    # The seq of the stored row the problem was found at, when there is one: what the audit
+    # API shows for that entry (a chain's places and the log's seqs differ once several
+    # processes write, or a group took seqs it did not use). Named in `describe`.
+    row_seq: int | None = field(default=None, compare=False)
 
     def describe(self) -> str:
+        text = self._describe()
+        return text if self.chain == FIRST_CHAIN else f"chain {self.chain}: {text}"
+
+    def _describe(self) -> str:
+        if self.what == "chain_missing":
+            return "the whole chain is missing (chains after it are stored)"
         if self.what == "head_missing":
             return "the chain head is missing"
         if self.what == "head_edited":
@@ -249,19 +287,21 @@ class ChainProblem:
                 f"the log was rewritten at or before entry {self.other}: its MAC there is not "
                 "the one recorded outside the database"
             )
+        seq = self.row_seq if self.row_seq is not None else self.seq
         if self.what == "edited" and self.column is not None:
-            return f"entry {self.seq} was edited (its {self.column} column)"
+            return f"entry {seq} was edited (its {self.column} column)"
         if self.what == "reordered" and self.other is not None:
-            return f"entry {self.seq} was reordered: it holds entry {self.other}"
-        return f"entry {self.seq} was {self.what}"
+            return f"entry {seq} was reordered: it holds entry {self.other}"
+        return f"entry {seq} was {self.what}"
 
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    checked: int
+    checked: int  # entries, over all chains
     problem: ChainProblem | None
-    head_seq: int
+    head_seq: int  # the first chain's head
     head_mac: bytes
+    heads: tuple[WitnessedHead, ...] = ()  # every chain's head, as stored
 
     @property
     def intact(self) -> bool:
@@ -269,7 +309,11 @@ class ChainReport:
 
     @property
     def head(self) -> str:
-        return format_head(self.head_seq, self.head_mac)
+        """Every chain's head, space-separated ("SEQ:MAC" for the first chain, "CHAIN/SEQ:MAC"
+        for the others): what `--expect-head` takes back."""
+        if not self.heads:
+            return format_head(self.head_seq, self.head_mac)
+        return " ".join(format_head(h.seq, h.mac, h.chain) for h in self.heads)
 
 
 def walk_entries(
@@ -282,14 +326,17 @@ def walk_entries(
     is "edited" here; `moved_from` tells whether it is an authentic entry from elsewhere.
     """
     for row in rows:
-        if row.seq != expected_seq:
-            what = "removed" if row.seq > expected_seq else "reordered"
-            return expected_seq, previous, ChainProblem(min(row.seq, expected_seq), what)
+        place, chain = row.place, row.chain
+        if place != expected_seq:
+            what = "removed" if place > expected_seq else "reordered"
+            return expected_seq, previous, ChainProblem(min(place, expected_seq), what, chain=chain)
         if not hmac.compare_digest(entry_mac(key, previous, row.entry), row.mac):
-            return expected_seq, previous, ChainProblem(row.seq, "edited")
+            problem = ChainProblem(place, "edited", chain=chain, row_seq=row.seq)
+            return expected_seq, previous, problem
         column = column_mismatch(row)
         if column is not None:
-            return expected_seq, previous, ChainProblem(row.seq, "edited", column=column)
+            problem = ChainProblem(place, "edited", column=column, chain=chain, row_seq=row.seq)
+            return expected_seq, previous, problem
         previous = row.mac
         expected_seq += 1
     return expected_seq, previous, None
@@ -313,19 +360,37 @@ def moved_from(key: bytes, row: StoredEntry, predecessors: Iterable[bytes]) -> i
 
 @dataclass(frozen=True, slots=True)
 class WitnessedHead:
-    """A chain head (seq and MAC of the newest entry) as recorded outside the database."""
+    """A chain's head (the place and MAC of its newest entry) as recorded outside the
+    database."""
 
     seq: int
     mac: bytes
+    chain: int = FIRST_CHAIN
 
 
-def format_head(seq: int, mac: bytes) -> str:
-    return f"{seq}:{mac.hex()}"
+def format_head(seq: int, mac: bytes, chain: int = FIRST_CHAIN) -> str:
+    head = f"{seq}:{mac.hex()}"
+    return head if chain == FIRST_CHAIN else f"{chain}/{head}"
+
+
+def parse_heads(text: str) -> list[WitnessedHead]:
+    """Heads separated by spaces or commas, as `audit verify` prints them."""
+    parts = [part for part in text.replace(",", " ").split() if part]
+    if not parts:
+        raise ValueError("a head is SEQ:MAC, e.g. 1024:3f2a...")
+    return [parse_head(part) for part in parts]
 
 
 def parse_head(text: str) -> WitnessedHead:
-    """ "SEQ:MAC" (MAC in hex), as `audit verify` prints it. Raises ValueError otherwise."""
-    seq, sep, mac = text.strip().partition(":")
+    """ "SEQ:MAC" (MAC in hex) for the first chain, "CHAIN/SEQ:MAC" for another, as `audit
+    verify` prints them. Raises ValueError otherwise."""
+    chain_text, slash, head = text.strip().rpartition("/")
+    chain = FIRST_CHAIN
+    if slash:
+        if not chain_text.isdigit() or len(chain_text) > 9 or int(chain_text) < 1:
+            raise ValueError("a head's chain is a positive number, as in 2/1024:3f2a...")
+        chain = int(chain_text)
+    seq, sep, mac = head.partition(":")
     if not sep or not seq.isdigit() or len(seq) > 19:
         raise ValueError("a head is SEQ:MAC, e.g. 1024:3f2a...")
     try:
@@ -334,37 +399,53 @@ def parse_head(text: str) -> WitnessedHead:
         raise ValueError("the MAC of a head is hexadecimal") from None
     if len(raw) != 32:
         raise ValueError("the MAC of a head is 64 hexadecimal digits")
-    return WitnessedHead(int(seq), raw)
+    return WitnessedHead(int(seq), raw, chain)
+
+
+def parse_witness_line(text: str) -> list[WitnessedHead]:
+    """One line of a witness file: JSON {"heads": [...], "at"} (every chain's head, what the
+    gateway appends), JSON {"seq", "mac", "at"} (the first chain's, as written before chains),
+    or heads as `audit verify` prints them. Raises ValueError, KeyError or TypeError."""
+    if not text.startswith("{"):
+        return parse_heads(text)
+    document = json.loads(text)
+    if "heads" in document:
+        heads = document["heads"]
+        if not isinstance(heads, list) or not all(isinstance(h, str) for h in heads):
+            raise ValueError("heads is a list of CHAIN/SEQ:MAC")
+        return [parse_head(head) for head in heads]
+    return [parse_head(f"{document['seq']}:{document['mac']}")]
 
 
 def parse_witness(lines: Iterable[str]) -> list[WitnessedHead]:
-    """A witness file: one head a line, JSON {"seq", "mac", "at"} (what the gateway appends) or
-    SEQ:MAC (a line of `audit verify`'s output kept by an operator). Blank lines are skipped.
-    Raises ValueError naming the first line that is neither."""
+    """A witness file: one record a line (see `parse_witness_line`). Blank lines are skipped.
+    Raises ValueError naming the first line that is not a record."""
     heads = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text:
             continue
         try:
-            if text.startswith("{"):
-                document = json.loads(text)
-                text = f"{document['seq']}:{document['mac']}"
-            heads.append(parse_head(text))
+            heads.extend(parse_witness_line(text))
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"line {number} is not a head (SEQ:MAC or JSON)") from None
     return heads
 
 
 def check_witnessed(
-    end: int, macs: Mapping[int, bytes], heads: Sequence[WitnessedHead]
+    end: int,
+    macs: Mapping[int, bytes],
+    heads: Sequence[WitnessedHead],
+    genesis: bytes = GENESIS,
 ) -> ChainProblem | None:
-    """Is every witnessed head still in the chain? `end` is the last entry of the (otherwise
-    verified) chain, `macs` its MACs at the witnessed seqs that are not past `end`."""
+    """Is every witnessed head of one chain still in it? `end` is the chain's last place (of
+    the otherwise verified chain), `macs` its MACs at the witnessed places not past `end`,
+    `genesis` the MAC it starts from (place 0)."""
     for head in sorted(heads, key=lambda h: h.seq):
+        chain = head.chain
         if head.seq > end:
-            return ChainProblem(end + 1, "head_cut", other=head.seq)
-        mac = macs.get(head.seq, GENESIS if head.seq == 0 else None)
+            return ChainProblem(end + 1, "head_cut", other=head.seq, chain=chain)
+        mac = macs.get(head.seq, genesis if head.seq == 0 else None)
         if mac is None or not hmac.compare_digest(mac, head.mac):
-            return ChainProblem(head.seq, "head_rewritten", other=head.seq)
+            return ChainProblem(head.seq, "head_rewritten", other=head.seq, chain=chain)
     return None

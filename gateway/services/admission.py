@@ -202,18 +202,16 @@ class AdmissionService:
         except BaseException:
             await self._undo_entry(invite.session_id, invite.participant_id, entered)
             raise
-        host = await self._host_display_name(record)
+        # The host's masked display name (never the real name), for the join page: read with
+        # the join record, no read of its own.
+        host = (
+            record.participant.display_name
+            if record.participant.role is SessionRole.HOST
+            else record.host_display_name
+        )
         return JoinResult(
             decision, record.session, record.participant, new_secret, record, policy, host
         )
-
-    async def _host_display_name(self, record: JoinRecord) -> str | None:
-        """The host's masked display name (never the real name), for the join page."""
-        if record.participant.role is SessionRole.HOST:
-            return record.participant.display_name
-        roster = await self._store.participants(record.session.org_id, record.session.id)
-        hosts = [p.display_name for p in roster if p.role is SessionRole.HOST]
-        return hosts[0] if hosts else None
 
     async def _confirm(
         self, decision: Decision, record: JoinRecord, presence: Presence, policy: Policy

@@ -72,9 +72,9 @@ class SessionRecordings(Protocol):
 
 
 class HeadWitness(Protocol):
-    """Where the chain's head is recorded outside the database (adapters/audit_witness.py)."""
+    """Where the chains' heads are recorded outside the database (adapters/audit_witness.py)."""
 
-    async def last(self) -> WitnessedHead | None: ...
+    async def last(self) -> tuple[WitnessedHead, ...]: ...
 
 
 class DeskStore(Protocol):
@@ -384,15 +384,14 @@ class DeskService:
 
     async def _witnessed_heads(self) -> list[WitnessedHead]:
         """The latest head each witness recorded: a log cut or rewritten after it fails."""
-        heads = []
+        heads: list[WitnessedHead] = []
         for witness in self._witnesses:
             try:
                 head = await witness.last()
             except Exception:  # a witness out of reach: the chain is still checked
                 log.warning("an audit witness could not be read")
                 continue
-            if head is not None:
-                heads.append(head)
+            heads.extend(head)  # every chain's
         return heads
 
     async def close(self) -> None:

@@ -51,6 +51,7 @@ class JoinRecord:
     # Durable exits of the participant (SQL is the truth, whatever the live state says):
     removed_at: datetime | None = None  # removed for good by the host
     departures: int = 0  # deliberate departures so far (a process seeing it grow lets go)
+    host_display_name: str | None = None  # the first host's (masked) display name, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,7 @@ async def write_first_format(db: AuditDb, count: int) -> None:
                 "person_id": e.person_id,
                 "entry": raw,
                 "mac": previous,
+                "link": seq,  # the first chain, as migration 0015 leaves older rows
             }
         )
         segment_entries.append(raw)
@@ -133,8 +134,9 @@ async def write_first_format(db: AuditDb, count: int) -> None:
     async with db.engine.begin() as conn:  # appends only: the triggers allow them
         await conn.execute(
             text(
-                "INSERT INTO audit_log (seq, at, org_id, kind, session_id, person_id, entry, mac)"
-                " VALUES (:seq, :at, :org_id, :kind, :session_id, :person_id, :entry, :mac)"
+                "INSERT INTO audit_log"
+                " (seq, at, org_id, kind, session_id, person_id, entry, mac, link) VALUES"
+                " (:seq, :at, :org_id, :kind, :session_id, :person_id, :entry, :mac, :link)"
             ),
             rows,
         )
@@ -145,6 +147,8 @@ async def write_first_format(db: AuditDb, count: int) -> None:
         await conn.execute(
             text("UPDATE audit_head SET seq = :s, mac = :m"), {"s": count, "m": previous}
         )
+        if db.dialect == "postgresql":  # as migration 0015 sets it over older rows
+            await conn.execute(text("SELECT setval('audit_seq', :n)"), {"n": count})
 
 
 def seal_mac_of(entries: list[bytes], segment: int) -> bytes:

@@ -14,6 +14,7 @@ from gateway.domain.audit import (
     check_witnessed,
     format_head,
     parse_head,
+    parse_heads,
     parse_witness,
 )
 
@@ -29,9 +30,28 @@ def test_a_head_reads_back_as_printed() -> None:
     assert parse_head(f" 7:{MAC.hex().upper()}\n") == WitnessedHead(7, MAC)
 
 
+def test_heads_of_several_chains_read_back_as_printed() -> None:
+    heads = [WitnessedHead(1024, MAC), WitnessedHead(7, MAC, chain=2), WitnessedHead(0, MAC, 3)]
+    printed = " ".join(format_head(h.seq, h.mac, h.chain) for h in heads)
+    assert printed.split()[1] == f"2/7:{MAC.hex()}"
+    assert parse_heads(printed) == heads
+    assert parse_heads(printed.replace(" ", ",")) == heads
+
+
 @pytest.mark.parametrize(
     "text",
-    ["", "1024", f"x:{MAC.hex()}", "12:abc", f"-1:{MAC.hex()}", f"12:{MAC.hex()}00", "12:zz"],
+    [
+        "",
+        "1024",
+        f"x:{MAC.hex()}",
+        "12:abc",
+        f"-1:{MAC.hex()}",
+        f"12:{MAC.hex()}00",
+        "12:zz",
+        f"0/12:{MAC.hex()}",
+        f"x/12:{MAC.hex()}",
+        f"/12:{MAC.hex()}",
+    ],
 )
 def test_a_malformed_head_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="head"):
@@ -45,6 +65,9 @@ def test_a_witness_file_holds_json_lines_or_printed_heads() -> None:
         f"9:{MAC.hex()}\n",
     ]
     assert parse_witness(lines) == [WitnessedHead(3, MAC), WitnessedHead(9, MAC)]
+    # What the gateway writes since chains: every chain's head in one line.
+    line = f'{{"heads":["5:{MAC.hex()}","2/8:{MAC.hex()}"],"at":"2025-03-01T16:00:00+00:00"}}'
+    assert parse_witness([line]) == [WitnessedHead(5, MAC), WitnessedHead(8, MAC, 2)]
     with pytest.raises(ValueError, match="line 2 "):
         parse_witness([f"9:{MAC.hex()}", '{"seq": 3}'])
 
@@ -124,7 +147,7 @@ async def test_a_mac_column_set_to_the_recorded_one_is_named(filled: AuditDb) ->
     await cut_and_cover_up(filled, 2 * SEGMENT)
     await filled.fill(N)
     await filled.tamper(
-        ("UPDATE audit_log SET mac = :m WHERE seq = :s", {"m": head.mac, "s": head.seq})
+        ("UPDATE audit_log SET mac = :m WHERE link = :s", {"m": head.mac, "s": head.seq})
     )
     report = await filled.verify(witnessed=[head])
     assert report.problem == ChainProblem(head.seq, "edited")

@@ -259,8 +259,8 @@ async def test_segments_are_joined_in_seq_order_as_bytes(audit_db: AuditDb) -> N
     """The bulk query must return bytes in seq order even when rows were stored out of order."""
     await audit_db.fill(SEGMENT, group=SEGMENT)
     rows = await audit_db.rows(
-        "SELECT seq, at, org_id, kind, session_id, person_id, entry, mac FROM audit_log"
-        " ORDER BY seq"
+        "SELECT seq, at, org_id, kind, session_id, person_id, entry, mac, chain, link"
+        " FROM audit_log ORDER BY seq"
     )
     await audit_db.tamper("DELETE FROM audit_log")
     async with audit_db.engine.begin() as conn:  # store them again, newest first
@@ -268,13 +268,13 @@ async def test_segments_are_joined_in_seq_order_as_bytes(audit_db: AuditDb) -> N
             await conn.execute(
                 text(
                     "INSERT INTO audit_log (seq, at, org_id, kind, session_id, person_id, entry,"
-                    " mac) VALUES (:s, :a, :o, :k, :se, :p, :e, :m)"
+                    " mac, chain, link) VALUES (:s, :a, :o, :k, :se, :p, :e, :m, :c, :l)"
                 ),
-                dict(zip(("s", "a", "o", "k", "se", "p", "e", "m"), row, strict=True)),
+                dict(zip(("s", "a", "o", "k", "se", "p", "e", "m", "c", "l"), row, strict=True)),
             )
     expected = RS.join(bytes(row[6]) for row in rows)
     sql = audit_reader._SEGMENT_SQL[audit_db.dialect]
-    params = audit_reader._segment_params(1)
+    params = audit_reader._segment_params(1, 1)
     got = await audit_db.rows(sql, **params)
     assert type(got[0][3]) is bytes
     assert got[0][:4] == (SEGMENT, 1, SEGMENT, expected)

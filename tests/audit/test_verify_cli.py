@@ -53,7 +53,7 @@ def gateway_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                     tx.audit(event(i))
 
             await writer.write(job)
-            await AuditWitnessJob(writer.head, FileWitness(keys / WITNESS_FILE), clock).run_once()
+            await AuditWitnessJob(writer.heads, FileWitness(keys / WITNESS_FILE), clock).run_once()
         finally:
             await writer.stop()
             await db.dispose()

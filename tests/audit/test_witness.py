@@ -29,7 +29,7 @@ from gateway.adapters.leader import RedisLeaderLock, run_periodically
 from gateway.adapters.live_redis import close_client, redis_client
 from gateway.app import build_app
 from gateway.clock import FrozenClock
-from gateway.domain.audit import SEGMENT, ChainProblem, WitnessedHead, parse_witness
+from gateway.domain.audit import SEGMENT, ChainProblem, WitnessedHead, parse_head, parse_witness
 from gateway.http.keys import SERVICES
 from gateway.settings import Settings
 from tests.plugins.gateway_server import MONDAY_10AM, ROOT
@@ -42,7 +42,7 @@ def recorded(path: Path) -> list[WitnessedHead]:
 
 
 def job_for(db: AuditDb, path: Path) -> AuditWitnessJob:
-    return AuditWitnessJob(db.writer.head, FileWitness(path), db.clock)
+    return AuditWitnessJob(db.writer.heads, FileWitness(path), db.clock)
 
 
 async def test_the_head_is_recorded_only_when_it_moved(audit_db: AuditDb, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ async def test_one_process_records_at_a_time(
                 "audit.witness",
                 0.02,
                 AuditWitnessJob(
-                    audit_db.writer.head, WebhookWitness(url, webhook_key(KEY)), audit_db.clock
+                    audit_db.writer.heads, WebhookWitness(url, webhook_key(KEY)), audit_db.clock
                 ),
                 stop,
                 ttl_seconds=30,  # no handover mid-test: a lease is not a mutex past its ttl
@@ -142,7 +142,7 @@ async def test_one_process_records_at_a_time(
         await asyncio.gather(*runs)
         for client in clients:
             await close_client(client)
-    seqs = [json.loads(body)["seq"] for body, _ in received]
+    seqs = [parse_head(json.loads(body)["heads"][0]).seq for body, _ in received]
     assert len(seqs) >= 5, seqs
     assert seqs == sorted(set(seqs)), seqs  # each head once, in order
     assert seqs[-1] == 15
@@ -153,14 +153,13 @@ async def test_a_webhook_receives_signed_heads(
 ) -> None:
     url, received = receiver
     witness = WebhookWitness(url, webhook_key(KEY))
-    job = AuditWitnessJob(audit_db.writer.head, witness, audit_db.clock)
+    job = AuditWitnessJob(audit_db.writer.heads, witness, audit_db.clock)
     await audit_db.fill(3)
     assert await job.run_once()
     assert not await job.run_once()
     ((body, signature),) = received
     assert json.loads(body) == {
-        "seq": 3,
-        "mac": (await audit_db.entry(3))[1].hex(),
+        "heads": [f"3:{(await audit_db.entry(3))[1].hex()}"],  # every chain's: one here
         "at": audit_db.clock.now().isoformat(),
     }
     expected = hmac.new(webhook_key(KEY), body, hashlib.sha256).hexdigest()
@@ -170,7 +169,7 @@ async def test_a_webhook_receives_signed_heads(
 
 async def test_a_failed_webhook_is_tried_again(audit_db: AuditDb, tmp_path: Path) -> None:
     job = AuditWitnessJob(
-        audit_db.writer.head,
+        audit_db.writer.heads,
         WebhookWitness("http://127.0.0.1:9/witness", webhook_key(KEY)),
         audit_db.clock,
     )
@@ -237,10 +236,12 @@ async def test_a_refused_delivery_is_sent_again_next_round(
 ) -> None:
     url, received = receiver
     job = AuditWitnessJob(
-        audit_db.writer.head, WebhookWitness(f"{url}?fail=1", webhook_key(KEY)), audit_db.clock
+        audit_db.writer.heads, WebhookWitness(f"{url}?fail=1", webhook_key(KEY)), audit_db.clock
     )
     await audit_db.fill(4)
     with pytest.raises(WitnessUnavailable, match="answered 503"):
         await job.run_once()
     assert await job.run_once()
-    assert [json.loads(body)["seq"] for body, _ in received[1:]] == [4]
+    assert [json.loads(body)["heads"] for body, _ in received[1:]] == [
+        [f"4:{(await audit_db.entry(4))[1].hex()}"]
+    ]

@@ -68,10 +68,11 @@ async def test_held_lock_answers_503_within_deadline_and_burns_no_invite(
     world = await build_world(gateway)
     other = await asyncpg.connect(plain_postgres_url(own_postgres_url))
     try:
-        # Another writer holds the audit log's head: no audited change can commit.
+        # Another session holds the audit log itself: no audited change can commit. (Holding
+        # a chain's head row is not enough since chains: a writer then takes another chain.)
         holding = other.transaction()
         await holding.start()
-        await other.execute("SELECT * FROM audit_head FOR UPDATE")
+        await other.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
         for attempt in (staff_write(world), world.join("Tina Tutor")):
             started = time.monotonic()
             answer = await attempt

@@ -413,7 +413,7 @@ async def test_a_cut_covered_up_in_the_database_is_caught_by_the_head_recorded_o
     assert isinstance(file_witness, FileWitness)
     # As if the witness had recorded a head 100 entries further on, before they were cut.
     far = WitnessedHead(head.head_seq + 100, bytes(32))
-    await file_witness.record(far, staff_gateway.clock.now())
+    await file_witness.record((far,), staff_gateway.clock.now())  # every chain's: one here
     page = await dsl.get("/staff/audit")
     await dsl.post("/staff/audit/verify", {"csrf": page.csrf})
     run = await _verified(dsl)

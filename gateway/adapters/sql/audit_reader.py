@@ -1,7 +1,10 @@
 """Reading the audit log: verifying its chain (R15) and listing entries for the API.
 
 verify_chain
-    Checks the whole log and names the FIRST entry that was edited, removed, reordered or cut.
+    Checks the whole log, every chain (see gateway.domain.audit), and names the FIRST entry that
+    was edited, removed, reordered or cut. The chains are listed from the head rows, the seals
+    and the log itself (a chain with any trace is checked), must be numbered 1..N without a gap,
+    and each is checked as below, by link (its entries' places); "entry N" below is a link.
 
     1. Bounds, in one statement (one snapshot): the head row, the highest stored seq and the
        highest sealed segment. The log is checked up to the largest of the three, so entries
@@ -55,6 +58,7 @@ from sqlalchemy.engine import Connection
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.schema import audit_head, audit_log
 from gateway.domain.audit import (
+    FIRST_CHAIN,
     GENESIS,
     SEGMENT,
     AuditEntry,
@@ -62,6 +66,7 @@ from gateway.domain.audit import (
     ChainReport,
     StoredEntry,
     WitnessedHead,
+    chain_genesis,
     check_witnessed,
     column_mismatch,
     decode_entry,
@@ -102,54 +107,71 @@ _SEGMENT_SQL = {
     # Should a build ever join in another order, the seal fails and the careful check in
     # verify_chain, which orders in Python, clears the segment: slower, never wrong.
     "sqlite": f"""
-        SELECT count(*), min(seq), max(seq), CAST(group_concat(entry, x'1e') AS BLOB),
-               (SELECT mac FROM audit_seals WHERE segment = :previous),
-               (SELECT mac FROM audit_seals WHERE segment = :segment),
+        SELECT count(*), min(link), max(link), CAST(group_concat(entry, x'1e') AS BLOB),
+               (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :previous),
+               (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :segment),
                total({_COLUMNS_OFF["sqlite"]})
-        FROM (SELECT * FROM audit_log WHERE seq BETWEEN :first AND :last ORDER BY seq)
+        FROM (SELECT * FROM audit_log WHERE chain = :chain AND link BETWEEN :first AND :last
+              ORDER BY link)
     """,  # noqa: S608 (only constants are formatted in)
     "postgresql": rf"""
-        SELECT count(*), min(seq), max(seq), string_agg(entry, '\x1e'::bytea ORDER BY seq),
-               (SELECT mac FROM audit_seals WHERE segment = :previous),
-               (SELECT mac FROM audit_seals WHERE segment = :segment),
+        SELECT count(*), min(link), max(link), string_agg(entry, '\x1e'::bytea ORDER BY link),
+               (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :previous),
+               (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :segment),
                sum({_COLUMNS_OFF["postgresql"]})
-        FROM audit_log WHERE seq BETWEEN :first AND :last
+        FROM audit_log WHERE chain = :chain AND link BETWEEN :first AND :last
     """,  # noqa: S608
 }
 
-# SQLite, faster: audit_log.seq is not SQLite's rowid (only INTEGER PRIMARY KEY is), so the query
-# above looks every row up through the seq index. But the writer appends in seq order, so rowid
-# equals seq; this reads the rowid range straight from the table (~20% less work) and counts the
-# rows where that does not hold. Only if all 1024 rows are there and none is off is it used: then
-# rowid order is seq order. Otherwise the worker asks again with the query above.
+# SQLite, faster: the query above looks every row up through the (chain, link) index. But on
+# SQLite one writer appends the first chain in order, so rowid equals link there; this reads the
+# rowid range straight from the table (~20% less work) and counts the rows where that does not
+# hold (another chain's row, or a link off its rowid). Only if all 1024 rows are there and none
+# is off is it used: then rowid order is link order. Otherwise the worker asks again with the
+# query above. (The seq column needs no check of its own here: the entry's prefix covers it.)
 _SQLITE_ROWID_SQL = f"""
-    SELECT count(*), min(seq), max(seq), CAST(group_concat(entry, x'1e') AS BLOB),
-           (SELECT mac FROM audit_seals WHERE segment = :previous),
-           (SELECT mac FROM audit_seals WHERE segment = :segment),
+    SELECT count(*), min(link), max(link), CAST(group_concat(entry, x'1e') AS BLOB),
+           (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :previous),
+           (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :segment),
            total({_COLUMNS_OFF["sqlite"]}),
-           total(seq <> rowid)
+           total(link <> rowid OR chain <> :chain)
     FROM audit_log WHERE rowid BETWEEN :first AND :last
 """  # noqa: S608
 
 # Every column of the rows of a range, for the checks done in Python.
 _ROWS_SQL = """
-    SELECT seq, at, org_id, kind, session_id, person_id, entry, mac FROM audit_log
-    WHERE seq BETWEEN :first AND :last ORDER BY seq
+    SELECT seq, at, org_id, kind, session_id, person_id, entry, mac, chain, link FROM audit_log
+    WHERE chain = :chain AND link BETWEEN :first AND :last ORDER BY link
 """
 
 # The stored seals of a segment and of the one before it.
 _SEALS_SQL = """
-    SELECT (SELECT mac FROM audit_seals WHERE segment = :previous),
-           (SELECT mac FROM audit_seals WHERE segment = :segment)
+    SELECT (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :previous),
+           (SELECT mac FROM audit_seals WHERE chain = :chain AND segment = :segment)
 """
 
-# Head, last stored seq and last sealed segment in one statement, so from one snapshot.
+# Every chain with any trace: a head row, a seal or an entry. The entries' chains are found by
+# skipping through the (chain, link) index, one lookup per chain, not by reading the log.
+_CHAINS_SQL = """
+    WITH RECURSIVE found(chain) AS (
+        SELECT min(chain) FROM audit_log
+        UNION ALL
+        SELECT (SELECT min(chain) FROM audit_log WHERE chain > found.chain)
+        FROM found WHERE found.chain IS NOT NULL
+    )
+    SELECT chain FROM found WHERE chain IS NOT NULL
+    UNION SELECT id FROM audit_head
+    UNION SELECT chain FROM audit_seals
+"""
+
+# A chain's head, last stored link and last sealed segment in one statement, so from one
+# snapshot.
 _BOUNDS_SQL = """
-    SELECT (SELECT count(*) FROM audit_head WHERE id = 1),
-           (SELECT seq FROM audit_head WHERE id = 1),
-           (SELECT mac FROM audit_head WHERE id = 1),
-           (SELECT max(seq) FROM audit_log),
-           (SELECT max(segment) FROM audit_seals)
+    SELECT (SELECT count(*) FROM audit_head WHERE id = :chain),
+           (SELECT seq FROM audit_head WHERE id = :chain),
+           (SELECT mac FROM audit_head WHERE id = :chain),
+           (SELECT max(link) FROM audit_log WHERE chain = :chain),
+           (SELECT max(segment) FROM audit_seals WHERE chain = :chain)
 """
 
 
@@ -158,13 +180,23 @@ def _bounds(segment: int) -> tuple[int, int]:
     return (segment - 1) * SEGMENT + 1, segment * SEGMENT
 
 
-def _segment_params(segment: int) -> dict[str, int]:
+def _segment_params(chain: int, segment: int) -> dict[str, int]:
     first, last = _bounds(segment)
-    return {"first": first, "last": last, "previous": segment - 1, "segment": segment}
+    return {
+        "chain": chain,
+        "first": first,
+        "last": last,
+        "previous": segment - 1,
+        "segment": segment,
+    }
 
 
 def _segment_intact(
-    key: bytes, segment: int, row: Sequence[Any], rows: Callable[[], Iterable[Sequence[Any]]]
+    key: bytes,
+    chain: int,
+    segment: int,
+    row: Sequence[Any],
+    rows: Callable[[], Iterable[Sequence[Any]]],
 ) -> bool:
     """Does one _SEGMENT_SQL row show a whole, contiguous segment whose seal matches and whose
     index columns agree with its entries? `rows` fetches the segment's rows, needed only when
@@ -176,7 +208,7 @@ def _segment_intact(
     if previous_seal is None:
         if segment != 1:
             return False
-        previous_seal = GENESIS
+        previous_seal = chain_genesis(key, chain)
     # The blob is already RS-joined: a one-item list joins to the blob itself.
     if not seal_matches(key, bytes(previous_seal), [bytes(blob)], bytes(seal)):
         return False
@@ -184,9 +216,18 @@ def _segment_intact(
 
 
 def _stored(row: Sequence[Any]) -> StoredEntry:
-    seq, at, org_id, kind, session_id, person_id, entry, mac = row
+    seq, at, org_id, kind, session_id, person_id, entry, mac, chain, link = row
     return StoredEntry(
-        int(seq), int(at), org_id, kind, session_id, person_id, bytes(entry), bytes(mac)
+        int(seq),
+        int(at),
+        org_id,
+        kind,
+        session_id,
+        person_id,
+        bytes(entry),
+        bytes(mac),
+        int(chain),
+        int(link) if link is not None else -1,  # no place at all: never where expected
     )
 
 
@@ -194,7 +235,7 @@ def _columns_agree(rows: Iterable[Sequence[Any]]) -> bool:
     return all(column_mismatch(_stored(row)) is None for row in rows)
 
 
-def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | None:
+def _check_sqlite_chunk(database: str, key: bytes, chain: int, segments: range) -> int | None:
     """Worker thread: the first failing segment of `segments`, or None. Own read-only
     connection; sqlite3 releases the GIL while SQLite runs, hmac.digest while it hashes."""
     db = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=ro", uri=True)
@@ -203,15 +244,17 @@ def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | Non
     db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     try:
         for segment in segments:
-            params = _segment_params(segment)
-            *row, misplaced = db.execute(_SQLITE_ROWID_SQL, params).fetchone()
-            if row[0] != SEGMENT or misplaced:
+            params = _segment_params(chain, segment)
+            row: Sequence[Any] = ()
+            if chain == FIRST_CHAIN:
+                *row, misplaced = db.execute(_SQLITE_ROWID_SQL, params).fetchone()
+            if not row or row[0] != SEGMENT or misplaced:
                 row = db.execute(_SEGMENT_SQL["sqlite"], params).fetchone()
 
             def rows(params: dict[str, int] = params) -> list[Any]:
                 return db.execute(_ROWS_SQL, params).fetchall()
 
-            if not _segment_intact(key, segment, row, rows):
+            if not _segment_intact(key, chain, segment, row, rows):
                 return segment
         return None
     finally:
@@ -221,6 +264,7 @@ def _check_sqlite_chunk(database: str, key: bytes, segments: range) -> int | Non
 async def _first_bad_segment(
     database: Database,
     key: bytes,
+    chain: int,
     segments: range,
     report: Callable[[int], None],
 ) -> int | None:
@@ -238,7 +282,7 @@ async def _first_bad_segment(
         loop = asyncio.get_running_loop()
         try:
             jobs = [
-                loop.run_in_executor(pool, _check_sqlite_chunk, path, key, chunk)
+                loop.run_in_executor(pool, _check_sqlite_chunk, path, key, chain, chunk)
                 for chunk in chunks
             ]
             return await _in_order(jobs, chunks, report)
@@ -252,13 +296,13 @@ async def _first_bad_segment(
 
     def check_chunk(conn: Connection, chunk: range) -> int | None:
         for segment in chunk:
-            params = _segment_params(segment)
+            params = _segment_params(chain, segment)
             row = conn.execute(sql, params).one()
 
             def rows(params: dict[str, int] = params) -> Sequence[Any]:
                 return conn.execute(rows_sql, params).all()
 
-            if not _segment_intact(key, segment, row, rows):
+            if not _segment_intact(key, chain, segment, row, rows):
                 return segment
         return None
 
@@ -287,19 +331,22 @@ async def _in_order(
         await asyncio.gather(*jobs, return_exceptions=True)
 
 
-def _rows(conn: Connection, first: int, last: int) -> list[StoredEntry]:
-    return [_stored(r) for r in conn.execute(text(_ROWS_SQL), {"first": first, "last": last})]
+def _rows(conn: Connection, chain: int, first: int, last: int) -> list[StoredEntry]:
+    params = {"chain": chain, "first": first, "last": last}
+    return [_stored(r) for r in conn.execute(text(_ROWS_SQL), params)]
 
 
-def _stored_mac(conn: Connection, seq: int) -> bytes | None:
-    if seq < 1:
-        return GENESIS
-    stored = conn.scalar(select(audit_log.c.mac).where(audit_log.c.seq == seq))
+def _stored_mac(conn: Connection, key: bytes, chain: int, link: int) -> bytes | None:
+    if link < 1:
+        return chain_genesis(key, chain)
+    stored = conn.scalar(
+        select(audit_log.c.mac).where(audit_log.c.chain == chain, audit_log.c.link == link)
+    )
     return bytes(stored) if stored is not None else None
 
 
 def _walk(
-    conn: Connection, key: bytes, first: int, last: int, last_stored: int
+    conn: Connection, key: bytes, chain: int, first: int, last: int, last_stored: int
 ) -> tuple[ChainProblem | None, bytes]:
     """Walk entries first..last one by one; (first problem or None, MAC of the last entry).
 
@@ -307,15 +354,17 @@ def _walk(
     entries are sealed, not their MAC column, so if the walk fails on its very first entry the
     MAC it started from may be the edited thing: walk again from one segment earlier.
     """
+    genesis = chain_genesis(key, chain)
     start = first
     while True:
-        previous = (_stored_mac(conn, start - 1) or GENESIS) if start > 1 else GENESIS
-        rows = _rows(conn, start, last)
+        previous = (_stored_mac(conn, key, chain, start - 1) or genesis) if start > 1 else genesis
+        rows = _rows(conn, chain, start, last)
         expected, mac, problem = walk_entries(key, previous, start, rows)
         if problem is None and expected <= last:
             # Nothing stored from `expected` to `last`: removed if later entries exist, else
-            # the end of the log was cut.
-            problem = ChainProblem(expected, "removed" if last_stored > last else "cut")
+            # the end of the chain was cut.
+            what = "removed" if last_stored > last else "cut"
+            problem = ChainProblem(expected, what, chain=chain)
         if problem is None or problem.seq != start or start == 1:
             if problem is not None and problem.what == "edited" and problem.column is None:
                 problem = _moved(conn, key, rows[problem.seq - start], previous) or problem
@@ -326,33 +375,45 @@ def _walk(
 def _moved(conn: Connection, key: bytes, row: StoredEntry, previous: bytes) -> ChainProblem | None:
     """A row whose MAC fails: is it an authentic entry written for another place? Its
     predecessor's MAC is stored at the place before the one it names, or, when it was swapped
-    with that neighbour, at the place it names or the row's own place."""
+    with that neighbour, at the place it names or the row's own place. (The entry names its
+    seq; the row stored at that seq says which place of the chain that is.)"""
     written_at = entry_seq(row.entry)
     if written_at is None or written_at == row.seq:
         return None
+    named = conn.scalar(
+        select(audit_log.c.link).where(
+            audit_log.c.chain == row.chain, audit_log.c.seq == written_at
+        )
+    )
+    place = int(named) if named is not None else written_at
     candidates = [previous]
-    for seq in (written_at - 1, written_at, row.seq - 1):
-        mac = _stored_mac(conn, seq)
+    for link in (place - 1, place, row.place - 1):
+        mac = _stored_mac(conn, key, row.chain, link)
         if mac is not None:
             candidates.append(mac)
     other = moved_from(key, row, candidates)
-    return None if other is None else ChainProblem(row.seq, "reordered", other=other)
+    if other is None:
+        return None
+    return ChainProblem(row.place, "reordered", other=place, chain=row.chain, row_seq=row.seq)
 
 
-def _seal_matches(conn: Connection, key: bytes, segment: int) -> bool:
+def _seal_matches(conn: Connection, key: bytes, chain: int, segment: int) -> bool:
     """The careful check of one seal: entries ordered here, in Python, not by the database."""
     first, last = _bounds(segment)
     entries = conn.execute(
         select(audit_log.c.entry)
-        .where(audit_log.c.seq.between(first, last))
-        .order_by(audit_log.c.seq)
+        .where(audit_log.c.chain == chain, audit_log.c.link.between(first, last))
+        .order_by(audit_log.c.link)
     ).scalars()
-    row = conn.execute(text(_SEALS_SQL), _segment_params(segment)).one()
+    row = conn.execute(text(_SEALS_SQL), _segment_params(chain, segment)).one()
     previous_seal, seal = row
     if seal is None or (previous_seal is None and segment != 1):
         return False
     return seal_matches(
-        key, bytes(previous_seal or GENESIS), [bytes(e) for e in entries], bytes(seal)
+        key,
+        bytes(previous_seal or chain_genesis(key, chain)),
+        [bytes(e) for e in entries],
+        bytes(seal),
     )
 
 
@@ -363,37 +424,109 @@ async def verify_chain(
     progress: Progress | None = None,
     witnessed: Sequence[WitnessedHead] = (),
 ) -> ChainReport:
-    """Check the whole audit log; the report names the first entry that is not as written.
+    """Check the whole audit log, every chain; the report names the first entry that is not
+    as written (chains in order, the first chain first).
 
     `witnessed`: heads recorded outside the database (`--expect-head`, a witness file). Once
-    the chain itself is intact, each must still be in it, with the same MAC: this catches a
-    cut of the newest entries covered up by rolling the head row back, and a log rewritten
-    after the head was recorded.
+    a chain itself is intact, each of its witnessed heads must still be in it, with the same
+    MAC: this catches a cut of the newest entries covered up by rolling the head row back, a
+    chain rewritten after its head was recorded, and a whole chain deleted.
     """
-    head_rows, head_seq, head_mac, last_stored, last_sealed = await database.read(
-        lambda conn: tuple(conn.execute(text(_BOUNDS_SQL)).one())
+    stored = await database.read(
+        lambda conn: sorted(int(c) for (c,) in conn.execute(text(_CHAINS_SQL)))
     )
-    has_head = bool(head_rows)
-    head_seq = int(head_seq or 0)
-    head_mac = bytes(head_mac) if head_mac is not None else GENESIS
-    last_stored = int(last_stored or 0)
-    end = max(head_seq, last_stored, int(last_sealed or 0) * SEGMENT)
-    sealed = end // SEGMENT
+    by_chain: dict[int, list[WitnessedHead]] = {}
+    for head in witnessed:
+        by_chain.setdefault(head.chain, []).append(head)
+    known = set(stored) | set(by_chain) | {FIRST_CHAIN}
+    chains = list(range(FIRST_CHAIN, max(known) + 1))  # numbered without gaps: check each
+    bounds = await database.read(
+        lambda conn: [tuple(conn.execute(text(_BOUNDS_SQL), {"chain": c}).one()) for c in chains]
+    )
+    plans = [_ChainPlan(chain, *row) for chain, row in zip(chains, bounds, strict=True)]
+    total = sum(plan.end for plan in plans)
+    done = 0
 
     def report(checked: int) -> None:
         if progress is not None:
-            progress(checked, end)
+            progress(done + checked, total)
 
-    def result(problem: ChainProblem | None, checked: int | None = None) -> ChainReport:
-        if checked is None:  # all entries before the first bad one were good
-            checked = end if problem is None else problem.seq - 1
-        report(checked)
-        return ChainReport(checked=checked, problem=problem, head_seq=head_seq, head_mac=head_mac)
+    heads = tuple(
+        WitnessedHead(plan.head_seq, plan.head_mac, plan.chain) for plan in plans if plan.has_head
+    )
+    first = plans[0]  # the first chain's
+
+    def result(problem: ChainProblem | None, checked: int) -> ChainReport:
+        if progress is not None:
+            progress(checked, total)
+        return ChainReport(
+            checked=checked,
+            problem=problem,
+            head_seq=first.head_seq,
+            head_mac=first.head_mac,
+            heads=heads,
+        )
+
+    present = set(stored)
+    for plan in plans:
+        if plan.chain not in present and plan.chain < max(present, default=0):
+            return result(ChainProblem(1, "chain_missing", chain=plan.chain), done)
+        problem, checked = await _verify_one(
+            database, key, plan, by_chain.get(plan.chain, ()), report
+        )
+        if problem is not None:
+            return result(problem, done + checked)
+        done += plan.end
+    return result(None, done)
+
+
+class _ChainPlan:
+    """One chain's bounds, read in one statement."""
+
+    def __init__(
+        self,
+        chain: int,
+        head_rows: Any,
+        head_seq: Any,
+        head_mac: Any,
+        last_stored: Any,
+        last_sealed: Any,
+    ) -> None:
+        self.chain = chain
+        self.has_head = bool(head_rows)
+        self.head_seq = int(head_seq or 0)
+        self.head_mac = bytes(head_mac) if head_mac is not None else GENESIS
+        self.last_stored = int(last_stored or 0)
+        # The chain is checked up to the largest of the three, so entries cut from the end
+        # are noticed against the head *and* against seals left behind.
+        self.end = max(self.head_seq, self.last_stored, int(last_sealed or 0) * SEGMENT)
+
+
+async def _verify_one(
+    database: Database,
+    key: bytes,
+    plan: _ChainPlan,
+    witnessed: Sequence[WitnessedHead],
+    report: Callable[[int], None],
+) -> tuple[ChainProblem | None, int]:
+    """Check one chain: (first problem or None, entries checked before it)."""
+    chain, end, last_stored = plan.chain, plan.end, plan.last_stored
+    genesis = chain_genesis(key, chain)
+    sealed = end // SEGMENT
+
+    def failed(problem: ChainProblem, checked: int | None = None) -> tuple[ChainProblem, int]:
+        return problem, problem.seq - 1 if checked is None else checked
+
+    if not plan.has_head and end == 0 and chain != FIRST_CHAIN:
+        # No trace of the chain at all: fine unless a head of it was recorded elsewhere (the
+        # first chain's head row is there from the start, even in an empty log).
+        problem = check_witnessed(0, {}, witnessed, genesis)
+        return (None, 0) if problem is None else failed(problem, 0)
 
     # Sealed segments in bulk; a failing one is walked to name its first bad entry.
     after = 0
     while after < sealed:
-        bad = await _first_bad_segment(database, key, range(after + 1, sealed + 1), report)
+        bad = await _first_bad_segment(database, key, chain, range(after + 1, sealed + 1), report)
         if bad is None:
             break
         first, last = _bounds(bad)
@@ -401,44 +534,51 @@ async def verify_chain(
         def careful(
             conn: Connection, bad: int = bad, first: int = first, last: int = last
         ) -> ChainProblem | None:
-            problem, _ = _walk(conn, key, first, last, last_stored)
-            if problem is None and not _seal_matches(conn, key, bad):
-                problem = ChainProblem(first, "seal_edited")
+            problem, _ = _walk(conn, key, chain, first, last, last_stored)
+            if problem is None and not _seal_matches(conn, key, chain, bad):
+                problem = ChainProblem(first, "seal_edited", chain=chain)
             return problem
 
         problem = await database.read(careful)
         if problem is not None:
-            return result(problem)
+            return failed(problem)
         after = bad  # the database joined the entries out of order; the careful check passed
 
     # The unsealed tail, entry by entry. Seals cover entries, not MAC columns: with no tail,
     # walk the last sealed segment, so the MAC the head is compared with is a computed one.
     tail = sealed * SEGMENT + 1 if end % SEGMENT else max(1, end - SEGMENT + 1)
-    problem, last_mac = await database.read(lambda conn: _walk(conn, key, tail, end, last_stored))
-    if problem is not None:
-        return result(problem)
+    last_mac = genesis
+    if end:
+        problem, last_mac = await database.read(
+            lambda conn: _walk(conn, key, chain, tail, end, last_stored)
+        )
+        if problem is not None:
+            return failed(problem)
 
     # Every entry is good; the head must name the last one and its MAC.
-    if not has_head:
-        return result(ChainProblem(end, "head_missing"), end)
-    if head_seq != end or not hmac.compare_digest(head_mac, last_mac):
-        return result(ChainProblem(min(head_seq + 1, end), "head_edited"), end)
+    if not plan.has_head:
+        return failed(ChainProblem(end, "head_missing", chain=chain), end)
+    if plan.head_seq != end or not hmac.compare_digest(plan.head_mac, last_mac):
+        problem = ChainProblem(min(plan.head_seq + 1, end), "head_edited", chain=chain)
+        return failed(problem, end)
     if witnessed:
         wanted = sorted({head.seq for head in witnessed if 0 < head.seq <= end})
-        macs, problem = await database.read(lambda conn: _macs_at(conn, key, wanted, last_stored))
+        macs, problem = await database.read(
+            lambda conn: _macs_at(conn, key, chain, wanted, last_stored)
+        )
         if problem is not None:  # a MAC column edited inside a sealed segment
-            return result(problem)
-        problem = check_witnessed(end, macs, witnessed)
+            return failed(problem)
+        problem = check_witnessed(end, macs, witnessed, genesis)
         if problem is not None:
-            return result(problem, end)
-    return result(None)
+            return failed(problem, end)
+    return None, end
 
 
 def _macs_at(
-    conn: Connection, key: bytes, seqs: Sequence[int], last_stored: int
+    conn: Connection, key: bytes, chain: int, seqs: Sequence[int], last_stored: int
 ) -> tuple[dict[int, bytes], ChainProblem | None]:
-    """The chain's MACs at `seqs` (ascending), computed by walking, not read from the MAC
-    column (seals do not cover it). One walk per segment holding a wanted seq, up to the
+    """The chain's MACs at `seqs` (places, ascending), computed by walking, not read from the
+    MAC column (seals do not cover it). One walk per segment holding a wanted place, up to the
     last one wanted there. A walk that fails names the entry (an edited MAC column)."""
     macs: dict[int, bytes] = {}
     by_segment: dict[int, list[int]] = {}
@@ -446,26 +586,30 @@ def _macs_at(
         by_segment.setdefault(segment_of(seq), []).append(seq)
     for segment, wanted in by_segment.items():
         first, _ = _bounds(segment)
-        problem, mac = _walk(conn, key, first, wanted[0], last_stored)
+        problem, mac = _walk(conn, key, chain, first, wanted[0], last_stored)
         macs[wanted[0]] = mac
         for before, seq in itertools.pairwise(wanted):
             if problem is not None:
                 break
-            _, mac, problem = walk_entries(key, mac, before + 1, _rows(conn, before + 1, seq))
+            rows = _rows(conn, chain, before + 1, seq)
+            _, mac, problem = walk_entries(key, mac, before + 1, rows)
             macs[seq] = mac
         if problem is not None:
             return macs, problem
     return macs, None
 
 
-async def read_head(database: Database) -> WitnessedHead:
-    """The head row as stored (seq 0 and the genesis MAC for an empty log)."""
+async def read_heads(database: Database) -> tuple[WitnessedHead, ...]:
+    """Every chain's head row as stored, by chain (the first chain at seq 0 and the genesis
+    MAC for an empty log)."""
 
-    def read(conn: Connection) -> WitnessedHead:
-        row = conn.execute(select(audit_head.c.seq, audit_head.c.mac)).first()
-        if row is None:
-            return WitnessedHead(0, GENESIS)
-        return WitnessedHead(int(row.seq), bytes(row.mac))
+    def read(conn: Connection) -> tuple[WitnessedHead, ...]:
+        rows = conn.execute(
+            select(audit_head.c.id, audit_head.c.seq, audit_head.c.mac).order_by(audit_head.c.id)
+        ).all()
+        if not rows:
+            return (WitnessedHead(0, GENESIS),)
+        return tuple(WitnessedHead(int(r.seq), bytes(r.mac), int(r.id)) for r in rows)
 
     return await database.read(read)
 

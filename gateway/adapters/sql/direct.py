@@ -23,16 +23,19 @@ class DirectQuery:
 
     def __init__(self, statement: Select[Any]) -> None:
         self._statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
     def rows(self, conn: Connection, **params: Any) -> list[dict[str, Any]]:
         dialect = conn.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             done = self._statement.compile(dialect=dialect)
-            compiled = (done.string, tuple(done.positiontup or ()))
+            # Values written into the statement (a literal compared with, a LIMIT) are bound
+            # parameters too: they keep the values they were given.
+            compiled = (done.string, tuple(done.positiontup or ()), dict(done.params))
             self._compiled[dialect.name] = compiled
-        sql, names = compiled
+        sql, names, fixed = compiled
+        params = {**fixed, **params}
         if not conn.in_transaction():
             conn.begin()  # one snapshot for all of a read's statements (engine's begin event)
         dbapi_error: type[Exception] = dialect.loaded_dbapi.Error

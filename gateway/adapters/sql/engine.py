@@ -135,6 +135,7 @@ class Database:
         self._write_thread: ThreadPoolExecutor | None = None
         self._read_threads: ThreadPoolExecutor | None = None
         self._abandoned: set[asyncio.Future[Any]] = set()  # past their deadline, cleaning up
+        self._autocommit_reader = self.reader_engine.execution_options(isolation_level="AUTOCOMMIT")
         if is_sqlite(url):
             sync_url = make_url(url).set(drivername="sqlite+pysqlite")
             # check_same_thread off: a pooled connection is used by one thread at a time, but
@@ -184,7 +185,10 @@ class Database:
             raise
 
     async def _read_async(self, fn: Callable[[Connection], T]) -> T:
-        async with self.reader_engine.connect() as conn:
+        # Autocommit: no BEGIN and no ROLLBACK around the read, one round trip per statement.
+        # PostgreSQL's READ COMMITTED takes a snapshot per statement anyway, so a transaction
+        # around several reads gave them no common snapshot: only two more round trips.
+        async with self._autocommit_reader.connect() as conn:
             return await conn.run_sync(fn)
 
     async def _write_async(self, fn: Callable[[Connection], T]) -> T:
@@ -195,7 +199,9 @@ class Database:
         """`work`'s result, or TimeoutError after `seconds`. The caller is answered at the
         deadline; the abandoned work is cancelled and finishes in the background, because
         closing a connection to a server that stopped answering waits for the driver's own
-        timeout (asyncpg's command timeout), which would double the caller's wait."""
+        timeout (asyncpg's command timeout), which would double the caller's wait. (The work
+        runs as a task of its own so that its connection is always returned to the pool, by
+        its own `async with`, whenever the caller stops waiting.)"""
         if seconds is None:
             return await work
         if isinstance(work, asyncio.Future):  # a worker thread's: nothing to clean up here

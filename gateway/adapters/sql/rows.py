@@ -35,11 +35,27 @@ from gateway.services.ports import JoinRecord, Organisation
 
 # the join's read ---------------------------------------------------------------------------
 # Every join runs these, so they are compiled once and run on the driver (see direct.py).
+_hosts = t.participants.alias("hosts")
+# The host's display name (the join page shows it), in the join's own statement: the first
+# host on the roster, as `SessionStore.participants` orders it.
+_HOST_NAME = (
+    select(_hosts.c.display_name)
+    .where(
+        _hosts.c.session_id == t.sessions.c.id,
+        _hosts.c.org_id == t.sessions.c.org_id,
+        _hosts.c.role == SessionRole.HOST.value,
+    )
+    .order_by(_hosts.c.created_at, _hosts.c.id)
+    .limit(1)
+    .scalar_subquery()
+    .label("host_display_name")
+)
 _JOIN_QUERY = DirectQuery(
     select(
         t.invites,
         *[c.label(f"p_{c.name}") for c in t.participants.c],
         *[c.label(f"s_{c.name}") for c in t.sessions.c],
+        _HOST_NAME,
     )
     .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
     .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
@@ -90,6 +106,7 @@ def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
         session_title=m["s_title"],
         removed_at=from_us(m["p_removed_at"]) if m["p_removed_at"] is not None else None,
         departures=int(m["p_departures"] or 0),
+        host_display_name=m["host_display_name"],
     )
 
 
@@ -149,6 +166,7 @@ def _join_records(conn: Connection, invite_ids: list[str]) -> dict[str, JoinReco
                 t.invites,
                 *[c.label(f"p_{c.name}") for c in t.participants.c],
                 *[c.label(f"s_{c.name}") for c in t.sessions.c],
+                _HOST_NAME,
             )
             .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
             .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
@@ -200,6 +218,7 @@ def _join_records(conn: Connection, invite_ids: list[str]) -> dict[str, JoinReco
             session_title=m["s_title"],
             removed_at=from_us(m["p_removed_at"]) if m["p_removed_at"] is not None else None,
             departures=int(m["p_departures"] or 0),
+            host_display_name=m["host_display_name"],
         )
     return found
 

@@ -167,22 +167,29 @@ audit_log = Table(
     Column("person_id", String(ID), nullable=True),
     Column("entry", LargeBinary, nullable=False),
     Column("mac", LargeBinary(32), nullable=False),
+    # Its chain and place in it (migration 0015; see gateway.domain.audit, "Chains"). NOT NULL
+    # on PostgreSQL; on SQLite `link` stays nullable in the file (SQLite cannot change that
+    # without rebuilding the table), and verify reports a row without one.
+    Column("chain", Integer, nullable=False, server_default="1"),
+    Column("link", BigInteger, nullable=False),
     Index("ix_audit_org_at", "org_id", "at"),
     Index("ix_audit_session", "session_id"),
     Index("ix_audit_person", "person_id"),
+    Index("ix_audit_chain_link", "chain", "link", unique=True),
 )
 
-# Seals over whole segments of entries, for bulk verification.
+# Seals over whole segments of a chain's entries, for bulk verification.
 audit_seals = Table(
     "audit_seals",
     metadata,
+    Column("chain", Integer, primary_key=True, autoincrement=False, server_default="1"),
     Column("segment", BigInteger, primary_key=True, autoincrement=False),
     Column("mac", LargeBinary(32), nullable=False),
 )
 
-# One row: the newest entry's seq and MAC, updated in the same transaction as the entries.
-# Writers lock it to serialise the chain across gateway processes; verify uses it to detect
-# a cut tail.
+# One row per chain (id: the chain's number): its newest entry's link (`seq`) and MAC, updated
+# in the same transaction as the entries. A writer locks the row of the chain it appends to;
+# verify uses them to detect a cut tail.
 audit_head = Table(
     "audit_head",
     metadata,

@@ -29,18 +29,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from gateway.adapters.sql.audit_reader import read_head
+from gateway.adapters.sql.audit_reader import read_heads
 from gateway.adapters.sql.engine import Database, is_outage, unavailable
 from gateway.adapters.sql.outbox import insert_messages
 from gateway.adapters.sql.schema import audit_head, audit_log, audit_seals
 from gateway.clock import Clock, to_us
 from gateway.domain.audit import (
+    FIRST_CHAIN,
+    GENESIS,
     SEGMENT,
     AuditEvent,
     WitnessedHead,
+    chain_genesis,
     encode_entry,
     entry_mac,
     seal_mac,
@@ -52,6 +55,14 @@ from gateway.domain.outbox import OutboxMessage
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 AUDIT_UNAVAILABLE_MESSAGE = "The audit log is not available right now; try again shortly."
+_NEW_CHAIN_TRIES = 3  # another process may start the same new chain at the same moment
+_EVENTS_PER_JOB = 1  # seqs taken ahead for a job: most audit one event (more: asked again)
+# PostgreSQL: the first chain no other transaction holds, and :n new seqs, in one round trip.
+_TAKE_CHAIN = text(
+    "SELECT id, seq, mac,"
+    " (SELECT array_agg(nextval('audit_seq')) FROM generate_series(1, :n)) AS seqs"
+    " FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
 
 
 @dataclass
@@ -94,7 +105,10 @@ class AuditedWriter:
         self._max_group = max_group
         self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._locks_head = database.dialect == "postgresql"
+        # PostgreSQL: several processes commit at once, each group on a chain no other
+        # transaction holds (see `_take_chain`). SQLite: one writer at a time (BEGIN
+        # IMMEDIATE), always on the first chain.
+        self._chains = database.dialect == "postgresql"
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audited-writer")
@@ -124,9 +138,9 @@ class AuditedWriter:
 
         return await self._submit(job, (), on_refusal)
 
-    async def head(self) -> WitnessedHead:
-        """The chain's head as stored (for the witness kept outside the database)."""
-        return await read_head(self._database)
+    async def heads(self) -> tuple[WitnessedHead, ...]:
+        """Every chain's head as stored (for the witness kept outside the database)."""
+        return await read_heads(self._database)
 
     async def record(self, *events: AuditEvent) -> None:
         """Append audit events that come with no other change (e.g. a refused request)."""
@@ -194,10 +208,10 @@ class AuditedWriter:
         """Run the group's jobs and chain their events, in the caller's transaction. Runs off
         the event loop (SQLite: on the writer's thread): it touches no asyncio object."""
         outcomes: list[tuple[bool, Any]] = []
-        head_query = select(audit_head.c.seq, audit_head.c.mac).where(audit_head.c.id == 1)
-        if self._locks_head:
-            head_query = head_query.with_for_update()
-        seq, previous = conn.execute(head_query).one()
+        # Events known now, and a guess for what each job will add: the seqs come in the same
+        # round trip as the chain; a group that needs more asks again.
+        guess = sum(len(p.events) if p.job is None else _EVENTS_PER_JOB for p in group)
+        chain, link, previous, seqs = self._take_chain(conn, guess)
         rows: list[dict[str, Any]] = []
         for pending in group:
             events: Sequence[AuditEvent] = pending.events
@@ -228,43 +242,98 @@ class AuditedWriter:
                     outcomes.append((True, result))
                     events = tx.events
             for event in events:
-                seq += 1
-                entry = encode_entry(seq, at, event)
-                previous = entry_mac(self._key, previous, entry)
-                rows.append(
-                    {
-                        "seq": seq,
-                        "at": at,
-                        "org_id": event.org_id,
-                        "kind": event.kind,
-                        "session_id": event.session_id,
-                        "person_id": event.person_id,
-                        "entry": entry,
-                        "mac": previous,
-                    }
-                )
-        if rows:
-            conn.execute(insert(audit_log), rows)
-            self._seal(conn, rows[0]["seq"], seq)
-            conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=seq, mac=previous)
+                link += 1
+                rows.append({"chain": chain, "link": link, "at": at, "event": event})
+        if not rows:
+            return outcomes
+        if len(seqs) < len(rows):
+            seqs += self._seqs(conn, len(rows) - len(seqs))
+        for row, seq in zip(rows, seqs, strict=False):  # unused seqs are left as a gap
+            event = row.pop("event")
+            entry = encode_entry(seq, at, event)
+            previous = entry_mac(self._key, previous, entry)
+            row.update(
+                {
+                    "seq": seq,
+                    "org_id": event.org_id,
+                    "kind": event.kind,
+                    "session_id": event.session_id,
+                    "person_id": event.person_id,
+                    "entry": entry,
+                    "mac": previous,
+                }
             )
+        conn.execute(insert(audit_log), rows)
+        self._seal(conn, chain, rows[0]["link"], link)
+        conn.execute(
+            update(audit_head).where(audit_head.c.id == chain).values(seq=link, mac=previous)
+        )
         return outcomes
 
-    def _seal(self, conn: Connection, first: int, last: int) -> None:
-        """Seal every segment this group completed."""
+    def _take_chain(self, conn: Connection, seqs: int) -> tuple[int, int, bytes, list[int]]:
+        """(chain, its last link, its last MAC, new seqs) for this group, its head row locked
+        until the commit. PostgreSQL: `seqs` new seqs come with the chain, in the same
+        statement (SQLite: none; `_seqs` counts on from the highest there).
+
+        PostgreSQL: the first head row no other transaction holds (`SKIP LOCKED`: never a wait),
+        so each process's group takes a chain of its own and commits beside the others; when
+        every chain is taken, a new one is started, numbered after the last (chains are
+        numbered without gaps: one that never commits leaves its number to the next). SQLite:
+        the first chain, under the database's one write lock."""
+        head = select(audit_head.c.id, audit_head.c.seq, audit_head.c.mac).order_by(audit_head.c.id)
+        if not self._chains:
+            row = conn.execute(head.limit(1)).first()
+            if row is None:  # no head row: verify reports it; the log goes on from genesis
+                return FIRST_CHAIN, 0, GENESIS, []
+            return int(row.id), int(row.seq), bytes(row.mac), []
+        for _ in range(_NEW_CHAIN_TRIES):
+            row = conn.execute(_TAKE_CHAIN, {"n": seqs}).first()
+            if row is not None:
+                return int(row.id), int(row.seq), bytes(row.mac), sorted(row.seqs or [])
+            chain = int(conn.scalar(select(func.coalesce(func.max(audit_head.c.id), 0))) or 0) + 1
+            genesis = chain_genesis(self._key, chain)
+            created = conn.execute(
+                text(
+                    "INSERT INTO audit_head (id, seq, mac) VALUES (:id, 0, :mac) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING id"
+                ),
+                {"id": chain, "mac": genesis},
+            ).first()
+            if created is not None:  # ours, locked by this transaction until it commits
+                return chain, 0, genesis, []
+        raise Unavailable(ErrorCode.AUDIT_UNAVAILABLE, AUDIT_UNAVAILABLE_MESSAGE)
+
+    def _seqs(self, conn: Connection, count: int) -> list[int]:
+        """`count` new seqs, ascending: the log's order for reading, unique across chains.
+        PostgreSQL: from a sequence (commits on other chains take theirs meanwhile; a group
+        that rolls back leaves a gap in seq, never in a chain). SQLite: after the highest."""
+        if self._chains:
+            values = conn.execute(
+                text("SELECT nextval('audit_seq') FROM generate_series(1, :n)"), {"n": count}
+            ).scalars()
+            return sorted(int(v) for v in values)
+        last = int(conn.scalar(select(func.coalesce(func.max(audit_log.c.seq), 0))) or 0)
+        return list(range(last + 1, last + count + 1))
+
+    def _seal(self, conn: Connection, chain: int, first: int, last: int) -> None:
+        """Seal every segment of `chain` this group completed."""
         for segment in range(segment_of(first), segment_of(last + 1)):
             start = (segment - 1) * SEGMENT + 1
             entries = conn.execute(
                 select(audit_log.c.entry)
-                .where(audit_log.c.seq.between(start, start + SEGMENT - 1))
-                .order_by(audit_log.c.seq)
+                .where(
+                    audit_log.c.chain == chain,
+                    audit_log.c.link.between(start, start + SEGMENT - 1),
+                )
+                .order_by(audit_log.c.link)
             ).scalars()
             previous = conn.execute(
-                select(audit_seals.c.mac).where(audit_seals.c.segment == segment - 1)
-            ).scalar_one_or_none() or bytes(32)
+                select(audit_seals.c.mac).where(
+                    audit_seals.c.chain == chain, audit_seals.c.segment == segment - 1
+                )
+            ).scalar_one_or_none() or chain_genesis(self._key, chain)
             conn.execute(
                 insert(audit_seals).values(
-                    segment=segment, mac=seal_mac(self._key, previous, entries)
+                    chain=chain, segment=segment, mac=seal_mac(self._key, previous, entries)
                 )
             )
