@@ -1,7 +1,7 @@
 """audit chains: several chains, one head row each, so processes commit side by side
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0014
 
 Every audited commit used to lock the one head row, so all gateway processes' commits took
 turns. Now each entry belongs to a chain (`chain`) at a place in it (`link`); each chain has its
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0009"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
