@@ -95,3 +95,8 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_column("link")
         batch.drop_column("chain")
+    if not postgres:
+        # The batch copy of audit_log leaves its append-only triggers behind: put them back.
+        for action in ("update", "delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS audit_log_no_{action}")
+        _sqlite_append_only("audit_log")
