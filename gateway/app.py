@@ -298,6 +298,7 @@ async def build_runtime(
         master_key_problem=master_key_problem,
         process_id=process_id,
         people=store,
+        organisations=store,
     )
     retention = RetentionService(
         recording_catalogue, recording_files, clock, link_base=settings.public_url

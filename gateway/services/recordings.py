@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
@@ -75,6 +75,10 @@ class PersonLookup(Protocol):
     async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
 
 
+class OrganisationLookup(Protocol):
+    async def organisation(self, org_id: str) -> Organisation | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RecordingView:
     """A recording as staff pages show it: people by masked display name only."""
@@ -95,11 +99,13 @@ class RecordingsService:
         *,
         master_key: bytes | None,
         master_key_problem: str | None = None,
-        incomplete: Literal["keep", "destroy"] = "keep",
         process_id: str | None = None,
         people: PersonLookup | None = None,
+        organisations: OrganisationLookup | None = None,
     ) -> None:
         self._people = people
+        # Whose policy says what becomes of a recording cut short (`recording.after_crash`).
+        self._organisations = organisations
         self._process_id = process_id
         self._catalogue = catalogue
         self._files = files
@@ -107,7 +113,6 @@ class RecordingsService:
         self._clock = clock
         self._master_key = master_key
         self._problem = master_key_problem or "recording is off: no master key"
-        self._incomplete = incomplete
 
     @property
     def can_record(self) -> bool:
@@ -215,7 +220,7 @@ class RecordingsService:
                 size, chunks = result.size, result.chunks
             except (RecordingKeyError, RecordingCorrupt, OSError) as exc:
                 log.error("recording %s could not be sealed: %s", entry.id, type(exc).__name__)
-        await self._catalogue.seal(
+        sealed = await self._catalogue.seal(
             entry.id,
             RecordingState.INCOMPLETE,
             size,
@@ -230,6 +235,8 @@ class RecordingsService:
                 )
             ],
         )
+        if sealed:
+            await self._after_cut_short(entry, actor)
         return await self._catalogue.by_id(entry.id)
 
     async def discard(self, handle: RecordingHandle, actor: str, reason: str) -> None:
@@ -259,9 +266,9 @@ class RecordingsService:
     async def recover(self) -> list[CatalogueEntry]:
         """At start and periodically: every recording whose writer process died is sealed
         (complete if its final chunk was written, else incomplete with what was
-        authenticated), or marked for destruction when the policy destroys incomplete
-        recordings. Needs the master key; without it the entries stay as they are (a later
-        start with the key recovers them). One process at a time (the leader lease)."""
+        authenticated), then kept or marked for destruction as the organisation's policy says
+        (`recording.after_crash`). Needs the master key; without it the entries stay as they
+        are (a later start with the key recovers them). One process at a time (the leader lease)."""
         if self._master_key is None:
             return []
         recovered = []
@@ -301,11 +308,21 @@ class RecordingsService:
         )
         if not sealed:  # another process's recovery sealed it first: recovered once, there
             return None
-        if state is RecordingState.INCOMPLETE and self._incomplete == "destroy":
-            await self._catalogue.request_destruction(
-                [entry.id], DestructionReason.INCOMPLETE, "system:recovery", []
-            )
+        if state is RecordingState.INCOMPLETE:
+            await self._after_cut_short(entry, "system:recovery")
         return await self._catalogue.by_id(entry.id)
+
+    async def _after_cut_short(self, entry: CatalogueEntry, actor: str) -> None:
+        """A recording sealed as incomplete (its writer crashed or failed) is kept, or marked
+        for destruction (the next retention round destroys it, with its record), as its
+        organisation's policy says (`recording.after_crash`)."""
+        org = await self._organisations.organisation(entry.org_id) if self._organisations else None
+        if org is None:
+            return
+        if self._policies.for_path(org.policy_path).recording.after_crash == "destroy":
+            await self._catalogue.request_destruction(
+                [entry.id], DestructionReason.INCOMPLETE, actor, []
+            )
 
     async def get(self, org: Organisation, recording_id: str) -> CatalogueEntry:
         entry = await self._catalogue.get(org.id, recording_id)
