@@ -78,6 +78,7 @@ class RecordingRuns(Protocol):
     ) -> int: ...
     async def close(self, run_id: str, reason: str, events: Sequence[AuditEvent]) -> bool: ...
     async def running_id(self, session_id: str) -> str | None: ...
+    async def running_purpose(self, session_id: str) -> str | None: ...
     async def set_day_answer(
         self,
         org_id: str,
@@ -165,6 +166,33 @@ class LiveRecording:
                 )
         return event
 
+    def held_here(self, session_id: str) -> bool:
+        """Whether this process holds the session's recording state (a run here, or the
+        session's authority, where any run would be): then `status` is the truth."""
+        return session_id in self._runs or self._authority.fence(session_id) is not None
+
+    async def status_anywhere(self, session_id: str, identity: str | None = None) -> Event:
+        """The indicator on whichever process asks. A run lives in the memory of the
+        session's authority (`status`); an event stream or page served by another process
+        reads the durable run (SQL) instead: an open run there shows as recording (who is in
+        it is not known here: "you" is "unknown"), and when SQL cannot be read the answer is
+        "unknown" (`active` null). A false "nobody is recording" is never said."""
+        if self.held_here(session_id):
+            return self.status(session_id, identity)
+        if self.runs is None:  # recording is not wired on this gateway: no process records
+            return self.status(session_id, identity)
+        try:
+            purpose = await self.runs.running_purpose(session_id)
+        except Exception:
+            log.warning("recording state unreadable; the indicator says unknown")
+            return {"type": "recording", "active": None, "state": "unknown"}
+        if purpose is None:
+            return {"type": "recording", "active": False}
+        event: Event = {"type": "recording", "active": True, "purpose": purpose}
+        if identity is not None:
+            event["you"] = "unknown"
+        return event
+
     def _tell_everyone(self, session_id: str) -> None:
         for watcher in self._streams.watchers():
             if watcher.session_id == session_id:
@@ -210,7 +238,7 @@ class LiveRecording:
             ],
         )
         await self.recheck_session(session_id)
-        return self.status(session_id, record.participant.masked_identity)
+        return await self.status_anywhere(session_id, record.participant.masked_identity)
 
     # start and stop ----------------------------------------------------------------------------
     async def start_by_host(self, token: str, device_of: DeviceOf, purpose: str) -> Event:
@@ -306,6 +334,10 @@ class LiveRecording:
         self, org_id: str, session_id: str, actor: str, reason: str = "stopped"
     ) -> Event:
         # Stopping is an exit: no master key, recorder or consent check stands in its way.
+        if session_id not in self._runs:
+            # Not recorded here: it may be on the session's authority elsewhere (421 there),
+            # never a false "not being recorded".
+            await self._authority.claim(session_id)
         async with self._lock(session_id):
             run = self._runs.get(session_id)
             if run is None or run.org.id != org_id:
