@@ -555,7 +555,10 @@ class LiveRecording:
         recordings stopped by a lapsed registration are sealed once this process may write."""
         await self.registration_check()
         if self.recordings is not None:
-            await self.recordings.retry_abandoned()
+            try:
+                await self.recordings.retry_abandoned()
+            except Exception:  # never in the way of the consent checks below
+                log.exception("stopped recordings not sealed yet; tried again next round")
         for session_id in list(self._runs):
             await self.recheck_session(session_id)
 
