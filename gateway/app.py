@@ -111,6 +111,7 @@ from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
 from gateway.http.vendor import vendor_routes
 from gateway.media.grants import IceServerConfig
+from gateway.media.seekable import SEEKABLE_UP_TO, seekable_webm
 from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
 from gateway.services.bundle import Services
@@ -777,6 +778,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
             runtime.services.policies,
             runtime.services.clock,
             timeline=app[DESK].timeline,
+            seekable=seekable_webm,
+            seekable_up_to=SEEKABLE_UP_TO,
         )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
