@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,6 +77,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.media_load import LoadLimits
 from gateway.domain.processes import GatewayProcess, LiveStateKind
+from gateway.domain.registration_lease import RegistrationLease
 from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.connection_limits import body_deadline
 from gateway.http.consent_pages import CONSENT_PAGE_ROUTES, CONSENT_PAGES, ConsentPages
@@ -109,6 +111,7 @@ from gateway.http.routes import PUBLIC_PATHS as PUBLIC_ROUTE_PATHS
 from gateway.http.staff_pages import STAFF_PAGE_ROUTES, STAFF_PAGES, StaffPages
 from gateway.http.vendor import vendor_routes
 from gateway.media.grants import IceServerConfig
+from gateway.media.seekable import SEEKABLE_UP_TO, seekable_webm
 from gateway.services.admission import AdmissionService
 from gateway.services.attempts import AttemptGuard
 from gateway.services.bundle import Services
@@ -161,6 +164,7 @@ class Runtime:
     online_consent: OnlineConsentService | None = None
     livekit_webhooks: LiveKitWebhooks | None = None
     livekit: LiveKitPlatform | None = None
+    registration_lease: RegistrationLease | None = None
 
     async def close(self) -> None:
         try:  # every live recording sealed before the relay goes
@@ -289,6 +293,9 @@ async def build_runtime(
         configured = settings.recording_master_key_file is not None
         logging.getLogger(__name__).log(logging.ERROR if configured else logging.INFO, "%s", exc)
     recording_files = RecordingVault(recording_storage)
+    # This process's registration in `gateway_processes`, as its recordings see it: renewed by
+    # the serving loop (`_keep_registered`); a writer stops before it can lapse.
+    registration_lease = RegistrationLease(settings.live_heartbeat_seconds)
     recordings = RecordingsService(
         recording_catalogue,
         recording_files,
@@ -298,6 +305,9 @@ async def build_runtime(
         master_key_problem=master_key_problem,
         process_id=process_id,
         people=store,
+        organisations=store,
+        may_write=lambda: registration_lease.may_write(time.monotonic()),
+        writer_grace_seconds=settings.live_heartbeat_seconds,
     )
     retention = RetentionService(
         recording_catalogue, recording_files, clock, link_base=settings.public_url
@@ -403,6 +413,7 @@ async def build_runtime(
         online_consent=online_consent,
         livekit_webhooks=livekit_webhooks,
         livekit=livekit,
+        registration_lease=registration_lease,
     )
 
 
@@ -536,12 +547,15 @@ def _registration(runtime: Runtime, settings: Settings) -> ProcessRegistry:
     return ProcessRegistry(runtime.database, me, settings.live_heartbeat_seconds)
 
 
-async def _keep_registered(registry: ProcessRegistry) -> None:
+async def _keep_registered(registry: ProcessRegistry, lease: RegistrationLease | None) -> None:
+    sent = time.monotonic()
     try:
         conflict = await registry.renew()
     except Unavailable:
         logging.getLogger(__name__).warning("could not renew this process's registration")
         return
+    if conflict is None and lease is not None:
+        lease.renewed(sent)
     if conflict is not None:  # our entry lapsed and a process with its own live state started
         logging.getLogger(__name__).critical("stopping: %s", conflict)
         os.kill(os.getpid(), signal.SIGTERM)  # run_app's graceful shutdown
@@ -719,10 +733,13 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         runtime = await build_runtime(settings, clock)
         registry = _registration(runtime, settings)
         try:  # before anything is served: a second process with its own live state stops here
+            sent = time.monotonic()
             await registry.claim()
         except BaseException:
             await runtime.close()
             raise
+        if runtime.registration_lease is not None:  # from now on, recordings need it renewed
+            runtime.registration_lease.renewed(sent)
         app[RUNTIME] = runtime
         app[SERVICES] = runtime.services
         app[LIVE] = runtime.live
@@ -761,6 +778,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
             runtime.services.policies,
             runtime.services.clock,
             timeline=app[DESK].timeline,
+            seekable=seekable_webm,
+            seekable_up_to=SEEKABLE_UP_TO,
         )
         try:  # alive before the first join, so no sweep can take this process for dead
             await runtime.live.heartbeat(settings.live_heartbeat_seconds)
@@ -780,7 +799,18 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
                 InProcessLeaderLock(),
                 "process.registration",
                 settings.live_heartbeat_seconds / 3,
-                lambda: _keep_registered(registry),
+                lambda: _keep_registered(registry, runtime.registration_lease),
+                stop_renewing,
+            )
+        )
+        # A registration that could not be renewed in time: the recordings stop themselves
+        # (sealed as incomplete, the host told), frames or not.
+        recording_fence = asyncio.create_task(
+            run_periodically(
+                InProcessLeaderLock(),
+                "recording.registration_fence",
+                settings.live_heartbeat_seconds / 6,
+                runtime.live.recording.registration_check,
                 stop_renewing,
             )
         )
@@ -802,6 +832,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         await witness.close()
         stop_renewing.set()
         await renewing
+        await recording_fence
         await refusal_counts
         await jobs.close()
         try:

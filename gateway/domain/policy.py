@@ -186,6 +186,9 @@ class RecordingPurpose(_Section):
 class RecordingPolicy(_Section):
     purposes: dict[str, RecordingPurpose] = Field(default_factory=dict)
     child_declines: Literal["exclude", "block"] = "exclude"
+    # What happens to a recording cut short by a crash (the gateway killed, its storage gone):
+    # kept, sealed and marked incomplete (its retention as its purpose says), or destroyed.
+    after_crash: Literal["keep_incomplete", "destroy"] = "keep_incomplete"
     storage: str = "Encrypted on the organisation's own storage; each recording has its own key."
     access: str = "Admins and the designated safeguarding lead, with a stated reason."
 

@@ -147,6 +147,14 @@ def render_policy(policy: Policy) -> str:
             "- Everyone in the session sees when a recording is running, and whether they "
             "are in it."
         )
+        lines.append(
+            "- If a recording is cut short (our system stops or fails while recording), "
+            + (
+                "what was recorded is kept, marked as incomplete, for as long as its purpose says."
+                if p.recording.after_crash == "keep_incomplete"
+                else "what was recorded is destroyed, with a record that it was."
+            )
+        )
         lines.append(f"- Storage: {p.recording.storage}")
         lines.append(f"- Who can watch recordings: {p.recording.access}")
         lines.append(

@@ -71,7 +71,7 @@ async def join(request: web.Request) -> web.Response:
         )
     except Refusal as refusal:  # one answer, in one time, for every kind of bad invite
         raise await request.app[ATTEMPTS].refused_join(refusal, source) from None
-    recording = request.app[LIVE].recording.status(
+    recording = await request.app[LIVE].recording.status_anywhere(
         result.session.id, result.participant.masked_identity
     )
     response = web.json_response(join_view(result, media, recording))
@@ -121,6 +121,11 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if request.transport is None or request.transport.is_closing():
                     break
                 await response.write(b": heartbeat\n\n")
+                # Served away from the session's authority: the recording indicator is read
+                # again (nothing is pushed here), so a run started or stopped shows.
+                refreshed = await live.recording_refresh(record)
+                if refreshed is not None:
+                    await response.write(_sse(refreshed))
                 continue
             await response.write(_sse(event))
             if event.get("type") in ("removed", "ended"):

@@ -64,9 +64,11 @@ async def host_start(request: web.Request) -> web.Response:
 
 async def host_stop(request: web.Request) -> web.Response:
     body = await parse_body(request, LeaveBody, request.app[SETTINGS].max_body_bytes)
-    return web.json_response(
-        await request.app[LIVE].recording.stop_by_host(body.token, _device_of(request))
-    )
+    try:
+        stopped = await request.app[LIVE].recording.stop_by_host(body.token, _device_of(request))
+    except SessionElsewhere as elsewhere:  # the run is on the session's authority: go there
+        return _refused(elsewhere)
+    return web.json_response(stopped)
 
 
 async def answer_today(request: web.Request) -> web.Response:
@@ -91,9 +93,13 @@ async def api_start(request: web.Request) -> web.Response:
 async def api_stop(request: web.Request) -> web.Response:
     await parse_body(request, EmptyBody, request.app[SETTINGS].max_body_bytes)
     org = request[ORG]
-    return web.json_response(
-        await request.app[LIVE].recording.stop(org.id, request.match_info["id"], f"api:{org.id}")
-    )
+    try:
+        stopped = await request.app[LIVE].recording.stop(
+            org.id, request.match_info["id"], f"api:{org.id}"
+        )
+    except SessionElsewhere as elsewhere:
+        return _refused(elsewhere)
+    return web.json_response(stopped)
 
 
 RECORDING_LIVE_ROUTES: tuple[Route, ...] = (

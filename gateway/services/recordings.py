@@ -17,9 +17,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEvent
@@ -48,7 +48,12 @@ from gateway.services.policies import PolicyBook
 from gateway.services.ports import Organisation
 from gateway.services.recording_ports import RecordingCatalogue, RecordingFiles, RecordingWriting
 
-__all__ = ["RecordingHandle", "RecordingsService", "consent_snapshot_hash"]
+__all__ = [
+    "RecordingHandle",
+    "RecordingsService",
+    "RegistrationLapsed",
+    "consent_snapshot_hash",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,39 @@ def consent_snapshot_hash(
     return hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
 
 
+class RegistrationLapsed(OSError):
+    """This process's registration may have lapsed: another process may be recovering its
+    recordings, so nothing more is written to them (see domain/registration_lease.py)."""
+
+
+class _FencedWriter:
+    """The vault's writer, asked before every batch whether this process may still write: an
+    append or the final seal after the registration could have lapsed raises
+    `RegistrationLapsed` (an OSError: the recorder ends that recording as it would at a full
+    disk) and nothing reaches the file."""
+
+    def __init__(self, writer: RecordingWriting, may_write: Callable[[], bool]) -> None:
+        self._writer = writer
+        self._may_write = may_write
+        self.fenced = False
+
+    def _check(self) -> None:
+        if self.fenced or not self._may_write():
+            self.fenced = True
+            raise RegistrationLapsed("this process's registration may have lapsed")
+
+    def append(self, data: bytes) -> None:
+        self._check()
+        self._writer.append(data)
+
+    def seal(self) -> tuple[int, int]:
+        self._check()
+        return self._writer.seal()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
 @dataclass
 class RecordingHandle:
     entry: CatalogueEntry
@@ -73,6 +111,10 @@ class RecordingHandle:
 
 class PersonLookup(Protocol):
     async def person(self, org_id: str, kind: PersonKind, person_id: str) -> Person | None: ...
+
+
+class OrganisationLookup(Protocol):
+    async def organisation(self, org_id: str) -> Organisation | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +137,26 @@ class RecordingsService:
         *,
         master_key: bytes | None,
         master_key_problem: str | None = None,
-        incomplete: Literal["keep", "destroy"] = "keep",
         process_id: str | None = None,
         people: PersonLookup | None = None,
+        organisations: OrganisationLookup | None = None,
+        may_write: Callable[[], bool] | None = None,
+        writer_grace_seconds: float = 0.0,
     ) -> None:
+        # Whether this process's registration still holds (domain/registration_lease.py):
+        # asked before every batch a writer appends. None: always (no registration in use).
+        self._may_write = may_write or (lambda: True)
+        # How long past the lapse of a writer's registration its recordings are left alone
+        # (a writer that stalled mid-batch finishes it; the registry keeps a lapsed entry at
+        # least this long: adapters/sql/processes.py).
+        self._writer_grace = writer_grace_seconds
+        # Recordings this process stopped writing but could not seal (its registration lapsed,
+        # or SQL was down): sealed by `retry_abandoned` once it may write again, or by another
+        # process's recovery if this one never comes back.
+        self._abandoned: dict[str, CatalogueEntry] = {}
         self._people = people
+        # Whose policy says what becomes of a recording cut short (`recording.after_crash`).
+        self._organisations = organisations
         self._process_id = process_id
         self._catalogue = catalogue
         self._files = files
@@ -107,15 +164,24 @@ class RecordingsService:
         self._clock = clock
         self._master_key = master_key
         self._problem = master_key_problem or "recording is off: no master key"
-        self._incomplete = incomplete
 
     @property
     def can_record(self) -> bool:
         return self._master_key is not None
 
     def check_can_record(self) -> None:
-        """Refuse (RECORDING_UNAVAILABLE) before anything is recorded when there is no key."""
+        """Refuse (RECORDING_UNAVAILABLE) before anything is recorded when there is no key, or
+        while this process's registration may have lapsed."""
         self._master()
+        if not self._may_write():
+            raise Unavailable(
+                ErrorCode.RECORDING_UNAVAILABLE,
+                "Recording is paused on this gateway: it cannot reach its database.",
+                retry_after=5.0,
+            )
+
+    def may_write(self) -> bool:
+        return self._may_write()
 
     def _master(self) -> bytes:
         if self._master_key is None:
@@ -134,6 +200,7 @@ class RecordingsService:
         """Catalogue a new recording and open its encrypted file. The caller (the recorder) has
         checked consent (R7); this records what it was checked against."""
         master = self._master()
+        self.check_can_record()
         policy = self._policies.for_path(org.policy_path)
         spec = policy.recording.purposes.get(purpose)
         if spec is None:
@@ -177,7 +244,7 @@ class RecordingsService:
             writer_process=self._process_id,
         )
         writer = await asyncio.to_thread(self._files.open_writer, recording_id, data_key)
-        return RecordingHandle(entry, writer)
+        return RecordingHandle(entry, _FencedWriter(writer, self._may_write))
 
     async def finish(self, handle: RecordingHandle, actor: str) -> CatalogueEntry:
         size, chunks = await asyncio.to_thread(handle.writer.seal)
@@ -206,6 +273,24 @@ class RecordingsService:
         authenticated as incomplete, now (the session goes on). Audited as recording.failed."""
         await asyncio.to_thread(handle.writer.abort)
         entry = handle.entry
+        if not self._may_write():
+            # Not even the crash marker is written now: sealed once this process may write
+            # again, or by another's recovery (one seal between them: the catalogue's is
+            # conditional, and the file's is the same bytes whoever writes it).
+            self._abandoned[entry.id] = entry
+            log.error("recording %s stopped: this process's registration lapsed", entry.id)
+            return None
+        try:
+            return await self._seal_failed(entry, actor)
+        except Unavailable:
+            self._abandoned[entry.id] = entry
+            log.error("recording %s stopped; its seal waits for the database", entry.id)
+            return None
+
+    async def _seal_failed(self, entry: CatalogueEntry, actor: str) -> CatalogueEntry | None:
+        current = await self._catalogue.by_id(entry.id)
+        if current is None or current.state is not RecordingState.RECORDING:
+            return current  # sealed meanwhile by another process's recovery: its file too
         size = chunks = 0
         wrapped = await self._catalogue.wrapped_key(entry.id)
         if self._master_key is not None and wrapped is not None:
@@ -215,7 +300,7 @@ class RecordingsService:
                 size, chunks = result.size, result.chunks
             except (RecordingKeyError, RecordingCorrupt, OSError) as exc:
                 log.error("recording %s could not be sealed: %s", entry.id, type(exc).__name__)
-        await self._catalogue.seal(
+        sealed = await self._catalogue.seal(
             entry.id,
             RecordingState.INCOMPLETE,
             size,
@@ -230,7 +315,29 @@ class RecordingsService:
                 )
             ],
         )
+        if sealed:
+            await self._after_cut_short(entry, actor)
         return await self._catalogue.by_id(entry.id)
+
+    async def retry_abandoned(self) -> int:
+        """Seal the recordings this process stopped writing but could not seal, once it may
+        write again (each reconciliation round); how many are now sealed (here, or found
+        sealed by another process's recovery)."""
+        if not self._abandoned or not self._may_write():
+            return 0
+        sealed = 0
+        for recording_id, entry in list(self._abandoned.items()):
+            try:
+                await self._seal_failed(entry, "gateway")
+            except Unavailable:
+                return sealed  # the database is still away: next round
+            self._abandoned.pop(recording_id, None)
+            sealed += 1
+        return sealed
+
+    @property
+    def abandoned(self) -> frozenset[str]:
+        return frozenset(self._abandoned)
 
     async def discard(self, handle: RecordingHandle, actor: str, reason: str) -> None:
         """Nothing may be kept (consent withdrawn between cataloguing and the first frame):
@@ -259,13 +366,13 @@ class RecordingsService:
     async def recover(self) -> list[CatalogueEntry]:
         """At start and periodically: every recording whose writer process died is sealed
         (complete if its final chunk was written, else incomplete with what was
-        authenticated), or marked for destruction when the policy destroys incomplete
-        recordings. Needs the master key; without it the entries stay as they are (a later
-        start with the key recovers them). One process at a time (the leader lease)."""
+        authenticated), then kept or marked for destruction as the organisation's policy says
+        (`recording.after_crash`). Needs the master key; without it the entries stay as they
+        are (a later start with the key recovers them). One process at a time (the leader lease)."""
         if self._master_key is None:
             return []
         recovered = []
-        for entry in await self._catalogue.orphaned(self._process_id):
+        for entry in await self._catalogue.orphaned(self._process_id, self._writer_grace):
             try:
                 found = await self._recover_one(entry, self._master_key)
             except (RecordingKeyError, RecordingCorrupt, OSError) as exc:
@@ -301,11 +408,21 @@ class RecordingsService:
         )
         if not sealed:  # another process's recovery sealed it first: recovered once, there
             return None
-        if state is RecordingState.INCOMPLETE and self._incomplete == "destroy":
-            await self._catalogue.request_destruction(
-                [entry.id], DestructionReason.INCOMPLETE, "system:recovery", []
-            )
+        if state is RecordingState.INCOMPLETE:
+            await self._after_cut_short(entry, "system:recovery")
         return await self._catalogue.by_id(entry.id)
+
+    async def _after_cut_short(self, entry: CatalogueEntry, actor: str) -> None:
+        """A recording sealed as incomplete (its writer crashed or failed) is kept, or marked
+        for destruction (the next retention round destroys it, with its record), as its
+        organisation's policy says (`recording.after_crash`)."""
+        org = await self._organisations.organisation(entry.org_id) if self._organisations else None
+        if org is None:
+            return
+        if self._policies.for_path(org.policy_path).recording.after_crash == "destroy":
+            await self._catalogue.request_destruction(
+                [entry.id], DestructionReason.INCOMPLETE, actor, []
+            )
 
     async def get(self, org: Organisation, recording_id: str) -> CatalogueEntry:
         entry = await self._catalogue.get(org.id, recording_id)

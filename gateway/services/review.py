@@ -135,7 +135,13 @@ class ReviewService:
         policies: PolicyBook,
         clock: Clock,
         timeline: TimelineSource | None = None,
+        seekable: Callable[[bytes], bytes | None] | None = None,
+        seekable_up_to: int = 0,
     ) -> None:
+        # Remuxes a recording written live into one a browser can seek in (in memory), or
+        # None to play it as written; only recordings up to `seekable_up_to` bytes.
+        self._seekable = seekable
+        self._seekable_up_to = seekable_up_to if seekable is not None else -1
         self._timeline = timeline
         self._recordings = recordings
         self._playbacks = playbacks
@@ -283,7 +289,7 @@ class ReviewService:
             await self._refused(org, viewer, entry, "play", decision)
             raise refusal_for(decision.refusal) if decision.refusal else _forbidden()
         try:
-            size = await self._verify(org, entry)
+            size, plaintext = await self._verify(org, entry)
         except RecordingCorrupt as exc:
             await self._store.record(
                 [
@@ -322,6 +328,16 @@ class ReviewService:
             await self._link_refused(org, viewer, grant, PlaybackFault.USED)
             raise playback_refusal(PlaybackFault.USED)
         audio_only = self._audio_only(org, entry)
+        content_type = AUDIO_CONTENT_TYPE if audio_only else CONTENT_TYPE
+        # Written live, the recording has no duration or seek index: remuxed in memory (every
+        # chunk authenticated above) into one with both, when not too long (media/seekable.py).
+        seekable = (
+            await asyncio.to_thread(self._seekable, plaintext)
+            if plaintext and self._seekable is not None
+            else None
+        )
+        if seekable is not None:
+            return Playback(entry, content_type, len(seekable), _in_slices(seekable))
         # The key is unwrapped now, before the answer starts: a recording destroyed from here
         # on fails as a missing file while streaming (cut off, audited), never as a page.
         try:
@@ -331,25 +347,28 @@ class ReviewService:
                 ErrorCode.RECORDING_CORRUPT,
                 "This recording failed its integrity check and cannot be played.",
             ) from None
-        return Playback(
-            entry,
-            AUDIO_CONTENT_TYPE if audio_only else CONTENT_TYPE,
-            size,
-            self._stream(org, viewer, entry, chunks),
-        )
+        return Playback(entry, content_type, size, self._stream(org, viewer, entry, chunks))
 
-    async def _verify(self, org: Organisation, entry: CatalogueEntry) -> int:
-        """Authenticate every chunk; the plaintext size. `RecordingCorrupt` at any damage."""
+    async def _verify(self, org: Organisation, entry: CatalogueEntry) -> tuple[int, bytes | None]:
+        """Authenticate every chunk: the plaintext size, and the plaintext itself (in memory
+        only) when short enough to be made seekable. `RecordingCorrupt` at any damage."""
         try:
             chunks = await self._recordings.read(org, entry.id)
         except RecordingKeyError:
             raise RecordingCorrupt("the recording's key does not unwrap") from None
+        keep = entry.size_bytes <= self._seekable_up_to
 
-        def drain(chunks: Iterator[bytes]) -> int:
+        def drain(chunks: Iterator[bytes]) -> tuple[int, bytes | None]:
+            size = 0
+            kept = bytearray()
             try:
-                return sum(len(chunk) for chunk in chunks)
+                for chunk in chunks:
+                    size += len(chunk)
+                    if keep:
+                        kept += chunk
             except FileNotFoundError:
                 raise RecordingCorrupt("the recording's file is missing") from None
+            return size, bytes(kept) if keep else None
 
         return await asyncio.to_thread(drain, chunks)
 
@@ -451,6 +470,11 @@ class ReviewService:
         if leaked and grant is not None and await self._playbacks.use(grant.token_hash, [event]):
             return
         await self._store.record([event])
+
+
+async def _in_slices(data: bytes, size: int = 256 * 1024) -> AsyncGenerator[bytes, None]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
 
 
 def _micros(at: datetime) -> int:

@@ -1,11 +1,13 @@
 """Two gateway processes sharing one Redis and one database: a session's recording runs on its
 one authority (where the relay carries its media). Starts sent to both processes at once make
 exactly one run: the other process sends the caller to the owner (421), a second start at the
-owner is refused (409), and exactly one run is audited."""
+owner is refused (409), and exactly one run is audited. A stream served by the other process
+shows the run (read from SQL), and a stop sent there is sent to the owner."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from tests.live._gateways import (
     Attendee,
     create_org,
     environment,
+    events,
     post,
     ready,
     serving,
@@ -127,6 +130,23 @@ async def test_starts_at_both_processes_make_exactly_one_run(
         started = next(body for status, body in answers if status == 200)
         assert len(started["recorded"]) == 3
         assert len(await admin_view.audit("recording.run_started")) == 1
+
+        # A page's stream served by B (not the authority) never says "not recording": it
+        # reads the run from SQL; who is in it is not known there.
+        async with (
+            asyncio.timeout(20),
+            contextlib.aclosing(events(child_device, b, session.tokens["child"])) as seen,
+        ):
+            async for event in seen:
+                if event["type"] == "recording":
+                    assert event["active"] is True, event
+                    assert event["purpose"] == "lesson_review" and event["you"] == "unknown"
+                    break
+        # A stop sent to B goes to the authority (421), never "this session is not recorded".
+        async with admin.post(
+            f"{b}/v1/sessions/{session.id}/recording/stop", json={}, headers=headers
+        ) as elsewhere:
+            assert elsewhere.status == 421 and (await elsewhere.json())["location"] == a
         async with admin.post(
             f"{a}/v1/sessions/{session.id}/recording/stop", json={}, headers=headers
         ) as stopped:

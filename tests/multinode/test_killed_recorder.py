@@ -27,9 +27,10 @@ from tests.multinode.conftest import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
-# The killed process's heartbeat runs out, then the next recordings round seals; room for a
-# loaded machine.
-WITHIN = HEARTBEAT + 2 * RETENTION + 8
+# The killed process's heartbeat runs out, then recovery's grace (one more heartbeat window:
+# a stalled writer is never sealed under it), then the next recordings round seals; room for
+# a loaded machine.
+WITHIN = 2 * HEARTBEAT + 2 * RETENTION + 8
 
 
 def _state(cluster: Cluster, recording_id: str) -> list[str]:

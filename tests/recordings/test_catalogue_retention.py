@@ -5,6 +5,7 @@ unless held (then the DSL is told); the guardian's confirmation is queued."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -186,14 +187,28 @@ async def test_another_organisations_recording_is_not_found(world: World) -> Non
     assert refused.value.code.value == "not_found"
 
 
-async def test_incomplete_recordings_destroyed_when_the_policy_says_so(world: World) -> None:
+async def test_incomplete_recordings_destroyed_when_the_policy_says_so(
+    world: World, tmp_path: Path
+) -> None:
+    from gateway.domain.policy_text import render_policy
+    from gateway.services.policies import PolicyBook, load_policy_file
+    from tests.plugins.gateway_server import ROOT
+
+    text = (ROOT / "policies" / "default.toml").read_text(encoding="utf-8")
+    assert 'after_crash = "keep_incomplete"' in text
+    (tmp_path / "destroy.toml").write_text(
+        text.replace('after_crash = "keep_incomplete"', 'after_crash = "destroy"'),
+        encoding="utf-8",
+    )
+    policy = load_policy_file(tmp_path / "destroy.toml")
+    assert "what was recorded is destroyed" in " ".join(render_policy(policy).split())
     destroying = RecordingsService(
         world.catalogue,
         RecordingVault(world.storage),
-        world.recordings._policies,
+        PolicyBook(policy),
         world.clock,
         master_key=world.master_key,
-        incomplete="destroy",
+        organisations=world.store,
     )
     handle = await destroying.start(ORG, "staff:t", SESSION, "lesson_review", [], [])
     handle.writer.append(MARKER * 5000)

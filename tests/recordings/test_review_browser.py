@@ -14,7 +14,7 @@ from tests.incidents.test_incidents_http import build_case
 from tests.plugins.gateway_server import Gateway
 from tests.recordings.test_hold_pages import recording_gateway
 from tests.recordings.test_review_http import record
-from tests.recordings.webm import make_webm
+from tests.recordings.webm import live_webm
 from tests.staff.conftest import Mailbox, email_of, mailbox, new_browser
 
 __all__ = ["mailbox", "recording_gateway"]
@@ -31,10 +31,14 @@ PLAYS = """async (video) => {
   });
   const started = video.currentTime;
   await new Promise((resolve) => setTimeout(resolve, 700));
+  const advanced = video.currentTime - started;
+  // Written live, the recording is remuxed for playback: the player knows its length.
+  const duration = video.duration;
   return {
+    duration,
     width: frame.width,
     height: frame.height,
-    advanced: video.currentTime - started,
+    advanced,
     decoded: video.getVideoPlaybackQuality().totalVideoFrames,
     error: video.error ? video.error.code : null,
   };
@@ -55,7 +59,7 @@ async def test_the_dsl_watches_a_recording_in_the_browser(
     gateway = recording_gateway
     case = await build_case(gateway)
     org = await case.org()
-    rid = await record(gateway.app[RECORDINGS], org, case, make_webm(4.0), [])
+    rid = await record(gateway.app[RECORDINGS], org, case, live_webm(4.0), [])
     setter = await new_browser(gateway)
     await setter.sign_in_with_link(mailbox, email_of("Dee Lead"))
     form = await setter.get("/staff/password")
@@ -93,4 +97,5 @@ async def test_the_dsl_watches_a_recording_in_the_browser(
     assert (result["width"], result["height"]) == (320, 240), result
     assert result["decoded"] > 0, result
     assert result["advanced"] > 0.2, result
+    assert result["duration"] == pytest.approx(4.0, abs=0.3), result
     assert not refused_by_csp

@@ -55,3 +55,42 @@ def make_webm(seconds: float = 3.0, *, width: int = 320, height: int = 240, fps:
         for packet in audio.encode():
             container.mux(packet)
     return out.getvalue()
+
+
+class _Unseekable:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, chunk: bytes) -> int:
+        self.data += bytes(chunk)
+        return len(chunk)
+
+
+def live_webm(seconds: float = 3.0) -> bytes:
+    """The same media as the recorder writes it: a "live" WebM, muxed into a stream that
+    cannot seek back, so it has no duration and no seek index (Cues)."""
+    out = _Unseekable()
+    with (
+        av.open(io.BytesIO(make_webm(seconds))) as source,
+        av.open(out, mode="w", format="webm") as target,
+    ):
+        mapped = {s.index: target.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = mapped[packet.stream.index]
+                target.mux(packet)
+    return bytes(out.data)
+
+
+CUES = b"\x1c\x53\xbb\x6b"  # the Matroska element id of the seek index
+
+
+def packets(webm: bytes) -> list[tuple[str, bytes]]:
+    """Every packet's kind and bytes, in order: what a remux must keep."""
+    with av.open(io.BytesIO(webm)) as source:
+        return [(p.stream.type, bytes(p)) for p in source.demux() if p.dts is not None]
+
+
+def duration(webm: bytes) -> float | None:
+    with av.open(io.BytesIO(webm)) as source:
+        return None if source.duration is None else source.duration / 1_000_000

@@ -10,6 +10,12 @@ entry lives `ttl_seconds` (GATEWAY_LIVE_HEARTBEAT_SECONDS) unless renewed (every
 a process that crashed blocks a start for at most that long; `claim` waits that out before it
 refuses. Expiry runs on the database's clock, so processes on hosts with skewed clocks agree.
 
+A lapsed entry is kept one more lease period before any registration deletes it (it no longer
+counts as alive for starts): crash recovery leaves a writer's recordings alone until its entry
+lapsed that long ago (`orphaned` in adapters/sql/recordings.py), and a missing entry must mean a
+writer gone at least that long. A process renewing an entry that lapsed registers again (the
+start rule is checked anew), as if its entry were gone.
+
 Registration is one serialised step: SQLite writes are (BEGIN IMMEDIATE), and on PostgreSQL the
 transaction takes an advisory lock first, so two processes starting together cannot both see an
 empty table.
@@ -105,8 +111,14 @@ class ProcessRegistry:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REGISTRATION_LOCK})
         now = int(conn.execute(text(_DATABASE_NOW[conn.dialect.name])).scalar_one())
-        conn.execute(delete(gateway_processes).where(gateway_processes.c.expires_at < now))
-        rows = conn.execute(select(gateway_processes)).mappings().all()
+        conn.execute(
+            delete(gateway_processes).where(gateway_processes.c.expires_at < now - self._ttl_us)
+        )
+        rows = (
+            conn.execute(select(gateway_processes).where(gateway_processes.c.expires_at >= now))
+            .mappings()
+            .all()
+        )
         alive = [
             GatewayProcess(r["process_id"], LiveStateKind(r["live_state"]), r["host"], r["pid"])
             for r in rows
@@ -135,7 +147,10 @@ class ProcessRegistry:
         now = int(conn.execute(text(_DATABASE_NOW[conn.dialect.name])).scalar_one())
         renewed = conn.execute(
             update(gateway_processes)
-            .where(gateway_processes.c.process_id == self._me.process_id)
+            .where(
+                gateway_processes.c.process_id == self._me.process_id,
+                gateway_processes.c.expires_at >= now,
+            )
             .values(expires_at=now + self._ttl_us)
         ).rowcount
         if renewed:

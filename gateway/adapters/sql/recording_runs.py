@@ -110,6 +110,10 @@ class SqlRecordingRuns:
         run = await self.running(session_id)
         return run.id if run is not None else None
 
+    async def running_purpose(self, session_id: str) -> str | None:
+        run = await self.running(session_id)
+        return run.purpose if run is not None else None
+
     async def set_day_answer(
         self,
         org_id: str,

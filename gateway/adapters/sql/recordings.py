@@ -269,14 +269,19 @@ class SqlRecordingCatalogue:
 
         return await self._writer.write(job)
 
-    async def orphaned(self, me: str | None) -> list[CatalogueEntry]:
+    async def orphaned(self, me: str | None, grace_seconds: float = 0.0) -> list[CatalogueEntry]:
         """Recordings still marked as being written whose writer process is gone: neither
-        this process (`me`) nor any process registered alive in `gateway_processes`."""
+        this process (`me`) nor any process whose entry in `gateway_processes` is alive or
+        lapsed less than `grace_seconds` ago. A writer whose registration lapses stops writing
+        before it does (domain/registration_lease.py); the grace covers a batch it had in hand
+        when it stalled. The registry keeps a lapsed entry at least as long
+        (adapters/sql/processes.py), so a missing entry means a writer gone for longer (or one
+        that released its entry at a clean stop, after sealing everything it wrote)."""
 
         def read(conn: Connection) -> list[CatalogueEntry]:
             now = conn.execute(text(DATABASE_NOW[conn.dialect.name])).scalar_one()
             alive = select(gateway_processes.c.process_id).where(
-                gateway_processes.c.expires_at > now
+                gateway_processes.c.expires_at > now - round(grace_seconds * 1_000_000)
             )
             query = select(recordings).where(
                 recordings.c.state == RecordingState.RECORDING.value,

@@ -167,11 +167,23 @@ class LiveSessionService:
 
     async def snapshot(self, record: JoinRecord) -> list[Event]:
         events = await self._media.snapshot(record)
-        if events:  # and whether a recording runs, and whether they are in it
-            events.append(
-                self.recording.status(record.invite.session_id, record.participant.masked_identity)
+        # And whether a recording runs (and whether they are in it), also on a stream served
+        # by a process that is not the session's authority (read from SQL there).
+        events.append(
+            await self.recording.status_anywhere(
+                record.invite.session_id, record.participant.masked_identity
             )
+        )
         return events
+
+    async def recording_refresh(self, record: JoinRecord) -> Event | None:
+        """For a stream served by a process that does not hold the session's recording (no
+        changes are pushed to it): the indicator read again; None where changes are pushed."""
+        if self.recording.held_here(record.invite.session_id):
+            return None
+        return await self.recording.status_anywhere(
+            record.invite.session_id, record.participant.masked_identity
+        )
 
     # durable changes made anywhere, applied at once
     async def durable_facts_changed(self) -> None:

@@ -19,6 +19,11 @@ recording per person's own tracks (`RecordingsService.start`, then the `Particip
              destroys what was made);
   failure    the recorder failing (disk full) seals that recording as incomplete, the host is
              told, the session goes on;
+  lapse      this process unable to renew its registration in time (SQL unreachable, the
+             machine stalled): its writers refuse every batch from the moment the registration
+             could lapse (another process's recovery may then seal them), every run stops, the
+             host is told, and the recordings are sealed as incomplete once SQL answers again
+             (or by that recovery, once and only once);
   ending     the session ending, or this process losing its authority, stops the run.
 
 Every change of scope is audited (`recording.*`), ids and masked identities only; every
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,13 +60,15 @@ from gateway.services.live.streams import Streams
 from gateway.services.organisations import new_id
 from gateway.services.ports import JoinRecord, Organisation
 from gateway.services.recording_ports import ParticipantRecorder
-from gateway.services.recordings import RecordingHandle, RecordingsService
+from gateway.services.recordings import RecordingHandle, RecordingsService, RegistrationLapsed
 
 __all__ = ["LiveRecording", "RecordingRefused", "RecordingRuns"]
 
 log = logging.getLogger(__name__)
 # Reasons someone stays out for the rest of a run (a viewer; a recorder that failed on them).
 PERMANENT = frozenset({"does_not_publish", "recorder_failed"})
+# Why every run of a process stops when its registration could not be renewed in time.
+REGISTRATION_LAPSED = "registration_lapsed"
 
 
 class RecordingRuns(Protocol):
@@ -78,6 +85,7 @@ class RecordingRuns(Protocol):
     ) -> int: ...
     async def close(self, run_id: str, reason: str, events: Sequence[AuditEvent]) -> bool: ...
     async def running_id(self, session_id: str) -> str | None: ...
+    async def running_purpose(self, session_id: str) -> str | None: ...
     async def set_day_answer(
         self,
         org_id: str,
@@ -165,6 +173,33 @@ class LiveRecording:
                 )
         return event
 
+    def held_here(self, session_id: str) -> bool:
+        """Whether this process holds the session's recording state (a run here, or the
+        session's authority, where any run would be): then `status` is the truth."""
+        return session_id in self._runs or self._authority.fence(session_id) is not None
+
+    async def status_anywhere(self, session_id: str, identity: str | None = None) -> Event:
+        """The indicator on whichever process asks. A run lives in the memory of the
+        session's authority (`status`); an event stream or page served by another process
+        reads the durable run (SQL) instead: an open run there shows as recording (who is in
+        it is not known here: "you" is "unknown"), and when SQL cannot be read the answer is
+        "unknown" (`active` null). A false "nobody is recording" is never said."""
+        if self.held_here(session_id):
+            return self.status(session_id, identity)
+        if self.runs is None:  # recording is not wired on this gateway: no process records
+            return self.status(session_id, identity)
+        try:
+            purpose = await self.runs.running_purpose(session_id)
+        except Exception:
+            log.warning("recording state unreadable; the indicator says unknown")
+            return {"type": "recording", "active": None, "state": "unknown"}
+        if purpose is None:
+            return {"type": "recording", "active": False}
+        event: Event = {"type": "recording", "active": True, "purpose": purpose}
+        if identity is not None:
+            event["you"] = "unknown"
+        return event
+
     def _tell_everyone(self, session_id: str) -> None:
         for watcher in self._streams.watchers():
             if watcher.session_id == session_id:
@@ -210,7 +245,7 @@ class LiveRecording:
             ],
         )
         await self.recheck_session(session_id)
-        return self.status(session_id, record.participant.masked_identity)
+        return await self.status_anywhere(session_id, record.participant.masked_identity)
 
     # start and stop ----------------------------------------------------------------------------
     async def start_by_host(self, token: str, device_of: DeviceOf, purpose: str) -> Event:
@@ -306,6 +341,10 @@ class LiveRecording:
         self, org_id: str, session_id: str, actor: str, reason: str = "stopped"
     ) -> Event:
         # Stopping is an exit: no master key, recorder or consent check stands in its way.
+        if session_id not in self._runs:
+            # Not recorded here: it may be on the session's authority elsewhere (421 there),
+            # never a false "not being recorded".
+            await self._authority.claim(session_id)
         async with self._lock(session_id):
             run = self._runs.get(session_id)
             if run is None or run.org.id != org_id:
@@ -317,6 +356,10 @@ class LiveRecording:
 
     async def _stop_run(self, run: _Run, actor: str, reason: str) -> None:
         run.stopping = True
+        lapsed = reason == REGISTRATION_LAPSED
+        if lapsed:  # told at once: what follows waits on a database that may not answer
+            self._tell_everyone(run.session_id)
+            await self._alert(run, {"kind": "recording", "state": "stopped", "reason": reason})
         for identity in list(run.people):
             await self._stop_person(run, identity, actor, "run_stopped")
         self._runs.pop(run.session_id, None)
@@ -338,7 +381,8 @@ class LiveRecording:
             except Exception:
                 log.exception("the end of a recording run could not be stored yet")
         self._tell_everyone(run.session_id)
-        await self._alert(run, {"kind": "recording", "state": "stopped", "reason": reason})
+        if not lapsed:
+            await self._alert(run, {"kind": "recording", "state": "stopped", "reason": reason})
 
     # one person's recording --------------------------------------------------------------------
     async def _record(
@@ -380,9 +424,7 @@ class LiveRecording:
         run.excluded.pop(seat.identity, None)
 
         def failed(exc: BaseException) -> None:
-            task = asyncio.create_task(self._failed(run, seat.identity, handle, exc))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._failed(run, seat.identity, handle, exc))
 
         try:
             await recorder.start(
@@ -440,20 +482,23 @@ class LiveRecording:
         if recordings is not None:
             try:
                 await recordings.finish(person.handle, actor)
-            except OSError:
+            except OSError:  # the storage failed, or this process may no longer write
                 await recordings.finish_failed(person.handle, actor)
-        await self._audit(
-            run.org.id,
-            run.session_id,
-            "recording.scope_removed",
-            actor,
-            {
-                "run": run.id,
-                "identity": identity,
-                "recording": person.handle.entry.id,
-                "reason": reason,
-            },
-        )
+        try:
+            await self._audit(
+                run.org.id,
+                run.session_id,
+                "recording.scope_removed",
+                actor,
+                {
+                    "run": run.id,
+                    "identity": identity,
+                    "recording": person.handle.entry.id,
+                    "reason": reason,
+                },
+            )
+        except Unavailable:  # stopping never waits on the audit (its seal is audited)
+            log.error("a recording's end could not be audited: the database is unavailable")
 
     async def _failed(
         self, run: _Run, identity: str, handle: RecordingHandle, exc: BaseException
@@ -461,6 +506,14 @@ class LiveRecording:
         """The recorder could not write (disk full): sealed as incomplete, host told, the
         session goes on; this person is not recorded again in this run."""
         log.error("recording failed: %s", type(exc).__name__)
+        if isinstance(exc, RegistrationLapsed):
+            # Not this person's failure: this process may no longer write. Every run here
+            # stops (the host told once, by the run); the recording is sealed later.
+            run.people.pop(identity, None)
+            if self.recordings is not None:
+                await self.recordings.finish_failed(handle, "gateway")
+            self._spawn(self.registration_check())
+            return
         run.people.pop(identity, None)
         run.excluded[identity] = "recorder_failed"
         if self.recordings is not None:
@@ -498,9 +551,36 @@ class LiveRecording:
             await self._stop_person(run, seat.identity, "gateway", "left")
 
     async def recheck(self) -> None:
-        """After every re-read of the durable facts: everyone recorded must still be."""
+        """After every re-read of the durable facts: everyone recorded must still be; and
+        recordings stopped by a lapsed registration are sealed once this process may write."""
+        await self.registration_check()
+        if self.recordings is not None:
+            try:
+                await self.recordings.retry_abandoned()
+            except Exception:  # never in the way of the consent checks below
+                log.exception("stopped recordings not sealed yet; tried again next round")
         for session_id in list(self._runs):
             await self.recheck_session(session_id)
+
+    async def registration_check(self) -> None:
+        """This process's registration could have lapsed (it could not be renewed in time):
+        every run here stops now, whether or not frames were flowing (the writers already
+        refuse every batch)."""
+        if self.recordings is None or self.recordings.may_write() or not self._runs:
+            return
+        log.error("this process's registration could not be renewed: its recordings stop")
+        for session_id in list(self._runs):
+            run = self._runs.get(session_id)
+            if run is None or run.stopping:
+                continue
+            async with self._lock(session_id):
+                if self._runs.get(session_id) is run and not run.stopping:
+                    await self._stop_run(run, "gateway", REGISTRATION_LAPSED)
+
+    def _spawn(self, job: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def recheck_session(self, session_id: str) -> None:
         run = self._runs.get(session_id)

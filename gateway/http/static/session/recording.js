@@ -53,10 +53,16 @@ async function onAnswer(event) {
 export function showRecording(status) {
   S.recording = status;
   const indicator = $("recording-indicator");
-  const active = Boolean(status && status.active);
+  // `active: null`: this page cannot tell (the recording state could not be read). Shown as
+  // possibly recording: the page never says "not recording" when it does not know.
+  const unknown = Boolean(status) && status.active === null;
+  const active = Boolean(status && status.active) || unknown;
   indicator.hidden = !active;
   indicator.dataset.you = active ? String(status.you || "") : "";
-  if (active) {
+  if (unknown) {
+    indicator.textContent =
+      "Recording: we cannot tell right now whether this session is being recorded. It may be.";
+  } else if (active) {
     const what = status.audio_only ? "sound" : "sound and video";
     indicator.textContent =
       status.you === "recorded"
@@ -70,9 +76,11 @@ export function showRecording(status) {
   $("recording-start").hidden = active;
   $("recording-purpose-row").hidden = active;
   $("recording-stop").hidden = !active;
-  $("recording-state").textContent = active
-    ? `Recording is on (${String(status.purpose || "").replace(/_/g, " ")}).`
-    : "Recording is off.";
+  $("recording-state").textContent = unknown
+    ? "Recording state unknown: it may be on."
+    : active
+      ? `Recording is on (${String(status.purpose || "").replace(/_/g, " ")}).`
+      : "Recording is off.";
 }
 
 async function onStart() {

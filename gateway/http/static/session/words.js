@@ -75,7 +75,9 @@ export const ALERT_WORDS = {
   },
   recording: (a) =>
     ({
-      stopped: `Recording stopped${a.reason && a.reason !== "stopped" ? " by the gateway: someone in the session may not be recorded" : ""}.`,
+      stopped: a.reason === "registration_lapsed"
+        ? "Recording stopped: the gateway lost touch with its database. What was recorded is kept as incomplete; the session goes on."
+        : `Recording stopped${a.reason && a.reason !== "stopped" ? " by the gateway: someone in the session may not be recorded" : ""}.`,
       failed: "A recording could not be written (storage problem). It is kept as incomplete; the session goes on.",
       excluded: `${a.display_name || "Someone"} is not being recorded (no consent or said no today).`,
     })[a.state] || "Recording changed.",
