@@ -271,7 +271,12 @@ async def build_runtime(
         live_state,
         platform
         if livekit is None
-        else PlatformsByOrganisation(platform, livekit, frozenset(settings.livekit_organisations)),
+        else PlatformsByOrganisation(
+            platform,
+            livekit,
+            frozenset(settings.livekit_organisations),
+            store.organisation_of_session,
+        ),
         MediaCredentials(keyring, settings.issuer),
         admission,
         alerts,

@@ -251,3 +251,39 @@ def test_livekit_signs_webhooks_with_a_key_the_gateway_accepts_and_sends_them_to
             source = str(volume).split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).is_file(), source
+
+
+def test_every_gateway_instance_runs_livekit_with_the_servers_own_key_and_secret() -> None:
+    """The gateway mints tokens and calls LiveKit's API with a key pair LiveKit has, the same
+    one LiveKit signs webhooks with and Egress uses; its secret is a file (a compose secret
+    whose example holds the same placeholder as the server's key file); every instance runs
+    the same LiveKit configuration, and webhooks about its organisations are accepted."""
+    livekit = yaml.safe_load((ROOT / "deploy" / "livekit" / "livekit.yaml").read_text())
+    secrets = ROOT / "deploy" / "secrets"
+    server_keys = yaml.safe_load((secrets / "livekit-keys.yaml.example").read_text())
+    webhook_keys = json.loads((secrets / "gateway-livekit-keys.json.example").read_text())
+    egress = yaml.safe_load((secrets / "egress.yaml.example").read_text())
+    compose = _compose()
+    gateways = _gateways()
+    configured = set()
+    for name, service in gateways.items():
+        environment = _environment(service)
+        settings = Settings.from_env({"HOME": "/nonexistent", **environment})
+        assert settings.livekit_url is not None, name
+        assert str(settings.livekit_url).startswith("wss://"), name  # browsers: TLS only
+        key = settings.livekit_api_key
+        assert key == livekit["webhook"]["api_key"] == egress["api_key"], name
+        assert key in server_keys and key in webhook_keys, name
+
+        secret_file = str(settings.livekit_api_secret_file)
+        (source,) = [s["source"] for s in service["secrets"] if s["target"] == secret_file]
+        example = ROOT / (compose["secrets"][source]["file"] + ".example")
+        assert example.read_text().strip() == server_keys[key] == egress["api_secret"], name
+        assert secret_file.startswith("/run/secrets/"), name  # never in the environment
+
+        organisations = set(settings.livekit_organisations)
+        assert organisations, name  # LiveKit serves someone, or it should not be configured
+        scope = webhook_keys[key]["organisations"]
+        assert scope == "*" or (organisations <= set(scope) and "*" not in organisations), name
+        configured.add(tuple(sorted((k, v) for k, v in environment.items() if "LIVEKIT" in k)))
+    assert len(configured) == 1, configured  # the same platform whichever instance runs it

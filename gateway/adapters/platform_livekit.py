@@ -8,22 +8,32 @@ What LiveKit does on its own, and what this adapter does about it (../shared/PLA
 - A token's expiry is checked only when it first connects, and a second connection with the
   same identity kicks the first. So each admission gets a fresh platform identity
   (`<masked identity>.<nonce>`) in a token that lives minutes: an old token cannot take over
-  a newer connection, a removed person's admissions are revoked here (any of their identities
-  seen again is removed at once), and the gateway refuses them a new token (the standing
-  check). A connection under an admission that is not the person's latest (an old tab, a
-  copied token) is removed when seen.
-- Rooms are created explicitly, named by an HMAC of the session id under a key derived from
-  the API secret: unguessable, no personal data, the same on every gateway instance.
+  a newer connection, and the gateway refuses a removed person a new token (the standing
+  check).
+- A connection counts only under the person's latest admission made by the session's current
+  authority (this process): anything else LiveKit lists is removed when seen, and not
+  reported. That one rule covers a removed person back with their old token, an older tab or
+  a copied token (superseded), and every admission a former owner made before it was killed
+  or restarted: the new owner cannot vouch for those, whatever the former owner revoked in
+  its memory, so their pages re-join here (children held until the adults are counted again,
+  as when the embedded relay's media dies with its process). Nothing about revocations needs
+  to outlive a process. (Egress participants, started by the gateway, are left alone.)
+- Rooms are created explicitly, named by a deterministic authenticated encryption (AES-SIV)
+  of the session id under a key derived from the API secret: unguessable, no personal data,
+  the same on every gateway instance, and any instance maps a room name back to its session
+  (a webhook reaching a process that did not open the room).
 - Calls have a deadline; LiveKit unreachable, past it, or refusing the key is
   `Unavailable(PLATFORM_UNAVAILABLE)`: a join is refused (503), nothing is admitted blind.
 
-Admissions and revocations are kept in this process (the session's authority mints and
-removes); they last no longer than a token, so they stay bounded by what is live.
+Admissions are kept in this process (the session's authority mints them), bounded by the
+rosters of the rooms it runs, forgotten when a room closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import dataclasses
 import hashlib
 import hmac
@@ -37,6 +47,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import jwt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from livekit import api
 from livekit.api.room_service import RoomService
 
@@ -57,9 +69,9 @@ PUBLISH_SOURCES = ("camera", "microphone")
 _IDENTITY_SEPARATOR = "."
 #: A participant LiveKit counts as connected with media (JOINED is signalling only).
 _ACTIVE = 2
-#: LiveKit accepts a token up to a minute past its expiry (its verifier's leeway): a revoked
-#: admission is watched for that long after its token expires, and a little more.
-_REVOCATION_MARGIN = timedelta(seconds=90)
+#: Participants the gateway itself brings into a room (egress recording): never "unknown".
+_EGRESS = api.ParticipantInfo.Kind.EGRESS
+_ROOM_PREFIX = "r_"
 
 
 def livekit_identity(masked_identity: str, nonce: str) -> str:
@@ -98,9 +110,10 @@ class LiveKitPlatform:
         self._api_url = _http_url(url)
         self._api_key = api_key
         self._api_secret = api_secret
-        self._room_key = hmac.new(
-            api_secret.encode(), b"gateway room names", hashlib.sha256
-        ).digest()
+        # AES-256-SIV takes a 512-bit key: derived, never the secret itself.
+        self._room_names = AESSIV(
+            hmac.new(api_secret.encode(), b"gateway room names", hashlib.sha512).digest()
+        )
         self._clock = clock
         self._token_ttl = timedelta(seconds=token_seconds)
         self._timeout = timeout_seconds
@@ -109,8 +122,6 @@ class LiveKitPlatform:
         self._rooms: RoomService | None = None
         self._handler: Callable[[PlatformEvent], Awaitable[None]] | None = None
         self._admissions: dict[tuple[str, str], _Admission] = {}
-        self._revoked: dict[str, datetime] = {}  # platform identity -> until when it matters
-        self._sessions: dict[str, str] = {}  # LiveKit room name -> session id (opened here)
 
     @property
     def api_key(self) -> str:
@@ -123,13 +134,22 @@ class LiveKitPlatform:
 
     # naming ------------------------------------------------------------------------------------
     def room_name(self, room: str) -> str:
-        """LiveKit's name for a session's room: unguessable without the API secret."""
-        return "r_" + hmac.new(self._room_key, room.encode(), hashlib.sha256).hexdigest()[:32]
+        """LiveKit's name for a session's room: unguessable without the API secret (the
+        session id encrypted deterministically: the same name on every instance)."""
+        sealed = self._room_names.encrypt(room.encode(), None)
+        return _ROOM_PREFIX + base64.b32encode(sealed).decode().rstrip("=").lower()
 
     def session_for_room(self, room_name: str) -> str | None:
-        """The session behind a LiveKit room name this process opened (for webhooks: a room
-        not known here is not ours, or not live here)."""
-        return self._sessions.get(room_name)
+        """The session behind a LiveKit room name made with this key, whichever instance
+        opened it (for webhooks); None for any other name (not ours, or forged)."""
+        if not room_name.startswith(_ROOM_PREFIX):
+            return None
+        text = room_name[len(_ROOM_PREFIX) :].upper()
+        try:
+            sealed = base64.b32decode(text + "=" * (-len(text) % 8))
+            return self._room_names.decrypt(sealed, None).decode()
+        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+            return None
 
     # the port ----------------------------------------------------------------------------------
     def on_event(self, handler: Callable[[PlatformEvent], Awaitable[None]]) -> None:
@@ -146,13 +166,12 @@ class LiveKitPlatform:
             departure_timeout=20,
         )
         await self._call(lambda rooms: rooms.create_room(request))
-        self._sessions[request.name] = room
 
     async def close_room(self, room: str) -> None:
+        """Delete the room (whoever opened it): every connection in it ends."""
         name = self.room_name(room)
-        self._sessions.pop(name, None)
         for key in [k for k in self._admissions if k[0] == room]:
-            self._revoke(self._admissions.pop(key))
+            del self._admissions[key]
         await self._call(
             lambda rooms: rooms.delete_room(api.DeleteRoomRequest(room=name)), missing_ok=True
         )
@@ -162,13 +181,12 @@ class LiveKitPlatform:
     ) -> Mapping[str, object] | None:
         """A token for this admission: a fresh platform identity, the policy's display name,
         every grant explicit, minutes long. Any earlier admission of the person is superseded:
-        its connection is removed now, and again whenever it is seen."""
+        its connection is removed now, and again whenever it is seen (`participants`)."""
         now = self._clock.now()
         previous = self._admissions.get((room, identity))
         if previous is not None:
             # An older connection (another tab, a dropped one) would keep the grants it had:
             # it is disconnected now, and removed again if it comes back.
-            self._revoke(previous)
             await self._disconnect(room, previous.platform_identity)
         admission = _Admission(
             platform_identity=livekit_identity(identity, secrets.token_hex(8)),
@@ -177,7 +195,6 @@ class LiveKitPlatform:
             wanted=grants,
         )
         self._admissions[(room, identity)] = admission
-        self._forget_expired(now)
         token = self.mint(
             self.room_name(room), admission.platform_identity, display_name, grants, now
         )
@@ -235,28 +252,24 @@ class LiveKitPlatform:
             )
 
     async def remove(self, room: str, identity: str) -> None:
-        admission = self._admissions.pop((room, identity), None)
-        if admission is not None:
-            self._revoke(admission)
+        """Off LiveKit now; with no admission left, any of their connections seen again (an
+        old token, on any process that runs the session) is removed at once."""
+        self._admissions.pop((room, identity), None)
         for listed in await self._listed(room):
             if masked_part(listed.identity) == identity or listed.identity == identity:
-                self._revoked.setdefault(
-                    listed.identity, self._clock.now() + self._token_ttl + _REVOCATION_MARGIN
-                )
                 await self._disconnect(room, listed.identity)
 
     async def participants(self, room: str) -> Sequence[PlatformParticipant]:
-        """Who LiveKit says is in the room (the truth reconciliation uses). Connections under
-        a revoked or superseded admission are removed now and not reported."""
-        now = self._clock.now()
-        self._forget_expired(now)
+        """Who LiveKit says is in the room (the truth reconciliation uses). A connection that
+        is not under its person's current admission made here (removed, superseded, or
+        admitted by a former owner of the session) is removed now and not reported."""
         seen: list[PlatformParticipant] = []
         for listed in await self._listed(room):
             masked = masked_part(listed.identity)
             current = self._admissions.get((room, masked))
-            stale = current is not None and current.platform_identity != listed.identity
-            if listed.identity in self._revoked or stale:
-                log.warning("a connection under a revoked or superseded admission was removed")
+            vouched = current is not None and current.platform_identity == listed.identity
+            if not vouched and listed.kind != _EGRESS:
+                log.warning("a connection not admitted by the session's authority was removed")
                 await self._disconnect(room, listed.identity)
                 continue
             permission = listed.permission
@@ -286,14 +299,6 @@ class LiveKitPlatform:
             self._rooms = None
 
     # inside --------------------------------------------------------------------------------------
-    def _revoke(self, admission: _Admission) -> None:
-        # Its token may still be used until it expires: any connection under it is removed.
-        self._revoked[admission.platform_identity] = admission.expires_at + _REVOCATION_MARGIN
-
-    def _forget_expired(self, now: datetime) -> None:
-        for identity in [i for i, until in self._revoked.items() if until <= now]:
-            del self._revoked[identity]
-
     async def _listed(self, room: str) -> Sequence[Any]:
         request = api.ListParticipantsRequest(room=self.room_name(room))
         response = await self._call(lambda rooms: rooms.list_participants(request), missing_ok=True)

@@ -5,6 +5,11 @@ A session's platform is chosen when its room is opened (the join, which knows th
 organisation) and remembered for the session's life in this process: every later call about
 that room (grants, removal, the participant list) goes to the same platform. The session's
 one authority runs here, so the joins that open a room are the ones that act on it.
+
+Closing is the exception: a session may end through a process that never opened its room
+(a host's request reaching another instance, or the owner killed). That room is closed on the
+platform of the session's organisation, so a LiveKit room is deleted and its connections end
+whoever opened it.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ class PlatformsByOrganisation:
         default: MediaPlatform,
         livekit: MediaPlatform,
         livekit_organisations: frozenset[str],
+        organisation_of: Callable[[str], Awaitable[str | None]],
     ) -> None:
-        """`livekit_organisations`: organisation ids on LiveKit ("*": every one)."""
+        """`livekit_organisations`: organisation ids on LiveKit ("*": every one).
+        `organisation_of`: a session's organisation (durable), for closing a room this
+        process did not open."""
         self.default = default
         self.livekit = livekit
         self._livekit_for = livekit_organisations
+        self._organisation_of = organisation_of
         self._rooms: dict[str, MediaPlatform] = {}
 
     def platform_for(self, org_id: str) -> MediaPlatform:
@@ -48,7 +57,10 @@ class PlatformsByOrganisation:
         self._rooms[room] = platform
 
     async def close_room(self, room: str) -> None:
-        platform = self._rooms.pop(room, self.default)
+        platform = self._rooms.pop(room, None)
+        if platform is None:
+            org_id = await self._organisation_of(room)
+            platform = self.default if org_id is None else self.platform_for(org_id)
         await platform.close_room(room)
 
     async def admit(

@@ -170,9 +170,26 @@ async def test_rooms_exist_only_once_the_gateway_created_them(
     await driver.platform.open_room(session, "org")
     rooms = await room_service.list_rooms(api.ListRoomsRequest())
     assert driver.platform.room_name(session) in {r.name for r in rooms.rooms}
-    # A webhook names the room: it leads back to the session only here, where it was opened.
+    # A webhook names the room: it leads back to the session on any gateway instance.
     assert driver.platform.session_for_room(driver.platform.room_name(session)) == session
-    assert driver.platform.session_for_room(driver.platform.room_name(_session())) is None
+
+
+async def test_any_instance_maps_a_room_name_back_to_its_session_and_nothing_else(
+    livekit_server: LiveKitServer,
+) -> None:
+    """A webhook may reach a process that never opened the room (issue 10, point 7)."""
+    session = _session()
+    opener, other_process, other_key = (
+        LiveKitPlatform(url=livekit_server.url, api_key="k", api_secret=secret, clock=SystemClock())
+        for secret in ("one secret", "one secret", "another secret")
+    )
+    name = opener.room_name(session)
+
+    assert other_process.session_for_room(name) == session
+    assert other_key.session_for_room(name) is None  # a name made with another key
+    tampered = name[:-3] + ("aaa" if not name.endswith("aaa") else "bbb")
+    for forged in (tampered, "r_" + "a" * 77, "r_!!", session, "", "r_"):
+        assert opener.session_for_room(forged) is None
 
 
 async def test_a_token_for_one_room_is_refused_for_another(
@@ -274,6 +291,51 @@ async def test_a_newer_admission_supersedes_an_older_connection(
     await eventually(_set(comeback.disconnected))
     assert new_tab.room.isconnected()
     assert list(await _info(room_service, name)) == [new_tab.room.local_participant.identity]
+
+
+async def test_a_new_owner_vouches_only_for_its_own_admissions(
+    driver: LiveKitDriver, livekit_server: LiveKitServer, room_service: Any
+) -> None:
+    """The session's owner is killed (its memory of admissions and removals gone) and another
+    process takes the session over: a removed person back with their old token, an older tab
+    and every connection the former owner admitted are removed when the new owner looks; only
+    what it admitted itself counts."""
+    session, removed, child, tutor = _session(), _identity(), _identity(), _identity()
+    former = driver.platform
+    gone = await driver.arrive(session, removed, SPEAKER)
+    old_tab = await driver.arrive(session, child, SPEAKER)
+    await driver.arrive(session, child, Grants.none())  # joined again: the old tab superseded
+    await eventually(_set(old_tab.disconnected))
+    await former.remove(session, removed)
+    await eventually(_set(gone.disconnected))
+    still_there = await driver.arrive(session, tutor, SPEAKER)  # admitted by the former owner
+
+    new_owner = LiveKitPlatform(
+        url=livekit_server.url,
+        api_key=livekit_server.api_key,
+        api_secret=livekit_server.api_secret,
+        clock=SystemClock(),
+    )
+    try:
+        await new_owner.open_room(session, "org")  # the session taken over (the room is there)
+        back = await driver.connect(gone.ticket)  # unexpired tokens: LiveKit lets them in
+        old_back = await driver.connect(old_tab.ticket)
+        assert back.room.isconnected() and old_back.room.isconnected()
+
+        assert await new_owner.participants(session) == []
+        for arrival in (back, old_back, still_there):
+            await eventually(_set(arrival.disconnected))
+        assert await _info(room_service, new_owner.room_name(session)) == {}
+
+        # The tutor's page re-joins at the new owner: that admission counts.
+        again = await new_owner.admit(session, tutor, "Tutor", SPEAKER)
+        assert again is not None
+        rejoined = await driver.connect(dict(again))
+        listed = await new_owner.participants(session)
+        assert [p.identity for p in listed] == [tutor]
+        assert rejoined.room.isconnected()
+    finally:
+        await new_owner.close()
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -71,6 +71,17 @@ class SessionStore(StoreBase):
 
         return await self._db.read(read)
 
+    async def organisation_of_session(self, session_id: str) -> str | None:
+        """The organisation a session belongs to, by its id alone (closing a platform room
+        this process never opened)."""
+
+        def read(conn: Connection) -> str | None:
+            return conn.execute(
+                select(t.sessions.c.org_id).where(t.sessions.c.id == session_id)
+            ).scalar_one_or_none()
+
+        return await self._db.read(read)
+
     async def session_title(self, org_id: str, session_id: str) -> str | None:
         def read(conn: Connection) -> str | None:
             title = conn.scalar(
