@@ -117,6 +117,11 @@ class LiveKitPlatform:
         return self._api_key
 
     @property
+    def api_url(self) -> str:
+        """Where LiveKit's server API (RoomService, Egress) answers."""
+        return self._api_url
+
+    @property
     def api_secret(self) -> str:
         """For checking the webhooks this server signs with the same key (never logged)."""
         return self._api_secret
@@ -125,6 +130,17 @@ class LiveKitPlatform:
     def room_name(self, room: str) -> str:
         """LiveKit's name for a session's room: unguessable without the API secret."""
         return "r_" + hmac.new(self._room_key, room.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def platform_identity(self, room: str, identity: str) -> str | None:
+        """The platform identity under which this person is connected now (their latest
+        admission here, else the one LiveKit lists), or None: what an egress must name."""
+        admission = self._admissions.get((room, identity))
+        if admission is not None:
+            return admission.platform_identity
+        for listed in await self._listed(room):
+            if masked_part(listed.identity) == identity and listed.identity not in self._revoked:
+                return str(listed.identity)
+        return None
 
     def session_for_room(self, room_name: str) -> str | None:
         """The session behind a LiveKit room name this process opened (for webhooks: a room
