@@ -475,18 +475,22 @@ class LiveKitRecorder:
         self._ensure_polling()
 
     async def stop(self, room: str, identity: str) -> None:
-        recording = self._egresses.pop((room, identity), None)
+        recording = self._egresses.get((room, identity))
         if recording is None:
             return
-        recording.stopping = True
-        await self._stop_egress(recording.egress_id, self._platform.room_name(room))
+        if not recording.stopping:
+            recording.stopping = True
+            await self._stop_egress(recording.egress_id, self._platform.room_name(room))
         try:
+            # The poll ends the wait early when LiveKit says the file will not come.
             async with asyncio.timeout(self._finish_seconds):
                 await recording.upload.done.wait()
         except TimeoutError:
             pass
         whole = recording.upload.finished and not recording.failed
         await self.uploads.close(recording.upload)
+        if self._egresses.get((room, identity)) is recording:
+            del self._egresses[(room, identity)]
         if not whole:
             raise EgressFailed("the participant's egress file did not arrive whole")
 
@@ -528,7 +532,8 @@ class LiveKitRecorder:
             return
         if status is None or status in _ENDED:
             self._failed(recording, EgressFailed("the participant's egress failed"))
-        elif status in _DONE and not recording.upload.finished and not recording.stopping:
+        elif status in _DONE and not recording.upload.finished:
+            # COMPLETE comes after the upload: a file that has not arrived never will.
             self._failed(recording, EgressFailed("the egress ended without its file"))
 
     def _failed(self, recording: _Egress, exc: BaseException) -> None:
@@ -539,8 +544,8 @@ class LiveKitRecorder:
         recording.failed = True
         self.uploads.forget(recording.upload)
         key = (recording.room, recording.identity)
-        if self._egresses.get(key) is recording:
-            del self._egresses[key]
+        if self._egresses.get(key) is recording and not recording.stopping:
+            del self._egresses[key]  # one being stopped is forgotten by `stop`
         # Whatever is left of it must not go on capturing this person.
         self._to_stop[recording.egress_id] = self._platform.room_name(recording.room)
         self._ensure_polling()
