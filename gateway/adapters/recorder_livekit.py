@@ -232,6 +232,10 @@ class EgressUploads:
             return denied
         body = _payload(payload, request)
         if isinstance(body, UploadAnswer):
+            if body.status == 501:  # egress cannot deliver this file to us at all
+                async with upload.lock:
+                    if not upload.closed:
+                        await self._fail(upload, EgressFailed("unsupported upload signing"))
             return body
         query = dict(request.query)
         async with upload.lock:
