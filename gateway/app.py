@@ -48,9 +48,10 @@ from gateway.adapters.livekit_webhook_verifier import (
 from gateway.adapters.passwords import PasswordHasher
 from gateway.adapters.platform_livekit import LiveKitPlatform
 from gateway.adapters.platform_relay import RelayPlatform
-from gateway.adapters.platforms import PlatformsByOrganisation
+from gateway.adapters.platforms import PlatformsByOrganisation, RecordersByRoom
 from gateway.adapters.rate_limit import InProcessAttemptLimiter
 from gateway.adapters.rate_limit_redis import RedisAttemptLimiter
+from gateway.adapters.recorder_livekit import EgressUploads, LiveKitRecorder
 from gateway.adapters.recording_vault import (
     LocalRecordingStorage,
     RecordingVault,
@@ -82,6 +83,7 @@ from gateway.domain.staff_session import SessionTimeouts
 from gateway.http.connection_limits import body_deadline
 from gateway.http.consent_pages import CONSENT_PAGE_ROUTES, CONSENT_PAGES, ConsentPages
 from gateway.http.desk_pages import DESK, DESK_ROUTES
+from gateway.http.egress_uploads_api import EGRESS_UPLOAD_ROUTES, EGRESS_UPLOADS
 from gateway.http.incidents_api import INCIDENTS, IncidentConcernReporter
 from gateway.http.keys import (
     ATTEMPTS,
@@ -165,6 +167,8 @@ class Runtime:
     livekit_webhooks: LiveKitWebhooks | None = None
     livekit: LiveKitPlatform | None = None
     registration_lease: RegistrationLease | None = None
+    livekit_recorder: LiveKitRecorder | None = None
+    egress_uploads: EgressUploads | None = None
 
     async def close(self) -> None:
         try:  # every live recording sealed before the relay goes
@@ -173,6 +177,8 @@ class Runtime:
             logging.getLogger(__name__).exception("live recordings not all sealed at shutdown")
         await self.webhook_http.close()
         await self.platform.close()
+        if self.livekit_recorder is not None:
+            await self.livekit_recorder.close()
         if self.livekit is not None:
             await self.livekit.close()
         await self.alerts.stop()
@@ -266,17 +272,37 @@ async def build_runtime(
     )
     # LiveKit checks its tokens against its own clock: they are minted on the wall clock.
     livekit = _livekit(settings, SystemClock())
-    live = LiveSessionService(
-        store,
-        live_state,
-        platform
+    platforms = (
+        None
         if livekit is None
         else PlatformsByOrganisation(
             platform,
             livekit,
             frozenset(settings.livekit_organisations),
             store.organisation_of_session,
-        ),
+        )
+    )
+    # Recording on LiveKit (issue 10): a participant egress per recorded person, its file
+    # uploaded to this very process (EGRESS_UPLOAD_ROUTES) and encrypted as it arrives.
+    egress_uploads = EgressUploads()
+    livekit_recorder = (
+        None
+        if livekit is None
+        else LiveKitRecorder(
+            livekit,
+            egress_uploads,
+            upload_url=settings.livekit_egress_upload_url
+            or settings.process_url
+            or settings.public_url,
+            poll_seconds=settings.livekit_egress_poll_seconds,
+            finish_seconds=settings.livekit_egress_finish_seconds,
+            timeout_seconds=settings.livekit_timeout_seconds,
+        )
+    )
+    live = LiveSessionService(
+        store,
+        live_state,
+        platform if platforms is None else platforms,
         MediaCredentials(keyring, settings.issuer),
         admission,
         alerts,
@@ -321,7 +347,11 @@ async def build_runtime(
     # above, the recorder over the relay.
     live.recording.runs = SqlRecordingRuns(store.writer, database)
     live.recording.recordings = recordings
-    live.recording.recorder = platform.recorder
+    live.recording.recorder = (
+        platform.recorder
+        if platforms is None
+        else RecordersByRoom(platforms, platform.recorder, livekit_recorder)
+    )
     consent = ConsentService(
         store,
         registry,
@@ -419,6 +449,8 @@ async def build_runtime(
         livekit_webhooks=livekit_webhooks,
         livekit=livekit,
         registration_lease=registration_lease,
+        livekit_recorder=livekit_recorder,
+        egress_uploads=egress_uploads,
     )
 
 
@@ -755,6 +787,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         app[LIVEKIT_WEBHOOKS] = runtime.livekit_webhooks
         assert runtime.recordings is not None
         app[RECORDINGS] = runtime.recordings
+        assert runtime.egress_uploads is not None
+        app[EGRESS_UPLOADS] = runtime.egress_uploads
         app[REPORT_CONCERN] = IncidentConcernReporter(
             runtime.services.admission, runtime.incidents, runtime.attempts
         )
@@ -864,6 +898,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         *RECORDING_ROUTES,
         *CONSENT_PAGE_ROUTES,
         *WEBHOOK_ROUTES,
+        *EGRESS_UPLOAD_ROUTES,
     ):
         app.router.add_route(method, path, handler)
     app.router.add_get("/v1/openapi.json", _openapi)

@@ -674,6 +674,30 @@ class Settings:
         " scripts/test and scripts/run install under .cache/livekit-client)",
     )
 
+    # branch egress: recording on LiveKit through egress
+    livekit_egress_upload_url: str | None = setting(
+        "GATEWAY_LIVEKIT_EGRESS_UPLOAD_URL",
+        optional(HTTP_URL),
+        None,
+        "where LiveKit Egress reaches this very process to upload the recordings it makes"
+        " (each egress signs with its own secret; unset: GATEWAY_PROCESS_URL, else"
+        " GATEWAY_PUBLIC_URL)",
+    )
+    livekit_egress_poll_seconds: float = setting(
+        "GATEWAY_LIVEKIT_EGRESS_POLL_SECONDS",
+        SECONDS,
+        "2",
+        "how often LiveKit's egress list is read while recording there: a failed egress (or a"
+        " lost egress_ended) is found within this",
+    )
+    livekit_egress_finish_seconds: float = setting(
+        "GATEWAY_LIVEKIT_EGRESS_FINISH_SECONDS",
+        SECONDS,
+        "30",
+        "how long a stopped egress has to upload its file before its recording is sealed"
+        " incomplete",
+    )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every setting from `env` (default: the process environment), or SettingError."""

@@ -128,6 +128,11 @@ class LiveKitPlatform:
         return self._api_key
 
     @property
+    def api_url(self) -> str:
+        """Where LiveKit's server API (RoomService, Egress) answers."""
+        return self._api_url
+
+    @property
     def api_secret(self) -> str:
         """For checking the webhooks this server signs with the same key (never logged)."""
         return self._api_secret
@@ -138,6 +143,13 @@ class LiveKitPlatform:
         session id encrypted deterministically: the same name on every instance)."""
         sealed = self._room_names.encrypt(room.encode(), None)
         return _ROOM_PREFIX + base64.b32encode(sealed).decode().rstrip("=").lower()
+
+    async def platform_identity(self, room: str, identity: str) -> str | None:
+        """The platform identity under which this person may be connected now: their latest
+        admission made here, the only connection of theirs that counts (any other is removed
+        on sight), or None: what an egress must name."""
+        admission = self._admissions.get((room, identity))
+        return None if admission is None else admission.platform_identity
 
     def session_for_room(self, room_name: str) -> str | None:
         """The session behind a LiveKit room name made with this key, whichever instance

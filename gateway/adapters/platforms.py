@@ -18,8 +18,56 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from gateway.domain.models import Grants
 from gateway.services.live_ports import MediaPlatform, PlatformEvent, PlatformParticipant
+from gateway.services.recording_ports import ParticipantRecorder, RecordingWriting
 
-__all__ = ["PlatformsByOrganisation"]
+__all__ = ["PlatformsByOrganisation", "RecordersByRoom"]
+
+
+class RecordersByRoom:
+    """`ParticipantRecorder` that records each room on its own platform (the relay's recorder,
+    or LiveKit egress). A recording stays with the recorder that started it, even once its
+    room is closed."""
+
+    def __init__(
+        self,
+        platforms: PlatformsByOrganisation,
+        default: ParticipantRecorder | None,
+        livekit: ParticipantRecorder | None,
+    ) -> None:
+        self._platforms = platforms
+        self._by_platform = {id(platforms.default): default, id(platforms.livekit): livekit}
+        self._started: dict[tuple[str, str], ParticipantRecorder] = {}
+
+    def _for(self, room: str) -> ParticipantRecorder:
+        recorder = self._by_platform.get(id(self._platforms.platform_of(room)))
+        if recorder is None:
+            raise RuntimeError("this room's platform cannot record")
+        return recorder
+
+    async def start(
+        self,
+        room: str,
+        identity: str,
+        writer: RecordingWriting,
+        *,
+        audio_only: bool,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        recorder = self._for(room)
+        await recorder.start(room, identity, writer, audio_only=audio_only, on_failure=on_failure)
+        self._started[(room, identity)] = recorder
+
+    async def stop(self, room: str, identity: str) -> None:
+        recorder = self._started.pop((room, identity), None)
+        if recorder is not None:
+            await recorder.stop(room, identity)
+
+    def recording(self, room: str) -> frozenset[str]:
+        recorders = {id(r): r for (at, _), r in self._started.items() if at == room}
+        found: frozenset[str] = frozenset()
+        for recorder in recorders.values():
+            found |= recorder.recording(room)
+        return found
 
 
 class PlatformsByOrganisation:
@@ -46,6 +94,10 @@ class PlatformsByOrganisation:
 
     def _of(self, room: str) -> MediaPlatform:
         return self._rooms.get(room, self.default)
+
+    def platform_of(self, room: str) -> MediaPlatform:
+        """The platform this room was opened on (the default for a room not open here)."""
+        return self._of(room)
 
     def on_event(self, handler: Callable[[PlatformEvent], Awaitable[None]]) -> None:
         self.default.on_event(handler)

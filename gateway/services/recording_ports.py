@@ -123,9 +123,11 @@ class ParticipantRecorder(Protocol):
     `identity` is the participant's opaque per-session media identity. `start` returns at once;
     frames of tracks the participant publishes later are recorded too, from their next key
     frame (the recorder asks for one). `stop` ends the container (its trailer goes into the
-    writer) and detaches; the caller seals the writer. `on_failure` is called once, from the
-    event loop, if writing fails (disk full, storage gone): the recorder has then detached and
-    the caller catalogues the recording as incomplete; the session itself goes on.
+    writer) and detaches; the caller seals the writer, as incomplete if `stop` raised (the
+    recording could not be ended whole: on LiveKit, the egress's file did not arrive).
+    `on_failure` is called once, from the event loop, if writing fails (disk full, storage
+    gone): the recorder has then detached and the caller catalogues the recording as
+    incomplete; the session itself goes on.
     """
 
     async def start(

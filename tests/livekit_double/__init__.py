@@ -13,14 +13,21 @@ It speaks LiveKit's wire protocols, so the gateway's LiveKit adapter talks to it
 - webhooks signed as LiveKit signs them (webhook/notifier.go): `Authorization: <JWT>` whose
   `sha256` claim is the base64 SHA-256 of the body, `Content-Type: application/webhook+json`.
 
+Egress: a stopped egress with an S3 file output uploads a made-up MP4 (`media`, kept in
+`uploaded`) to that output as egress does when it ends (SigV4-signed PutObject, or multipart
+with `upload_part_bytes`, its parts in reverse order with `reverse_parts`), then is COMPLETE
+(FAILED if the storage refused it) with its `egress_ended`. No media is really recorded.
+
 Knobs (what a real server will not do when asked): `unreachable` (connections are dropped
 mid-call), `fail_egress(id)` (an egress fails mid-recording, with its `egress_ended`),
+`egress_uploads` = "upload" | "skip" (an egress that ends COMPLETE without uploading),
 `webhooks` = "deliver" | "drop" | "hold" (kept for `release_held(order)`), `duplicate_webhooks`.
 Participants are simulated with `join(room, identity)` / `leave(room, identity)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -44,6 +51,7 @@ from livekit.protocol import models
 from livekit.protocol import room as rm
 from livekit.protocol.webhook import WebhookEvent
 
+from tests.livekit_double.s3_client import upload_file
 from tests.plugins.servers import free_port
 
 __all__ = ["LiveKitDouble", "running_double", "sign_webhook"]
@@ -109,6 +117,9 @@ class LiveKitDouble:
     unreachable: bool = False
     webhooks: str = "deliver"  # deliver | drop | hold
     duplicate_webhooks: bool = False
+    egress_uploads: str = "upload"  # upload | skip
+    upload_part_bytes: int | None = None
+    reverse_parts: bool = False
     # state
     rooms: dict[str, models.Room] = field(default_factory=dict)
     participants: dict[str, dict[str, models.ParticipantInfo]] = field(default_factory=dict)
@@ -116,8 +127,10 @@ class LiveKitDouble:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (service, method) served
     held: list[tuple[bytes, str]] = field(default_factory=list)
     delivered: list[tuple[int, bytes]] = field(default_factory=list)  # (status, body)
+    uploaded: dict[str, bytes] = field(default_factory=dict)  # egress id -> file it uploaded
     url: str = ""
     _http: aiohttp.ClientSession | None = None
+    _endings: set[asyncio.Task[None]] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- the server --------------------------------------------------------------------------
@@ -354,10 +367,49 @@ class LiveKitDouble:
             raise TwirpError("not_found", "egress not found")
         if info.status != eg.EgressStatus.EGRESS_ACTIVE:
             raise TwirpError("failed_precondition", "egress is not active")
-        info.status = eg.EgressStatus.EGRESS_COMPLETE
+        info.status = eg.EgressStatus.EGRESS_ENDING
+        answer = eg.EgressInfo()
+        answer.CopyFrom(info)
+        # As egress: the file is finished and uploaded after StopEgress has answered.
+        task = asyncio.create_task(self._end_egress(info))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+        return answer
+
+    @staticmethod
+    def media(info: eg.EgressInfo) -> bytes:
+        """The made-up recording of one egress: an MP4 header and 300 KB of noise."""
+        return b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + secrets.token_bytes(300_000)
+
+    async def _end_egress(self, info: eg.EgressInfo) -> None:
+        outputs = list(info.participant.file_outputs)
+        ok = True
+        if self.egress_uploads == "upload":
+            for output in outputs:
+                if not output.HasField("s3"):
+                    continue
+                data = self.media(info)
+                assert self._http is not None
+                try:
+                    ok = await upload_file(
+                        self._http,
+                        output.s3,
+                        output.filepath,
+                        data,
+                        part_bytes=self.upload_part_bytes,
+                        reverse_parts=self.reverse_parts,
+                    )
+                except aiohttp.ClientError:
+                    ok = False
+                if ok:
+                    self.uploaded[info.egress_id] = data
+        if info.status != eg.EgressStatus.EGRESS_ENDING:
+            return  # failed meanwhile
+        info.status = eg.EgressStatus.EGRESS_COMPLETE if ok else eg.EgressStatus.EGRESS_FAILED
+        if not ok:
+            info.error = "upload failed"
         info.ended_at = time.time_ns()
         await self._webhook("egress_ended", egress=info)
-        return info
 
     # --- what a test makes happen ------------------------------------------------------------
     async def join(self, room: str, identity: str, *, publishing: bool = True) -> None:
@@ -453,5 +505,7 @@ async def running_double(**kwargs: Any) -> AsyncIterator[LiveKitDouble]:
     try:
         yield double
     finally:
+        for task in list(double._endings):
+            task.cancel()
         await double._http.close()
         await runner.cleanup()

@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -102,7 +103,14 @@ async def test_egress_starts_lists_stops_and_can_fail_mid_recording(
         eg.TrackEgressRequest(room_name="r1", track_id="TR_1")
     )
     stopped = await lk.egress.stop_egress(eg.StopEgressRequest(egress_id=other.egress_id))
-    assert stopped.status == eg.EgressStatus.EGRESS_COMPLETE
+    # As LiveKit: ENDING at once, COMPLETE once its file is finished (and uploaded)
+    assert stopped.status == eg.EgressStatus.EGRESS_ENDING
+    for _ in range(100):
+        listed = await lk.egress.list_egress(eg.ListEgressRequest(egress_id=other.egress_id))
+        if listed.items[0].status == eg.EgressStatus.EGRESS_COMPLETE:
+            break
+        await asyncio.sleep(0.02)
+    assert listed.items[0].status == eg.EgressStatus.EGRESS_COMPLETE
 
 
 async def test_unreachable_mid_call(double: LiveKitDouble) -> None:

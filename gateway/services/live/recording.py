@@ -474,16 +474,25 @@ class LiveRecording:
         if person is None:
             return
         recordings = self.recordings
+        whole = True
         try:
             if self.recorder is not None:
                 await self.recorder.stop(run.session_id, identity)
         except Exception:
-            log.exception("the recorder did not stop cleanly; the recording is sealed anyway")
+            # Not ended whole (on LiveKit: the egress's file never arrived): sealed as
+            # incomplete, and the host told, as for a recorder failing mid-way.
+            log.exception("the recorder did not stop cleanly; sealed as incomplete")
+            whole = False
         if recordings is not None:
             try:
-                await recordings.finish(person.handle, actor)
+                if whole:
+                    await recordings.finish(person.handle, actor)
+                else:
+                    await recordings.finish_failed(person.handle, actor)
             except OSError:  # the storage failed, or this process may no longer write
                 await recordings.finish_failed(person.handle, actor)
+        if not whole:
+            await self._alert(run, {"kind": "recording", "state": "failed", "identity": identity})
         try:
             await self._audit(
                 run.org.id,
