@@ -63,7 +63,7 @@ async def test_host_starts_and_stops_and_everyone_sees_it(
 
     async def all_connected() -> None:
         deadline = asyncio.get_running_loop().time() + 30
-        while sum(p.connected for p in platform.participants(world.session["id"])) < 4:
+        while sum(p.connected for p in platform.participants_now(world.session["id"])) < 4:
             assert asyncio.get_running_loop().time() < deadline, "not everyone connected"
             await asyncio.sleep(0.1)
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable
 
 from gateway.domain.audit import AuditEvent
-from gateway.domain.errors import ErrorCode, Refusal
+from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.models import SessionRole
 from gateway.services.admission import DeviceOf
 from gateway.services.live.recording import LiveRecording
@@ -54,10 +54,16 @@ class Exits:
         if seat is None:
             return
         seat.departures = record.departures + 1  # this departure is handled here
-        if not seat.left:
-            await self.let_go(seat, None)
-        elif seat.counted_when_left:  # their media dropped a moment before they said so
-            await self.left_on_purpose(seat)
+        try:
+            if not seat.left:
+                await self.let_go(seat, None)
+            elif seat.counted_when_left:  # their media dropped a moment before they said so
+                await self.left_on_purpose(seat)
+        except Unavailable:
+            # Leaving never fails (it is durable above). A platform that cannot be reached
+            # right now gets the holds this departure calls for from the next reconciliation
+            # round, which evaluates supervision again against the platform's own list.
+            log.warning("platform unavailable after a departure; supervision re-applied next round")
 
     async def left_on_purpose(self, seat: Seat) -> None:
         """A counted adult who already went turns out to have left on purpose: no grace."""
