@@ -3,6 +3,7 @@ a hang, never an admission; /healthz names SQL; when the database is back, every
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -138,8 +139,14 @@ async def test_frozen_postgres_answers_503_within_deadline(
     """A server that stops answering altogether (no statement_timeout can fire there): the
     gateway's own deadlines still answer."""
     gateway = await serve_gateway(own_postgres_url)
-    world = await build_world(gateway)
     probe = await gateway.client()
+    # A fresh cluster's first connections can take longer than the short deadline this test
+    # sets: wait until the gateway reaches it, so the setup below is not what times out.
+    deadline = time.monotonic() + 30
+    while (await probe.get("/healthz")).status != 200:
+        assert time.monotonic() < deadline, "the gateway never reached its database"
+        await asyncio.sleep(0.2)
+    world = await build_world(gateway)
     pids = cluster_pids(stoppable_postgres)
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
