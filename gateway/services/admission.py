@@ -25,7 +25,7 @@ from gateway.domain.admission import (
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.hours import local_date
-from gateway.domain.invite_token import device_hash
+from gateway.domain.invite_token import InviteClaims, device_hash
 from gateway.domain.models import (
     Decision,
     Outcome,
@@ -108,8 +108,14 @@ class AdmissionService:
     ) -> JoinResult:
         """`device_of(invite_id)`: the device secret this browser presents for that invite (its
         cookie is named after the invite, which is known only once the token is verified)."""
+        return await self.join_verified(self.verify(token), password, device_of, source)
+
+    async def join_verified(
+        self, claims: InviteClaims, password: str | None, device_of: DeviceOf, source: str
+    ) -> JoinResult:
+        """`join` for claims `verify` returned moments ago (the live service verifies the
+        token once, to find the session's owner, and passes the claims on)."""
         now = self._clock.now()
-        claims = self._tokens.verify(token, now)
         device_secret = device_of(claims.invite_id)
         record = await self._store.join_record(claims.invite_id)
         if (
@@ -241,13 +247,10 @@ class AdmissionService:
         except Exception:
             log.exception("live state unavailable while undoing an unaudited entry")
 
-    def session_of(self, token: str) -> str:
-        """The session an invite token is for (signature and expiry checked; no I/O)."""
-        return self._tokens.verify(token, self._clock.now()).session_id
-
-    def organisation_of(self, token: str) -> str:
-        """The organisation an invite token is for (signature and expiry checked; no I/O)."""
-        return self._tokens.verify(token, self._clock.now()).org_id
+    def verify(self, token: str) -> InviteClaims:
+        """The claims of a genuine, current invite token (signature and expiry checked; no
+        I/O), else Refusal."""
+        return self._tokens.verify(token, self._clock.now())
 
     async def participant(self, token: str, device_of: DeviceOf) -> JoinRecord:
         """Who is calling, if they still stand in the session: a redeemed invite on the device

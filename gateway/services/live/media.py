@@ -59,12 +59,12 @@ class Media:
         ports = self._ports
         # The session's owner seats everyone (its media stays in one process); anywhere
         # else, the browser is sent there before anything of this join is recorded.
-        session_of = ports.admission.session_of(token)
-        await self._authority.claim(session_of)
+        claims = ports.admission.verify(token)  # once per join: the admission reuses it
+        await self._authority.claim(claims.session_id)
         # The platform's room first: with the platform unreachable nobody is admitted blind
         # (503, nothing of this join recorded but the refusal).
-        await self._open_room(session_of, ports.admission.organisation_of(token))
-        result = await ports.admission.join(token, password, device_of, source)
+        await self._open_room(claims.session_id, claims.org_id)
+        result = await ports.admission.join_verified(claims, password, device_of, source)
         if result.decision.outcome is Outcome.DENY:
             return result, None
         participant = result.participant
