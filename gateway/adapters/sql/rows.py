@@ -50,15 +50,43 @@ _HOST_NAME = (
     .scalar_subquery()
     .label("host_display_name")
 )
+# The person, in the join's own statement too: one of these three rows matches (the others are
+# NULL), named by `_PERSON_PREFIX`; whether they have any consent records at all, so that an
+# adult without any (most of them) costs no second statement.
+_PEOPLE = {
+    PersonKind.STAFF: (t.staff, "st_"),
+    PersonKind.CHILD: (t.children, "ch_"),
+    PersonKind.GUARDIAN: (t.guardians, "gd_"),
+}
+_HAS_CONSENTS = (
+    select(t.consent_records.c.id)
+    .where(
+        t.consent_records.c.org_id == t.invites.c.org_id,
+        t.consent_records.c.subject_id == t.participants.c.person_id,
+    )
+    .exists()
+    .label("has_consents")
+)
+_join_from = t.invites.join(t.participants, t.participants.c.id == t.invites.c.participant_id).join(
+    t.sessions, t.sessions.c.id == t.invites.c.session_id
+)
+for _kind, (_table, _prefix) in _PEOPLE.items():
+    _join_from = _join_from.outerjoin(
+        _table,
+        (_table.c.id == t.participants.c.person_id)
+        & (_table.c.org_id == t.invites.c.org_id)
+        & (t.participants.c.person_kind == _kind.value),
+    )
 _JOIN_QUERY = DirectQuery(
     select(
         t.invites,
         *[c.label(f"p_{c.name}") for c in t.participants.c],
         *[c.label(f"s_{c.name}") for c in t.sessions.c],
+        *[c.label(f"{prefix}{c.name}") for table, prefix in _PEOPLE.values() for c in table.c],
         _HOST_NAME,
+        _HAS_CONSENTS,
     )
-    .join(t.participants, t.participants.c.id == t.invites.c.participant_id)
-    .join(t.sessions, t.sessions.c.id == t.invites.c.session_id)
+    .select_from(_join_from)
     .where(t.invites.c.id == bindparam("invite_id"))
 )
 _PERSON_QUERIES = {
@@ -87,13 +115,14 @@ _CONSENTS_QUERY = DirectQuery(
 
 
 def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
-    """Everything a join decision needs about one invite, in one read snapshot."""
+    """Everything a join decision needs about one invite, in one read snapshot: one statement
+    for an adult without consent records, more for a child (guardians, consents)."""
     found = _JOIN_QUERY.rows(conn, invite_id=invite_id)
     if not found:
         return None
     m = found[0]
     participant = _participant_from(m, "p_")
-    person = _load_person(conn, m["org_id"], participant.person_kind, participant.person_id)
+    person = _joined_person(conn, m, participant.person_kind)
     if person is None:
         return None
     return JoinRecord(
@@ -102,12 +131,26 @@ def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
         session=_session_from(m, "s_"),
         session_password_hash=m["s_password_hash"],
         person=person,
-        consents=_consents(conn, m["org_id"], participant.person_id),
+        consents=(_consents(conn, m["org_id"], participant.person_id) if m["has_consents"] else []),
         session_title=m["s_title"],
         removed_at=from_us(m["p_removed_at"]) if m["p_removed_at"] is not None else None,
         departures=int(m["p_departures"] or 0),
         host_display_name=m["host_display_name"],
     )
+
+
+def _joined_person(conn: Connection, m: Mapping[str, Any], kind: PersonKind) -> Person | None:
+    """The person columns of a join row (prefixed), as a Person; None when there is none."""
+    _table, prefix = _PEOPLE[kind]
+    if m[f"{prefix}id"] is None:
+        return None
+    fields = {name[len(prefix) :]: value for name, value in m.items() if name.startswith(prefix)}
+    if kind is PersonKind.STAFF:
+        return _staff(fields)
+    if kind is PersonKind.GUARDIAN:
+        return _guardian(fields)
+    guardians = frozenset(r["guardian_id"] for r in _GUARDIANS_OF.rows(conn, child_id=fields["id"]))
+    return _child(fields, guardians)
 
 
 def _load_person(conn: Connection, org_id: str, kind: PersonKind, person_id: str) -> Person | None:
