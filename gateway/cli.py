@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -204,6 +205,11 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     def listening() -> None:
         stage[0] = "serving"
+        # Everything built so far (modules, the runtime, compiled statements) lives as long as
+        # the process: frozen out of the collector's reach, a full collection no longer walks
+        # it (about 100 ms each, on the event loop, every few seconds under load).
+        gc.collect()
+        gc.freeze()
         print(f"Gateway listening on http://{host}:{port}/", flush=True)
 
     app.on_startup.append(started)
