@@ -95,11 +95,13 @@ class InProcessLiveState:
     async def present(self, session_id: str) -> Sequence[Presence]:
         return list(self._sessions.get(session_id, {}).values())
 
-    async def enter(self, session_id: str, presence: Presence) -> None:
+    async def enter(self, session_id: str, presence: Presence) -> Sequence[Presence]:
         if self._is_removed(session_id, presence.participant_id):
             raise ParticipantRemoved(session_id, presence.participant_id)
-        self._sessions.setdefault(session_id, {})[presence.participant_id] = presence
+        present = self._sessions.setdefault(session_id, {})
+        present[presence.participant_id] = presence
         self._owners[(session_id, presence.participant_id)] = self._process_id
+        return list(present.values())
 
     async def leave(self, session_id: str, participant_id: str) -> None:
         self._owners.pop((session_id, participant_id), None)

@@ -27,6 +27,7 @@ presences of processes whose heartbeat ran out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -126,7 +127,7 @@ _ENTER = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[1])
-return 1
+return redis.call('HGETALL', KEYS[1])
 """
 
 _LEAVE = """
@@ -218,6 +219,9 @@ class RedisLiveState:
         self._remove_orphan = client.register_script(_REMOVE_ORPHAN)
         self._claim_authority = client.register_script(_CLAIM_AUTHORITY)
         self._release_authority = client.register_script(_RELEASE_AUTHORITY)
+        # present(): the read each session's callers of this turn share, not yet sent
+        self._reading: dict[str, asyncio.Future[Sequence[Presence]]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # keys
 
@@ -242,14 +246,40 @@ class RedisLiveState:
     # LiveState
 
     async def present(self, session_id: str) -> Sequence[Presence]:
-        with unavailable_on_error():
-            raw: dict[Any, Any] = await self._client.hgetall(self._present_key(session_id))
-        return [_decode(value) for value in raw.values()]
+        """Who is present. Callers asking about one session in the same turn of the event loop
+        share one HGETALL, sent after that turn: each still gets a read that began after its
+        call (every join reads this, and under load a session's joins arrive together)."""
+        reading = self._reading.get(session_id)
+        if reading is None:
+            reading = asyncio.get_running_loop().create_future()
+            self._reading[session_id] = reading
+            asyncio.get_running_loop().call_soon(self._read_present, session_id, reading)
+        # shielded: one caller giving up (its request cancelled) must not cancel the others'
+        return list(await asyncio.shield(reading))  # each caller's own list
 
-    async def enter(self, session_id: str, presence: Presence) -> None:
+    def _read_present(self, session_id: str, reading: asyncio.Future[Sequence[Presence]]) -> None:
+        del self._reading[session_id]  # from here on, later callers need a read of their own
+        task = asyncio.ensure_future(self._hgetall_present(session_id, reading))
+        self._tasks.add(task)  # keep a reference until done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _hgetall_present(
+        self, session_id: str, reading: asyncio.Future[Sequence[Presence]]
+    ) -> None:
+        try:
+            with unavailable_on_error():
+                raw: dict[Any, Any] = await self._client.hgetall(self._present_key(session_id))
+            present = tuple(_decode(value) for value in raw.values())
+        except Exception as error:
+            reading.set_exception(error)
+            reading.exception()  # retrieved: nobody left waiting is not an unhandled error
+        else:
+            reading.set_result(present)
+
+    async def enter(self, session_id: str, presence: Presence) -> list[Presence]:
         pid = presence.participant_id
         with unavailable_on_error():
-            entered = await self._enter(
+            entered: Any = await self._enter(
                 keys=[
                     self._present_key(session_id),
                     self._removed_key(session_id, pid),
@@ -257,8 +287,9 @@ class RedisLiveState:
                 ],
                 args=[session_id, pid, _encode(presence, self._process_id)],
             )
-        if not entered:
+        if not entered:  # 0: barred; else the hash after the entry, as [field, value, ...]
             raise ParticipantRemoved(session_id, pid)
+        return [_decode(value) for value in entered[1::2]]
 
     async def leave(self, session_id: str, participant_id: str) -> None:
         with unavailable_on_error():

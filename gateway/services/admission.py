@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -174,14 +174,14 @@ class AdmissionService:
             # service does it): an adult who joined over HTTP and never connected is not there.
             if not presence.vetted_adult:
                 try:
-                    await self._live.enter(invite.session_id, presence)
+                    now_present = await self._live.enter(invite.session_id, presence)
                 except Exception as exc:  # unseen by supervision means not admitted at all
                     raise Unavailable(
                         ErrorCode.LIVE_STATE_UNAVAILABLE,
                         "The gateway cannot record who is in the session right now; try again.",
                     ) from exc
                 entered = True
-                decision = await self._confirm(decision, record, presence, policy)
+                decision = await self._confirm(decision, record, policy, now_present)
         event = AuditEvent(
             "join.decision",
             actor=record.participant.masked_identity,
@@ -220,14 +220,18 @@ class AdmissionService:
         )
 
     async def _confirm(
-        self, decision: Decision, record: JoinRecord, presence: Presence, policy: Policy
+        self,
+        decision: Decision,
+        record: JoinRecord,
+        policy: Policy,
+        present: Sequence[Presence],
     ) -> Decision:
-        """The child is in: count the adults again (see `confirm_supervised`)."""
+        """The child is in: count the adults again (see `confirm_supervised`), in who was
+        present at the moment of the entry (`enter` reads it in the same atomic step)."""
         if decision.outcome is not Outcome.ADMIT:
             return decision
         session_id, participant_id = record.invite.session_id, record.participant.id
         try:
-            present = await self._live.present(session_id)
             confirmed = confirm_supervised(decision, record.person, participant_id, present, policy)
             if confirmed.outcome is Outcome.HOLD:
                 await self._live.set_held(session_id, participant_id, True)

@@ -187,8 +187,9 @@ class LiveState(Protocol):
     """
 
     async def present(self, session_id: str) -> Sequence[Presence]: ...
-    async def enter(self, session_id: str, presence: Presence) -> None:
-        """Add or replace a presence; raises `ParticipantRemoved` for someone removed."""
+    async def enter(self, session_id: str, presence: Presence) -> Sequence[Presence]:
+        """Add or replace a presence; raises `ParticipantRemoved` for someone removed. Returns
+        who is present once it is in, read in the same atomic step (the newcomer included)."""
         ...
 
     async def leave(self, session_id: str, participant_id: str) -> None: ...

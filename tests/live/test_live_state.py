@@ -119,6 +119,17 @@ async def test_enter_present_leave(live: LiveStateImpl) -> None:
     assert await live.present("s1") == [host()]
 
 
+async def test_enter_returns_who_is_present_with_the_newcomer(live: LiveStateImpl) -> None:
+    """The count a child's admission is confirmed on is read in the entry's own step."""
+    assert await live.enter("s1", host()) == [host()]
+    await live.enter("s2", host("p_other"))
+    now_present = await live.enter("s1", child())
+    assert sorted(now_present, key=lambda p: p.participant_id) == [child(), host()]
+    await live.mark_removed("s1", "p_child")
+    with pytest.raises(ParticipantRemoved):
+        await live.enter("s1", child())
+
+
 async def test_enter_again_replaces(live: LiveStateImpl) -> None:
     await live.enter("s1", child(held=True))
     await live.enter("s1", child(held=False))
@@ -426,7 +437,9 @@ async def test_redis_enter_and_remove_race_never_leaves_a_removed_participant_pr
             live.mark_removed("s1", pid),
             return_exceptions=True,
         )
-        assert all(r is None or isinstance(r, ParticipantRemoved) for r in results)
+        assert all(
+            isinstance(r, ParticipantRemoved) or not isinstance(r, BaseException) for r in results
+        )
         assert pid not in ids(await live.present("s1"))
 
 
