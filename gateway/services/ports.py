@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
+from gateway.domain.audit_cursor import AuditCursor
 from gateway.domain.esignature import ESignature
 from gateway.domain.invite_token import InviteClaims
 from gateway.domain.liveness import Authority, OwnedPresence
@@ -62,7 +63,7 @@ class AuditQuery:
     kind: str | None = None
     since_us: int | None = None
     until_us: int | None = None
-    after_seq: int | None = None
+    after: AuditCursor | None = None  # where the previous page stopped (per chain)
     limit: int = 100
 
 
