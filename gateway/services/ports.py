@@ -144,6 +144,11 @@ class Store(Protocol):
         invites that no longer resolve are absent."""
         ...
 
+    async def joined_invites(self, session_id: str) -> Mapping[str, str]:
+        """Per participant of the session, the invite they last joined with (bound to a
+        device), revoked or not."""
+        ...
+
     async def remove_participant(
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> None:
@@ -211,6 +216,11 @@ class LiveState(Protocol):
 
     async def release_authority(self, session_id: str, fence: int) -> None:
         """Give the lease up if this process still holds it under `fence`."""
+        ...
+
+    async def authority_holders(self, session_ids: Collection[str]) -> Mapping[str, str | None]:
+        """Which process holds each session's lease now (None: nobody), in one round trip:
+        reconciliation's look at rooms whose owner may have died."""
         ...
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
