@@ -82,10 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--expect-head",
-        metavar="SEQ:MAC",
+        metavar="HEADS",
         action="append",
         default=[],
-        help="a head printed by an earlier verify: it must still be in the chain",
+        help=(
+            "the head(s) printed by an earlier verify, as printed: SEQ:MAC for the first chain, "
+            "CHAIN/SEQ:MAC for the others, space-separated (quote them); each must still be in "
+            "its chain"
+        ),
     )
     verify.add_argument(
         "--witness",

@@ -29,7 +29,9 @@ What runs (every server on 127.0.0.1, each stopped at the end):
      always in flight (closed loop). A soak at saturation measures queueing, not growth.
 5. Every minute (after a warm-up that is not counted): the gateway process's CPU time and RSS
    (/proc), the machine's CPU use and load average, the latency of every answer (per kind),
-   and the answers that were not 2xx.
+   the answers that were not 2xx, and the most requests waiting for their answer at once
+   (when the gateway falls behind, that queue is what its memory grows to hold: RSS then
+   keeps the high-water mark of the heap, which a minute with more sessions does not explain).
 
 The verdict compares the last minute with the first: CPU per request, join p99 and RSS must not
 grow by more than FLAT (CPU x1.20, p99 x1.50, RSS x1.10), with fewer than 1% failed answers.
@@ -119,6 +121,7 @@ class Window:
     not_sent: int = 0
     created: int = 0
     ended: int = 0
+    peak_waiting: int = 0  # most requests (all kinds) sent and not yet answered at once
 
     def add(self, kind: str, ms: float, status: int, code: str | None) -> None:
         self.latencies.setdefault(kind, []).append(ms)
@@ -189,6 +192,7 @@ class Soak:
         self.measure_from = 0.0
         self.stop_at = 0.0
         self.in_flight = 0
+        self.waiting = 0  # requests of every kind sent and not yet answered
         self.created_total = 0
         self.ended_by_host = False
         self.http: Any = None
@@ -222,6 +226,9 @@ class Soak:
         method = "GET" if kind == "roster" else "POST"
         started = time.perf_counter()
         status, data, answer_headers = 0, None, None
+        self.waiting += 1
+        if (current := self.window()) is not None:
+            current.peak_waiting = max(current.peak_waiting, self.waiting)
         try:
             async with self.http.request(
                 method,
@@ -234,6 +241,8 @@ class Soak:
                     data = await answer.json()
         except (TimeoutError, aiohttp.ClientError) as exc:
             data = {"error": {"code": type(exc).__name__}}
+        finally:
+            self.waiting -= 1
         elapsed = (time.perf_counter() - started) * 1000
         window = self.window()
         if window is not None:
@@ -473,6 +482,7 @@ class Minute:
     created: int
     ended: int
     created_total: int
+    peak_waiting: int
     join_p50: float
     join_p99: float
     all_p99: float
@@ -503,6 +513,7 @@ def minutes(soak: Soak, samples: list[Sample]) -> list[Minute]:
                 created=window.created,
                 ended=window.ended,
                 created_total=after.created_total,
+                peak_waiting=window.peak_waiting,
                 join_p50=percentile(joins, 0.50),
                 join_p99=percentile(joins, 0.99),
                 all_p99=percentile(all_latencies, 0.99),
@@ -525,16 +536,18 @@ def report(soak: Soak, rows: list[Minute], load_before: float, store: str) -> tu
     header = (
         "| minute | sessions created (all so far) | ended | joins/s | requests | failed "
         "| join p50 ms | join p99 ms | all p99 ms | gateway CPU (% of a core) "
-        "| CPU ms per request | gateway RSS MiB | load generator CPU (% of a core) "
+        "| CPU ms per request | gateway RSS MiB | most requests waiting at once "
+        "| load generator CPU (% of a core) "
         "| machine busy (% of all cores) | load |"
     )
-    lines = [header, "|" + "---:|" * 15]
+    lines = [header, "|" + "---:|" * 16]
     for number, row in enumerate(rows, 1):
         lines.append(
             f"| {number} | {row.created} ({row.created_total:,}) | {row.ended} "
             f"| {row.joins / 60:.0f} | {row.requests:,} | {row.failed} | {row.join_p50:.1f} "
             f"| {row.join_p99:.1f} | {row.all_p99:.1f} | {100 * row.cpu_share:.0f} "
-            f"| {row.cpu_ms_per_request:.2f} | {row.rss_mib:.1f} | {100 * row.generator_share:.0f} "
+            f"| {row.cpu_ms_per_request:.2f} | {row.rss_mib:.1f} | {row.peak_waiting:,} "
+            f"| {100 * row.generator_share:.0f} "
             f"| {100 * row.machine_busy:.0f} "
             f"| {row.load:.1f} |"
         )

@@ -24,7 +24,8 @@ same tests run over both, tests/live/test_live_state.py):
 * `claim_authority(session_id, url, ttl_seconds)` takes, renews or reports the session's lease
   (one authority per live session, with a fencing counter that grows at every change of owner);
   taking it over drops the former owner's presences of that session in the same atomic step.
-  `release_authority(session_id, fence)` gives it up. `set_held(..., fence=f)` writes only
+  `release_authority(session_id, fence)` gives it up; `authority_holders(session_ids)` says who
+  holds each lease now (None: nobody). `set_held(..., fence=f)` writes only
   while `f` is the session's current fence (False otherwise): a former owner cannot act.
 * `ping()` returns when the state can be read and raises `LiveStateUnavailable` otherwise. Every
   method may raise `LiveStateUnavailable`; callers fail closed on it (hold children, refuse
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Generic, TypeVar
 
@@ -150,6 +151,14 @@ class InProcessLiveState:
         held = self._authority.get(session_id)
         if held is not None and held[0] == self._process_id and held[2] == fence:
             del self._authority[session_id]
+
+    async def authority_holders(self, session_ids: Collection[str]) -> Mapping[str, str | None]:
+        now = self._monotonic()
+        holders: dict[str, str | None] = {}
+        for session_id in session_ids:
+            held = self._authority.get(session_id)
+            holders[session_id] = held[0] if held is not None and held[3] > now else None
+        return holders
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
         if ttl_seconds < 1:

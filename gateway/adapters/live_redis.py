@@ -31,7 +31,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeAlias
 
@@ -335,6 +335,20 @@ class RedisLiveState:
             await self._release_authority(
                 keys=[self._authority_key(session_id)], args=[self._process_id, str(fence)]
             )
+
+    async def authority_holders(self, session_ids: Collection[str]) -> Mapping[str, str | None]:
+        ordered = sorted(set(session_ids))
+        if not ordered:
+            return {}
+        with unavailable_on_error():
+            async with self._client.pipeline(transaction=False) as pipe:
+                for session_id in ordered:
+                    pipe.hget(self._authority_key(session_id), "owner")
+                owners: list[Any] = await pipe.execute()
+        return {
+            s: None if owner is None else _text(owner)
+            for s, owner in zip(ordered, owners, strict=True)
+        }
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:
         if ttl_seconds < 1:

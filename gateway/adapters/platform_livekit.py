@@ -39,7 +39,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -297,6 +298,53 @@ class LiveKitPlatform:
                 )
             )
         return seen
+
+    async def occupied_rooms(self) -> Sequence[str]:
+        """The sessions whose LiveKit rooms have anyone in them: one ListRooms, whoever
+        opened them (rooms this key did not name are not ours, and left out)."""
+        response = await self._call(lambda rooms: rooms.list_rooms(api.ListRoomsRequest()))
+        listed = list(response.rooms) if response is not None else []
+        sessions = (self.session_for_room(r.name) for r in listed if r.num_participants > 0)
+        return sorted(s for s in sessions if s is not None)
+
+    async def adopt(
+        self, room: str, org_id: str, identities: Collection[str]
+    ) -> Sequence[PlatformParticipant]:
+        """Vouch for what the former owner admitted, as far as that can be known here: the
+        one connection of each person who still stands. Anyone else, and anyone connected
+        twice (an older tab, a copied token: which one was admitted last died with the former
+        owner), is disconnected; their pages re-join here. Egress is left alone."""
+        listed = [p for p in await self._listed(room) if p.kind != _EGRESS]
+        connections = Counter(masked_part(p.identity) for p in listed)
+        now = self._clock.now()
+        adopted: list[PlatformParticipant] = []
+        for participant in listed:
+            masked = masked_part(participant.identity)
+            if (
+                masked not in identities
+                or masked == participant.identity  # no nonce: never an admission's identity
+                or connections[masked] > 1
+            ):
+                await self._disconnect(room, participant.identity)
+                continue
+            permission = participant.permission
+            grants = Grants(
+                can_publish=permission.can_publish,
+                can_subscribe=permission.can_subscribe,
+                hidden=permission.hidden,
+            )
+            # Its token was spent at connect; a re-join here gets a fresh admission.
+            self._admissions[(room, masked)] = _Admission(
+                participant.identity, permission.hidden, now, grants
+            )
+            adopted.append(PlatformParticipant(masked, participant.state == _ACTIVE, grants))
+        return adopted
+
+    async def let_go(self, room: str) -> None:
+        """Another process runs the session now: its admissions here are forgotten, and
+        LiveKit's connections left to it (the new owner vouches for them or removes them)."""
+        for key in [k for k in self._admissions if k[0] == room]:
+            del self._admissions[key]
 
     def slot_map(self, room: str, identity: str) -> Mapping[int, str]:
         return {}  # the LiveKit client lays out the tracks it is allowed to receive

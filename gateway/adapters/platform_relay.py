@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.media_load import LoadLimits
@@ -99,6 +99,19 @@ class RelayPlatform:
 
     async def participants(self, room: str) -> Sequence[PlatformParticipant]:
         return self.participants_now(room)
+
+    async def occupied_rooms(self) -> Sequence[str]:
+        """Only this process's rooms: the relay's media lives and dies with its process."""
+        return sorted(room for room in self._rooms if self.relay.participants(room))
+
+    async def adopt(
+        self, room: str, org_id: str, identities: Collection[str]
+    ) -> Sequence[PlatformParticipant]:
+        # A relay room is never another process's: there is nothing to take over.
+        return [p for p in self.participants_now(room) if p.identity in identities]
+
+    async def let_go(self, room: str) -> None:
+        await self.close_room(room)  # the media is here: it goes with the session
 
     def participants_now(self, room: str) -> Sequence[PlatformParticipant]:
         """The relay is in this process: its list needs no wait (tests poll it)."""

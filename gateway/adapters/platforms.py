@@ -14,7 +14,7 @@ whoever opened it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from gateway.domain.models import Grants
 from gateway.services.live_ports import MediaPlatform, PlatformEvent, PlatformParticipant
@@ -131,6 +131,24 @@ class PlatformsByOrganisation:
 
     async def participants(self, room: str) -> Sequence[PlatformParticipant]:
         return await self._of(room).participants(room)
+
+    async def occupied_rooms(self) -> Sequence[str]:
+        rooms = set(await self.default.occupied_rooms())
+        if self.livekit is not self.default:
+            rooms |= set(await self.livekit.occupied_rooms())
+        return sorted(rooms)
+
+    async def adopt(
+        self, room: str, org_id: str, identities: Collection[str]
+    ) -> Sequence[PlatformParticipant]:
+        """The room of a session taken over: on its organisation's platform, remembered here
+        for the session's life, as if this process had opened it."""
+        platform = self.platform_for(org_id)
+        self._rooms[room] = platform
+        return await platform.adopt(room, org_id, identities)
+
+    async def let_go(self, room: str) -> None:
+        await self._rooms.pop(room, self.default).let_go(room)
 
     def slot_map(self, room: str, identity: str) -> Mapping[int, str]:
         return self._of(room).slot_map(room, identity)

@@ -70,6 +70,7 @@ class AuditEntry:
     session_id: str | None
     person_id: str | None
     data: Mapping[str, object]
+    chain: int = FIRST_CHAIN  # which chain it was committed on (from its row; for paging)
 
     @property
     def at_datetime(self) -> datetime:

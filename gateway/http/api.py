@@ -9,6 +9,10 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from gateway.clock import to_us
+from gateway.domain.audit_cursor import MAX_LENGTH as CURSOR_MAX_LENGTH
+from gateway.domain.audit_cursor import PATTERN as CURSOR_PATTERN
+from gateway.domain.audit_cursor import AuditCursor
+from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.hours import local_date
 from gateway.domain.models import (
     ConsentAction,
@@ -333,12 +337,26 @@ class AuditLogQuery(Query):
     kind: AuditKind | None = None
     since: Instant | None = None
     until: Instant | None = None
-    after: Annotated[int, Field(ge=0, le=2**62), ASCII_DIGITS] | None = None
+    after: (
+        Annotated[
+            str,
+            Field(
+                max_length=CURSOR_MAX_LENGTH,
+                pattern=CURSOR_PATTERN,
+                description="`next_after` of the previous page",
+            ),
+        ]
+        | None
+    ) = None
     limit: Annotated[int, Field(ge=1, le=500), ASCII_DIGITS] = 100
 
 
 async def audit_log(request: web.Request) -> web.Response:
     params = parse_query(request, AuditLogQuery)
+    try:
+        after = AuditCursor.parse(params.after) if params.after is not None else None
+    except ValueError as error:
+        raise Refusal(ErrorCode.QUERY_INVALID, f"after: {error}.") from None
     query = AuditQuery(
         org_id=_org(request).id,
         session_id=params.session_id,
@@ -346,11 +364,15 @@ async def audit_log(request: web.Request) -> web.Response:
         kind=params.kind,
         since_us=to_us(params.since) if params.since else None,
         until_us=to_us(params.until) if params.until else None,
-        after_seq=params.after,
+        after=after,
         limit=params.limit,
     )
     entries = await _services(request).audit.entries(query)
-    next_after = entries[-1].seq if len(entries) == params.limit else None
+    next_after = (
+        (after or AuditCursor()).advanced((e.chain, e.seq) for e in entries).text()
+        if len(entries) == params.limit
+        else None
+    )
     page = AuditPage.model_validate(
         {"items": [entry.as_dict() for entry in entries], "next_after": next_after}
     )

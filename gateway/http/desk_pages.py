@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.domain.audit_cursor import MAX_LENGTH as CURSOR_MAX_LENGTH
+from gateway.domain.audit_cursor import AuditCursor
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.http.desk_report import report_pdf
 from gateway.http.staff_pages import (
@@ -117,7 +119,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     next_query = None
     if shown.next_after is not None:
         query = {k: v for k, v in request.query.items() if k != "after" and v}
-        query["after"] = str(shown.next_after)
+        query["after"] = shown.next_after.text()
         next_query = "&".join(f"{k}={_quote(v)}" for k, v in query.items())
     return _render(
         request,
@@ -211,16 +213,18 @@ def _time(request: web.Request, name: str, label: str) -> datetime | None:
 
 
 def _filters(request: web.Request) -> AuditFilters:
-    after = _optional(request, "after", 19)
-    if after is not None and not after.isdigit():
-        raise Refusal(ErrorCode.QUERY_INVALID, "after is an entry number.")
+    after = _optional(request, "after", CURSOR_MAX_LENGTH)
+    try:
+        cursor = AuditCursor.parse(after) if after is not None else None
+    except ValueError as error:
+        raise Refusal(ErrorCode.QUERY_INVALID, f"after: {error}.") from None
     return AuditFilters(
         kind=_optional(request, "kind", _KIND_MAX),
         session_id=_optional(request, "session", _ID_MAX),
         person_id=_optional(request, "person", _ID_MAX),
         since=_time(request, "since", "From"),
         until=_time(request, "until", "Until"),
-        after_seq=int(after) if after is not None else None,
+        after=cursor,
     )
 
 

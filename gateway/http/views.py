@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from gateway.domain.consent import ConsentState
 from gateway.domain.models import (
@@ -183,7 +183,9 @@ class AuditEntryView(View):
 
 class AuditPage(View):
     items: list[AuditEntryView]
-    next_after: int | None
+    next_after: str | None = Field(
+        description="pass as `after` for the next page (one position per chain); null on the last"
+    )
 
 
 class PolicyView(View):

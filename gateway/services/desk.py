@@ -24,6 +24,7 @@ from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
+from gateway.domain.audit_cursor import AuditCursor
 from gateway.domain.errors import ErrorCode, Refusal
 from gateway.domain.incidents import (
     KIND_CONCERN,
@@ -109,7 +110,7 @@ class AuditFilters:
     person_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    after_seq: int | None = None
+    after: AuditCursor | None = None  # where the previous page stopped
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -118,14 +119,14 @@ class AuditFilters:
             "person_id": self.person_id,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
-            "after_seq": self.after_seq,
+            "after": self.after.text() if self.after else None,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class AuditPage:
     entries: Sequence[AuditEntry]
-    next_after: int | None  # pass as after_seq for the next page; None on the last
+    next_after: AuditCursor | None  # pass as `after` for the next page; None on the last
 
 
 @dataclass
@@ -260,15 +261,16 @@ class DeskService:
             raise Refusal(ErrorCode.NOT_FOUND, "No such session.")
         roster = await self._roster(org, session_id)
         entries: list[AuditEntry] = []
-        after: int | None = None
+        after = AuditCursor()
         while len(entries) < TIMELINE_LIMIT:
             found = await self._store.audit_entries(
-                AuditQuery(org.id, session_id=session_id, after_seq=after, limit=TIMELINE_PAGE)
+                AuditQuery(org.id, session_id=session_id, after=after, limit=TIMELINE_PAGE)
             )
             entries.extend(found)
             if len(found) < TIMELINE_PAGE:
                 break
-            after = found[-1].seq
+            after = after.advanced((e.chain, e.seq) for e in found)
+        entries.sort(key=lambda entry: entry.seq)  # a page may bring one committed late
         now = self._clock.now()
         until = session.ended_at or min(now, max(session.ends_at, session.starts_at))
         layout = lay_out_timeline(
@@ -305,7 +307,7 @@ class DeskService:
                 kind=filters.kind,
                 since_us=_micros(filters.since),
                 until_us=_micros(filters.until),
-                after_seq=filters.after_seq,
+                after=filters.after,
                 limit=AUDIT_PAGE_SIZE + 1,
             )
         )
@@ -321,7 +323,8 @@ class DeskService:
             ]
         )
         more = len(entries) > AUDIT_PAGE_SIZE
-        return AuditPage(shown, shown[-1].seq if more and shown else None)
+        after = (filters.after or AuditCursor()).advanced((e.chain, e.seq) for e in shown)
+        return AuditPage(shown, after if more and shown else None)
 
     async def verification(self, org: Organisation, viewer: Staff) -> VerificationRun | None:
         """This process's latest run for the organisation, else the latest result in the log
@@ -445,13 +448,15 @@ class DeskService:
     async def _last_verification(self, org: Organisation) -> VerificationRun | None:
         """The latest finished check, from the audit log (it outlives this process)."""
         last: AuditEntry | None = None
-        after: int | None = None
+        after = AuditCursor()
         while True:
             found = await self._store.audit_entries(
-                AuditQuery(org.id, kind="audit.verified", after_seq=after, limit=500)
+                AuditQuery(org.id, kind="audit.verified", after=after, limit=500)
             )
             if found:
-                last, after = found[-1], found[-1].seq
+                newest = max(found, key=lambda entry: entry.seq)
+                last = newest if last is None or newest.seq > last.seq else last
+                after = after.advanced((e.chain, e.seq) for e in found)
             if len(found) < 500:
                 break
         if last is None:

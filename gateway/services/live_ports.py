@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -51,6 +51,28 @@ class MediaPlatform(Protocol):
     async def set_grants(self, room: str, identity: str, grants: Grants) -> None: ...
     async def remove(self, room: str, identity: str) -> None: ...
     async def participants(self, room: str) -> Sequence[PlatformParticipant]: ...
+    async def occupied_rooms(self) -> Sequence[str]:
+        """The rooms (sessions) someone is connected to now, whichever process opened them:
+        one call however many rooms there are (reconciliation looks for sessions whose owner
+        died while their people stayed connected). The gateway's own recorders do not count."""
+        ...
+
+    async def adopt(
+        self, room: str, org_id: str, identities: Collection[str]
+    ) -> Sequence[PlatformParticipant]:
+        """This process has just taken the session over from an owner that died: vouch for
+        the one connection of each of `identities` (people who still stand in the session)
+        and disconnect everything else in the room (anyone else, and anyone connected twice:
+        which of the two the former owner admitted last is not known here). Returns those
+        vouched for; from now on they count as admitted by this process."""
+        ...
+
+    async def let_go(self, room: str) -> None:
+        """This process no longer runs the session (another took its lease): forget what it
+        knows of the room. Media carried here ends with it (the embedded relay); connections
+        the platform carries (LiveKit) are left to the new owner."""
+        ...
+
     def slot_map(self, room: str, identity: str) -> Mapping[int, str]: ...
     def ice_servers(self) -> list[dict[str, object]]: ...
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.audit import AuditEntry, AuditEvent, ChainReport, WitnessedHead
+from gateway.domain.audit_cursor import AuditCursor
 from gateway.domain.esignature import ESignature
 from gateway.domain.invite_token import InviteClaims
 from gateway.domain.liveness import Authority, OwnedPresence
@@ -62,7 +63,7 @@ class AuditQuery:
     kind: str | None = None
     since_us: int | None = None
     until_us: int | None = None
-    after_seq: int | None = None
+    after: AuditCursor | None = None  # where the previous page stopped (per chain)
     limit: int = 100
 
 
@@ -143,6 +144,11 @@ class Store(Protocol):
         invites that no longer resolve are absent."""
         ...
 
+    async def joined_invites(self, session_id: str) -> Mapping[str, str]:
+        """Per participant of the session, the invite they last joined with (bound to a
+        device), revoked or not."""
+        ...
+
     async def remove_participant(
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> None:
@@ -211,6 +217,11 @@ class LiveState(Protocol):
 
     async def release_authority(self, session_id: str, fence: int) -> None:
         """Give the lease up if this process still holds it under `fence`."""
+        ...
+
+    async def authority_holders(self, session_ids: Collection[str]) -> Mapping[str, str | None]:
+        """Which process holds each session's lease now (None: nobody), in one round trip:
+        reconciliation's look at rooms whose owner may have died."""
         ...
 
     async def claim_credential(self, jti: str, ttl_seconds: int) -> bool:

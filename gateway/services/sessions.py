@@ -350,4 +350,6 @@ class SessionService:
         await self.get(org, session_id)
         event = AuditEvent("session.ended", actor, org.id, session_id=session_id)
         await self._store.end_session(org.id, session_id, self._clock.now(), [event])
+        if self._changed is not None:  # the session's owner disconnects everyone now
+            await self._changed()
         return await self.get(org, session_id)

@@ -15,13 +15,21 @@ import pytest
 from sqlalchemy import text
 
 from gateway.adapters.audit_witness import WITNESS_FILE, AuditWitnessJob, FileWitness
+from gateway.adapters.sql.audit_reader import list_entries
 from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.migrate import migrate
 from gateway.adapters.sql.writer import AuditedWriter, WriteTx
 from gateway.clock import FrozenClock
-from gateway.domain.audit import ChainProblem, chain_genesis, parse_heads, parse_witness
+from gateway.domain.audit import (
+    AuditEntry,
+    ChainProblem,
+    chain_genesis,
+    parse_heads,
+    parse_witness,
+)
+from gateway.domain.audit_cursor import AuditCursor
 
-from .conftest import KEY, AuditDb, event
+from .conftest import KEY, ORG_A, AuditDb, event
 
 HOLD_SECONDS = 1.0
 
@@ -215,3 +223,56 @@ def test_each_chain_starts_from_its_own_genesis() -> None:
     assert chain_genesis(KEY, 1) == bytes(32)
     assert len({chain_genesis(KEY, chain) for chain in (1, 2, 3)}) == 3
     assert chain_genesis(KEY, 2) != chain_genesis(b"another key" * 3, 2)
+
+
+async def test_paging_misses_nothing_committed_late_on_another_chain(
+    processes: tuple[AuditDb, list[AuditedWriter]],
+) -> None:
+    """A reader pages the log while the first process's write holds a lower seq open on chain
+    1 and the second commits higher seqs on chain 2: the entry committed late comes on the next
+    page (paging by "after seq N" lost it for good), and nothing comes twice."""
+    db, others = processes
+    await db.fill(4)
+    holding = await held_write(db.writer, [6])  # chain 1, its seq taken, not committed
+    for i in (8, 10):  # chain 2, higher seqs, committed first
+        await others[0].record(event(i))
+
+    async def page(after: AuditCursor | None) -> list[AuditEntry]:
+        return await db.database.read(
+            lambda conn: list_entries(conn, org_id=ORG_A, after=after, limit=2)
+        )
+
+    shown: list[AuditEntry] = []
+    cursor = AuditCursor()
+    while found := await page(cursor):  # to the end of what is committed now
+        shown += found
+        cursor = cursor.advanced((e.chain, e.seq) for e in found)
+    assert [e.data["i"] for e in shown] == [2, 4, 8, 10]
+    assert not holding.done()
+    await holding
+    late = await page(cursor)
+    assert [(e.data["i"], e.chain) for e in late] == [(6, 1)]
+    assert late[0].seq < shown[-1].seq  # it really was committed out of seq order
+    cursor = cursor.advanced((e.chain, e.seq) for e in late)
+    assert await page(cursor) == []
+    # The cursor's text is what the API hands out, and it reads back as the same cursor.
+    assert AuditCursor.parse(cursor.text()) == cursor
+
+
+async def test_within_a_chain_seqs_follow_commits_under_contention(
+    processes: tuple[AuditDb, list[AuditedWriter]],
+) -> None:
+    """Three processes, many small groups at once: on every chain, seqs grow with links (the
+    per-chain cursor relies on it)."""
+    db, others = processes
+
+    async def writes(writer: AuditedWriter, first: int) -> None:
+        for start in range(first, first + 240, 12):
+            await asyncio.gather(*(writer.record(event(i)) for i in range(start, start + 12)))
+
+    await asyncio.gather(writes(db.writer, 1), writes(others[0], 1001), writes(others[1], 2001))
+    rows = await db.rows("SELECT chain, link, seq FROM audit_log ORDER BY chain, link")
+    assert len(rows) == 720
+    for chain in {c for c, _, _ in rows}:
+        seqs = [seq for c, _, seq in rows if c == chain]
+        assert seqs == sorted(seqs), chain

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.adapters.sql.audit_reader import list_entries
 from gateway.domain.audit import AuditEntry, decode_entry
+from gateway.domain.audit_cursor import AuditCursor
 
 from .conftest import ORG_A, ORG_B, PEOPLE, SESSIONS, AuditDb, event
 
@@ -65,13 +66,13 @@ async def test_time_bounds_since_inclusive_until_exclusive(log: AuditDb) -> None
 
 async def test_keyset_pages(log: AuditDb) -> None:
     pages: list[list[int]] = []
-    after = None
+    after = AuditCursor()
     while True:
-        page = await listed(log, org_id=ORG_B, after_seq=after, limit=7)
+        page = await listed(log, org_id=ORG_B, after=after, limit=7)
         if not page:
             break
         pages.append([e.seq for e in page])
-        after = page[-1].seq
+        after = after.advanced((e.chain, e.seq) for e in page)
     assert [len(p) for p in pages] == [7, 7, 7, 7, 2]
     assert [seq for page in pages for seq in page] == expected(ORG_B)
 

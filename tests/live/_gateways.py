@@ -96,7 +96,10 @@ def serving(env: dict[str, str], count: int = 1) -> Iterator[list[Served]]:
 
 
 async def ready(http: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(200):
+    # A gateway starts in a second or two; on a loaded 2-core machine (CI's, or several test
+    # runs at once) it was seen taking 21 s: 90 s, as the multinode tests allow.
+    deadline = asyncio.get_running_loop().time() + 90
+    while asyncio.get_running_loop().time() < deadline:
         try:
             async with http.get(base + "/healthz") as response:
                 if response.status == 200:

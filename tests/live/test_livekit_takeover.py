@@ -3,7 +3,9 @@ and the session's owner killed outright (kill -9): what it knew in memory about 
 and removals dies with it, and LiveKit's media does not (issue 10, points 3 and 7).
 
 - A removed adult comes back with their unexpired token (LiveKit checks nothing else): once
-  the other process runs the session, it removes every connection it did not admit itself.
+  the other process runs the session (it takes it over by itself when the lease runs out), it
+  removes every connection of someone who no longer stands; those who still stand stay, the
+  child held while only one adult is there.
 - The session ends through the other process before anyone came back: the LiveKit room it
   never opened is deleted all the same, and everyone in it disconnected.
 """
@@ -168,13 +170,26 @@ async def test_a_removed_adult_back_with_an_old_token_is_removed_by_the_new_owne
     comeback = await pair.driver.connect(arrived["observer"].ticket)
     assert comeback.room.isconnected()
 
+    # B takes the session over by itself once A's lease ran out: it removes the connection
+    # of someone removed (the comeback), keeps those who still stand, and holds the child
+    # (one adult is not enough).
+    await _until(_gone(comeback), WITHIN)
+    child = arrived["child"].room.local_participant.identity
+
+    async def child_held() -> bool:
+        listed = await pair.rooms.list_participants(
+            api.ListParticipantsRequest(room=arrived["child"].room.name)
+        )
+        return any(
+            p.identity == child and not p.permission.can_subscribe for p in listed.participants
+        )
+
+    await _until(child_held, 15)
+    assert arrived["child"].room.isconnected() and arrived["host"].room.isconnected()
+    # A host joining again is served by B (a new admission: the old connection goes).
     answer = await _take_over(pair, "host")
     tutor = await pair.driver.connect(answer["media"], publish=True)
-
-    # B runs the session now: it removes what it did not admit (the comeback, and A's
-    # admissions, whose pages re-join here), and keeps what it did.
-    await _until(_gone(comeback), 15)
-    await _until(_gone(arrived["child"]), 15)
+    await _until(_gone(arrived["host"]), 15)
     assert tutor.room.isconnected()
     again = await observer.device.post(pair.b.base + "/v1/join", json=join_body(observer.token))
     assert again.status == 403  # and no new token for them, from any process

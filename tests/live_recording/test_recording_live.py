@@ -346,3 +346,24 @@ async def test_a_run_left_open_by_a_process_that_died_does_not_block_the_session
     assert started.status == 200, started.body
     stopped = await people.audit("recording.run_stopped")
     assert [s["data"] for s in stopped] == [{"run": "f" * 32, "reason": "authority_lost"}]
+
+
+async def test_a_session_recorded_then_ended_leaves_no_recording_entry_behind(
+    people: People,
+) -> None:
+    """Bounded by what is live (issue 7): a refused start, a run started and stopped, and a
+    stop with nothing running each take the session's recording lock; once the session has
+    ended this process holds nothing of it."""
+    await consent(people, "Tina Tutor", "Oscar Observer")
+    await everyone_in(people, "Sam Green")  # no consent for the child: the start is refused
+    assert (await start(people)).status == 409
+    assert (await consent(people, "Sam Green")) is None
+    assert (await start(people)).status == 200
+    assert (await stop(people)).status == 200
+    assert (await stop(people)).code == "recording_not_running"
+    host = people.arrived["Tina Tutor"]
+    ended = await host.device.post("/v1/live/end", {"token": people.token("Tina Tutor")})
+    assert ended.status == 200, ended.body
+    live = people.gateway.app[LIVE]
+    assert dict(live.recording.held_sizes()) == {"runs": 0, "locks": 0}
+    assert dict(live.held_sizes()) == {"seats": 0, "sessions": 0}

@@ -273,9 +273,15 @@ class LiveKitDouble:
 
     async def _list_rooms(self, request: rm.ListRoomsRequest) -> rm.ListRoomsResponse:
         names = set(request.names)
-        return rm.ListRoomsResponse(
-            rooms=[r for n, r in self.rooms.items() if not names or n in names]
-        )
+        rooms = []
+        for name, room in self.rooms.items():
+            if names and name not in names:
+                continue
+            listed = models.Room()
+            listed.CopyFrom(room)
+            listed.num_participants = len(self.participants.get(name, {}))
+            rooms.append(listed)
+        return rm.ListRoomsResponse(rooms=rooms)
 
     async def _delete_room(self, request: rm.DeleteRoomRequest) -> rm.DeleteRoomResponse:
         room = self.rooms.pop(request.room, None)

@@ -49,10 +49,11 @@ import itertools
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, and_, or_, select, text
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.engine import Database
@@ -76,6 +77,7 @@ from gateway.domain.audit import (
     segment_of,
     walk_entries,
 )
+from gateway.domain.audit_cursor import AuditCursor
 
 Progress = Callable[[int, int], None]
 
@@ -623,11 +625,13 @@ def list_entries(
     kind: str | None = None,
     since_us: int | None = None,
     until_us: int | None = None,
-    after_seq: int | None = None,
+    after: AuditCursor | None = None,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """One organisation's entries in seq order, at most `limit`, after `after_seq` (keyset
-    paging: pass the last seq you got). Time bounds: since_us <= at < until_us.
+    """One organisation's entries in seq order, at most `limit`, after `after` (keyset paging
+    per chain: pass `AuditCursor.advanced` over what you got; see `domain/audit_cursor.py` for
+    why a single seq would miss entries committed late on another chain). Time bounds:
+    since_us <= at < until_us.
 
     The index columns only select candidate rows; every entry returned is decoded from its
     `entry` bytes (what the MAC chain covers) and must itself match the query, so an edited
@@ -635,7 +639,9 @@ def list_entries(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    query = select(audit_log.c.seq, audit_log.c.entry).where(audit_log.c.org_id == org_id)
+    query = select(audit_log.c.seq, audit_log.c.chain, audit_log.c.entry).where(
+        audit_log.c.org_id == org_id
+    )
     if session_id is not None:
         query = query.where(audit_log.c.session_id == session_id)
     if person_id is not None:
@@ -659,19 +665,35 @@ def list_entries(
         )
 
     found: list[AuditEntry] = []
-    cursor = after_seq
+    cursor = after or AuditCursor()
     while len(found) < limit:
-        page = query if cursor is None else query.where(audit_log.c.seq > cursor)
         want = limit - len(found)
-        rows = conn.execute(page.order_by(audit_log.c.seq).limit(want)).all()
-        for seq, raw in rows:
+        page = query.where(_after(cursor)).order_by(audit_log.c.seq).limit(want)
+        rows = conn.execute(page).all()
+        for seq, chain, raw in rows:
             try:
                 entry = decode_entry(bytes(raw))
             except ValueError:  # not even well-formed: verify_chain names it; never show it
                 continue
             if wanted(seq, entry):
-                found.append(entry)
+                found.append(replace(entry, chain=int(chain)))
         if len(rows) < want:
             break
-        cursor = rows[-1].seq
+        cursor = cursor.advanced((int(row.chain), int(row.seq)) for row in rows)
     return found
+
+
+def _after(cursor: AuditCursor) -> ColumnElement[bool]:
+    """Rows after the cursor: each named chain after its own position, the others after the
+    floor."""
+    named = [chain for chain, _ in cursor.chains]
+    others = audit_log.c.seq > cursor.floor
+    if named:
+        others = and_(audit_log.c.chain.not_in(named), others)
+    return or_(
+        *(
+            and_(audit_log.c.chain == chain, audit_log.c.seq > cursor.after(chain))
+            for chain in named
+        ),
+        others,
+    )

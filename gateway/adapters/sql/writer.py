@@ -58,10 +58,16 @@ AUDIT_UNAVAILABLE_MESSAGE = "The audit log is not available right now; try again
 _NEW_CHAIN_TRIES = 3  # another process may start the same new chain at the same moment
 _EVENTS_PER_JOB = 1  # seqs taken ahead for a job: most audit one event (more: asked again)
 # PostgreSQL: the first chain no other transaction holds, and :n new seqs, in one round trip.
+# The seqs are taken once the head row is locked (the CTE locks it before the outer select is
+# projected), so within a chain seqs grow in commit order: readers page per chain on that
+# (domain/audit_cursor.py). Taken in the same select as the lock, a seq could be drawn, the
+# row found locked and committed by another writer meanwhile, and then locked with the older seq.
 _TAKE_CHAIN = text(
-    "SELECT id, seq, mac,"
+    "WITH head AS ("
+    "SELECT id, seq, mac FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " SELECT id, seq, mac,"
     " (SELECT array_agg(nextval('audit_seq')) FROM generate_series(1, :n)) AS seqs"
-    " FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    " FROM head"
 )
 
 

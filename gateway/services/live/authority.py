@@ -10,7 +10,9 @@ lost and someone else took it) stops acting: it lets its seats go, and their bro
 at the new owner. Supervision's writes carry the lease's fencing counter, and the live state
 refuses those of a former owner. When an owner dies, the next join after the lease ran out
 makes another process the owner; taking over drops the former owner's presences (its media
-died with it), so children re-joining are held until two adults have connected again.
+died with it), so children re-joining are held until two adults have connected again. On a
+platform whose connections outlive the owner (LiveKit), another process takes the session
+over without waiting for a join, within a round of the lease running out (`takeover.py`).
 
 Hosts' and participants' other requests (leave, remove, end, event streams, concerns) may
 reach any process: they are durable in SQL first, and the owner applies them within a round.
@@ -70,6 +72,28 @@ class SessionAuthority:
             self.lose(session_id)
             raise SessionElsewhere(authority.url)
         self._keep(session_id, authority)
+
+    async def claim_abandoned(self, session_id: str) -> int | None:
+        """Take over a session whose lease lapsed while its people stayed connected to the
+        platform (its owner died): the fence to act under, or None when a live process holds
+        it (or this one already did: a join here is running it). The live state's claim is
+        one atomic step, so of two processes trying at once, one wins."""
+        try:
+            authority = await self._ports.live.claim_authority(session_id, self._url, self._ttl)
+        except Exception:
+            log.warning("live state unavailable; an abandoned session is looked at next round")
+            return None
+        if not authority.mine:
+            return None
+        self._keep(session_id, authority)
+        return authority.fence if authority.taken_over else None
+
+    async def give_up(self, session_id: str) -> None:
+        """Release a lease this process holds and will not use (nothing to take over)."""
+        authority = self._held.get(session_id)
+        if authority is not None:
+            self.lose(session_id)
+            await self.release(session_id, authority.fence)
 
     def fence(self, session_id: str) -> int | None:
         """The fencing counter this process acts under, None when it does not own it."""

@@ -238,15 +238,17 @@ class Exits:
 
     async def abandon(self, session_id: str) -> None:
         """This process no longer owns the session: let its seats go as dropped connections
-        (their browsers re-join, and are sent to the new owner); nothing durable changes."""
+        (their browsers re-join, and are sent to the new owner); nothing durable changes.
+        Media carried here ends (the embedded relay); connections the platform carries
+        (LiveKit) are the new owner's to keep or remove: deleting its room from here would
+        end the session the new owner runs."""
         if self.recording is not None:  # the media goes: so does its recording
             await self._quietly(self.recording.session_closed(session_id, "authority_lost"))
         for seat in self._registry.seats(session_id):
             seat.left = True
             seat.connected = seat.counted = False
             await audit_seat(self._ports.store, seat, "authority.lost")
-            await self._quietly(self._ports.platform.remove(session_id, seat.identity))
-        await self._quietly(self._ports.platform.close_room(session_id))
+        await self._quietly(self._ports.platform.let_go(session_id))
         self.forget_if_idle(session_id)
 
     async def _host(self, token: str, device_of: DeviceOf) -> JoinRecord:

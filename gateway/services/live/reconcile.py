@@ -9,7 +9,9 @@ Each round, for the live sessions of this process only (bounded by what is live)
      durable departure count grew) is let go as a deliberate departure;
   2. the platform's own list of who is connected (events can be lost);
   3. the live state rebuilt from the platform if it was lost (children held first);
-  4. supervision re-evaluated, so grace periods run out.
+  4. supervision re-evaluated, so grace periods run out;
+  5. sessions whose owner died while their people stayed connected to the platform (LiveKit)
+     taken over (`takeover.py`), or their rooms closed if they ended meanwhile.
 Then the sweep (one process at a time) removes presences of processes that died.
 """
 
@@ -30,6 +32,7 @@ from gateway.services.live.recording import LiveRecording
 from gateway.services.live.state import LivePorts, LiveRegistry, audit_seat
 from gateway.services.live.streams import Streams
 from gateway.services.live.supervision import Supervisor
+from gateway.services.live.takeover import Takeover
 
 __all__ = ["Reconciler"]
 
@@ -60,6 +63,7 @@ class Reconciler:
         self._media = media
         self._connect_timeout = connect_timeout
         self.recording: LiveRecording | None = None  # its scope re-checked with the facts
+        self._takeover = Takeover(ports, registry, authority, supervisor, self._rebuild)
 
     async def reconcile(self) -> None:
         for session_id in self._registry.session_ids():
@@ -70,6 +74,8 @@ class Reconciler:
             async with self._platform_lock:
                 await self._against_platform(session_id)
         await self._authority.release_idle(set(self._registry.session_ids()))
+        async with self._platform_lock:
+            await self._takeover.run()
 
     async def reconcile_session(self, session_id: str) -> None:
         """Steps 2 to 4 for one session now, if this process holds it (a platform hint, e.g.

@@ -33,6 +33,7 @@ participant's stream hears whether a recording runs and whether they are in it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from gateway.domain.recording_scope import (
 )
 from gateway.services.admission import DeviceOf
 from gateway.services.live.authority import SessionAuthority
-from gateway.services.live.state import Event, LivePorts, LiveRegistry, Seat
+from gateway.services.live.state import Event, LivePorts, LiveRegistry, Seat, SessionLocks
 from gateway.services.live.streams import Streams
 from gateway.services.organisations import new_id
 from gateway.services.ports import JoinRecord, Organisation
@@ -148,14 +149,15 @@ class LiveRecording:
         self.recordings: RecordingsService | None = None
         self.recorder: ParticipantRecorder | None = None
         self._runs: dict[str, _Run] = {}  # by session id: the runs of sessions owned here
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = SessionLocks()  # held only while in use: bounded by what is live
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        lock = self._locks.get(session_id)
-        if lock is None:
-            lock = self._locks[session_id] = asyncio.Lock()
-        return lock
+    def _lock(self, session_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locks.hold(session_id)
+
+    def held_sizes(self) -> Mapping[str, int]:
+        """How many runs and session locks this process holds (bounded by what is live)."""
+        return {"runs": len(self._runs), "locks": len(self._locks)}
 
     # what people see ---------------------------------------------------------------------------
     def status(self, session_id: str, identity: str | None = None) -> Event:

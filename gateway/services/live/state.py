@@ -9,7 +9,8 @@ sessions in this registry.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -155,6 +156,31 @@ class LiveRegistry:
     def sizes(self) -> Mapping[str, int]:
         """How much is held (for tests of boundedness)."""
         return {"seats": len(self._seats), "sessions": len(self._sessions)}
+
+
+class SessionLocks:
+    """One lock per session, kept only while someone holds it or waits for it: a session
+    whose recording was started, refused or stopped once leaves nothing behind."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # by session id: lock, users
+
+    @contextlib.asynccontextmanager
+    async def hold(self, session_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(session_id) or (asyncio.Lock(), 0)
+        self._locks[session_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[session_id]
+            if users > 1:
+                self._locks[session_id] = (lock, users - 1)
+            else:
+                del self._locks[session_id]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 async def audit_seat(

@@ -39,7 +39,7 @@ class AuditStore(StoreBase):
                 kind=query.kind,
                 since_us=query.since_us,
                 until_us=query.until_us,
-                after_seq=query.after_seq,
+                after=query.after,
                 limit=query.limit,
             )
         )

@@ -241,6 +241,23 @@ class SessionStore(StoreBase):
             return {}
         return await self._db.read(lambda conn: _join_records(conn, wanted))
 
+    async def joined_invites(self, session_id: str) -> Mapping[str, str]:
+        """Per participant of the session, the invite they last joined with (bound to a
+        device), revoked or not: one query, for a process taking the session over."""
+
+        def read(conn: Connection) -> Mapping[str, str]:
+            rows = conn.execute(
+                select(t.invites.c.participant_id, t.invites.c.id)
+                .where(
+                    t.invites.c.session_id == session_id,
+                    t.invites.c.device_hash.is_not(None),
+                )
+                .order_by(t.invites.c.created_at, t.invites.c.id)
+            ).all()
+            return {str(row.participant_id): str(row.id) for row in rows}  # the latest wins
+
+        return await self._db.read(read)
+
     async def remove_participant(
         self, org_id: str, participant_id: str, at: datetime, events: Sequence[AuditEvent]
     ) -> None:
