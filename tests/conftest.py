@@ -1,5 +1,6 @@
 pytest_plugins = [
     "tests.plugins.servers",
+    "tests.plugins.schema",
     "tests.plugins.gateway_server",
     "tests.plugins.livekit_server",
 ]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,7 +101,10 @@ class AuditDb:
 
 
 @pytest.fixture
-async def audit_db(database_url: str) -> AsyncIterator[AuditDb]:
+async def audit_db(
+    database_url: str, schema_at_head: Callable[[str], None]
+) -> AsyncIterator[AuditDb]:
+    schema_at_head(database_url)  # a copy of a migrated database; migrate() finds it done
     database = Database(database_url)
     await migrate(database.writer_engine)
     clock = FrozenClock(datetime(2025, 3, 1, 16, 0, tzinfo=UTC))

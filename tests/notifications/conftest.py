@@ -4,7 +4,7 @@ clock, so hours of an SMTP outage pass in no time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +78,10 @@ async def make_world(database_url: str, keys: Path, clock: FrozenClock) -> Runti
 
 
 @pytest.fixture
-async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    database_url: str, tmp_path: Path, schema_at_head: Callable[[str], None]
+) -> AsyncIterator[World]:
+    schema_at_head(database_url)
     clock = FrozenClock(MONDAY_10AM)
     runtime = await make_world(database_url, tmp_path / "keys", clock)
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,8 +109,12 @@ def gateway_settings() -> dict[str, Any]:
 
 @pytest.fixture
 async def gateway(
-    database_url: str, tmp_path: Path, gateway_settings: dict[str, Any]
+    database_url: str,
+    tmp_path: Path,
+    gateway_settings: dict[str, Any],
+    schema_at_head: Callable[[str], None],
 ) -> AsyncIterator[Gateway]:
+    schema_at_head(database_url)
     clock = FrozenClock(MONDAY_10AM)
     port = free_port()
     settings = Settings(

@@ -360,8 +360,10 @@ class PostgresServer:
 
     # databases
 
-    def psql(self, sql: str, dbname: str = "postgres") -> str:
-        """Run SQL with psql as the superuser; returns unaligned, tuples-only output."""
+    def psql(self, sql: str, dbname: str = "postgres", *more: str) -> str:
+        """Run SQL with psql as the superuser; returns unaligned, tuples-only output. Each of
+        `more` runs after `sql`, as a statement of its own (outside its transaction)."""
+        commands = [arg for statement in (sql, *more) for arg in ("-c", statement)]
         result = subprocess.run(
             [
                 str(self.bindir / "psql"),
@@ -373,8 +375,7 @@ class PostgresServer:
                 "ON_ERROR_STOP=1",
                 "-d",
                 self.libpq_url(dbname),
-                "-c",
-                sql,
+                *commands,
             ],
             env=_child_env(),
             capture_output=True,
@@ -391,6 +392,14 @@ class PostgresServer:
 
     def create_database(self, name: str) -> None:
         self.psql(f'CREATE DATABASE "{name}"')
+
+    def recreate_database(self, name: str, *, template: str) -> None:
+        """Replace database `name` with a copy of `template` (one psql run)."""
+        self.psql(
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            "postgres",
+            f'CREATE DATABASE "{name}" TEMPLATE "{template}"',
+        )
 
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,7 +4,7 @@ catalogue, the vault, the retention service, with a frozen clock."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,10 @@ class World:
 
 
 @pytest.fixture
-async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    database_url: str, tmp_path: Path, schema_at_head: Callable[[str], None]
+) -> AsyncIterator[World]:
+    schema_at_head(database_url)  # a copy of a migrated database; migrate() finds it done
     clock = FrozenClock(START)
     database = Database(database_url)
     await migrate(database.writer_engine)

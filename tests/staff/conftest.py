@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import html
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -118,8 +118,9 @@ async def serve_gateway(
 
 @pytest.fixture
 async def staff_gateway(
-    database_url: str, tmp_path: Path, mailbox: Mailbox
+    database_url: str, tmp_path: Path, mailbox: Mailbox, schema_at_head: Callable[[str], None]
 ) -> AsyncIterator[Gateway]:
+    schema_at_head(database_url)
     async with serve_gateway(database_url, tmp_path, mailbox.port) as gateway:
         yield gateway
 
