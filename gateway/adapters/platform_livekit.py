@@ -39,7 +39,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +55,7 @@ from livekit.api.room_service import RoomService
 from gateway.clock import Clock
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.models import Grants
+from gateway.domain.takeover import kept_connections
 from gateway.services.live_ports import PlatformEvent, PlatformParticipant
 
 __all__ = ["LiveKitPlatform", "livekit_identity", "masked_part"]
@@ -310,23 +310,24 @@ class LiveKitPlatform:
     async def adopt(
         self, room: str, org_id: str, identities: Collection[str]
     ) -> Sequence[PlatformParticipant]:
-        """Vouch for what the former owner admitted, as far as that can be known here: the
-        one connection of each person who still stands. Anyone else, and anyone connected
-        twice (an older tab, a copied token: which one was admitted last died with the former
-        owner), is disconnected; their pages re-join here. Egress is left alone."""
+        """Vouch for what the former owner admitted, as far as that can be known here
+        (`domain.takeover.kept_connections`); the others are disconnected and their pages
+        re-join here. Egress is left alone."""
         listed = [p for p in await self._listed(room) if p.kind != _EGRESS]
-        connections = Counter(masked_part(p.identity) for p in listed)
+        kept = kept_connections(
+            {
+                p.identity: (masked_part(p.identity) if _IDENTITY_SEPARATOR in p.identity else None)
+                for p in listed
+            },
+            identities,
+        )
         now = self._clock.now()
         adopted: list[PlatformParticipant] = []
         for participant in listed:
-            masked = masked_part(participant.identity)
-            if (
-                masked not in identities
-                or masked == participant.identity  # no nonce: never an admission's identity
-                or connections[masked] > 1
-            ):
+            if participant.identity not in kept:
                 await self._disconnect(room, participant.identity)
                 continue
+            masked = masked_part(participant.identity)
             permission = participant.permission
             grants = Grants(
                 can_publish=permission.can_publish,

@@ -165,6 +165,12 @@ def is_vetted_adult(staff: Staff, role: SessionRole, policy: Policy, today: date
     )
 
 
+def counts_as_vetted_adult(person: Person, role: SessionRole, policy: Policy, today: date) -> bool:
+    """Whether this person, in this session role, counts towards supervision: only vetted
+    staff do (R4)."""
+    return isinstance(person, Staff) and is_vetted_adult(person, role, policy, today)
+
+
 def grants_for(role: SessionRole, policy: Policy) -> Grants:
     """The media grants of an admitted participant in this role."""
     if role is SessionRole.VIEWER:

@@ -17,11 +17,12 @@ the platform says are occupied and decides, per room, what to do about it:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Lease", "RoomAction", "RoomFacts", "decide", "leases", "unowned"]
+__all__ = ["Lease", "RoomAction", "RoomFacts", "decide", "kept_connections", "leases", "unowned"]
 
 
 class Lease(Enum):
@@ -70,3 +71,17 @@ def leases(
         else:
             out[room] = Lease.HERE if holder == process_id else Lease.ELSEWHERE
     return out
+
+
+def kept_connections(connections: Mapping[str, str | None], standing: Collection[str]) -> set[str]:
+    """Which of a taken-over room's connections the new owner vouches for: the one connection
+    of each person who still stands. `connections`: each connection's platform identity and
+    the person's per-session identity it was admitted under (None: not an admission's
+    identity). Anyone else, and anyone connected twice (an older tab, a copied token: which
+    one was admitted last died with the former owner), is disconnected; their pages re-join."""
+    per_person = Counter(person for person in connections.values() if person is not None)
+    return {
+        connection
+        for connection, person in connections.items()
+        if person is not None and person in standing and per_person[person] == 1
+    }

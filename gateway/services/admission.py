@@ -17,9 +17,9 @@ from gateway.domain.admission import (
     JoinFacts,
     Standing,
     confirm_supervised,
+    counts_as_vetted_adult,
     decide_join,
     invite_reasons,
-    is_vetted_adult,
     standing_reasons,
 )
 from gateway.domain.audit import AuditEvent
@@ -34,7 +34,6 @@ from gateway.domain.models import (
     Presence,
     Session,
     SessionRole,
-    Staff,
 )
 from gateway.domain.policy import Policy
 from gateway.services.attempts import AttemptGuard
@@ -356,7 +355,6 @@ def presence_of(
         participant_id=participant.id,
         role=participant.role,
         person_kind=participant.person_kind,
-        vetted_adult=isinstance(person, Staff)
-        and is_vetted_adult(person, participant.role, policy, today),
+        vetted_adult=counts_as_vetted_adult(person, participant.role, policy, today),
         held=decision.outcome is Outcome.HOLD,
     )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.takeover import Lease, RoomAction, RoomFacts, decide, leases, unowned
+from gateway.domain.takeover import (
+    Lease,
+    RoomAction,
+    RoomFacts,
+    decide,
+    kept_connections,
+    leases,
+    unowned,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +57,27 @@ def test_unowned(occupied: list[str], held_here: list[str], expected: list[str])
 )
 def test_leases(holders: dict[str, str | None], expected: Lease) -> None:
     assert leases(["s1"], holders, "me") == {"s1": expected}
+
+
+@pytest.mark.parametrize(
+    ("connections", "standing", "kept"),
+    [
+        # Each standing person's one connection stays.
+        ({"tutor#1": "tutor", "child#1": "child"}, {"tutor", "child"}, {"tutor#1", "child#1"}),
+        # Someone removed or revoked since (no longer standing) goes.
+        ({"tutor#1": "tutor", "child#1": "child"}, {"tutor"}, {"tutor#1"}),
+        # Connected twice: which one was admitted last died with the former owner; both go.
+        (
+            {"child#1": "child", "child#2": "child", "tutor#1": "tutor"},
+            {"tutor", "child"},
+            {"tutor#1"},
+        ),
+        # Not an admission's identity at all (no nonce): never vouched for.
+        ({"child": None, "tutor#1": "tutor"}, {"tutor", "child"}, {"tutor#1"}),
+        ({}, {"tutor"}, set()),
+    ],
+)
+def test_the_new_owner_keeps_only_one_connection_of_each_person_who_stands(
+    connections: dict[str, str | None], standing: set[str], kept: set[str]
+) -> None:
+    assert kept_connections(connections, standing) == kept

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from gateway.domain.admission import grants_for
+from gateway.domain.admission import counts_as_vetted_adult, grants_for
 from gateway.domain.audit import AuditEvent
 from gateway.domain.errors import ErrorCode, Refusal, Unavailable
 from gateway.domain.hours import local_date
 from gateway.domain.models import Grants, Outcome, Presence
-from gateway.services.admission import DeviceOf, JoinResult, presence_of
+from gateway.services.admission import DeviceOf, JoinResult
 from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.exits import Exits
 from gateway.services.live.recording import LiveRecording
@@ -83,13 +83,12 @@ class Media:
                 role=participant.role,
                 person_kind=participant.person_kind,
                 joined_at=now,
-                vetted_adult=presence_of(
-                    participant,
+                vetted_adult=counts_as_vetted_adult(
                     result.record.person,
+                    participant.role,
                     result.policy,
                     local_date(now, result.policy),
-                    result.decision,
-                ).vetted_adult,
+                ),
                 departures=result.record.departures,
             )
             self._registry.seat_down(seat)

@@ -20,10 +20,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from gateway.domain.admission import is_vetted_adult
+from gateway.domain.admission import counts_as_vetted_adult
 from gateway.domain.audit import AuditEvent
 from gateway.domain.hours import local_date
-from gateway.domain.models import Staff
 from gateway.domain.takeover import Lease, RoomAction, RoomFacts, decide, leases, unowned
 from gateway.services.live.authority import SessionAuthority
 from gateway.services.live.state import LivePorts, LiveRegistry, Seat
@@ -114,9 +113,8 @@ class Takeover:
         self._registry.open_session(session_id, org_id, policy)
         for listed in adopted:
             record = standing[listed.identity]
-            person = record.person
-            vetted = isinstance(person, Staff) and is_vetted_adult(
-                person, record.participant.role, policy, local_date(now, policy)
+            vetted = counts_as_vetted_adult(
+                record.person, record.participant.role, policy, local_date(now, policy)
             )
             self._registry.seat_down(
                 Seat(
@@ -135,15 +133,17 @@ class Takeover:
                     counted=vetted and listed.connected,  # entered just below
                 )
             )
+        # Children held first, adults counted again, then the two-adult rule applied now:
+        # before the audit, so a store that cannot write it does not delay the holds (the
+        # round is repeated for this session from now on like any other it runs).
+        await self._rebuild(session_id, {p.identity for p in adopted if p.connected})
+        await self._supervisor.evaluate(session_id)
         await self._audit(
             "authority.taken_over",
             org_id,
             session_id,
             {"process": ports.live.process_id, "fence": fence, "seats": len(adopted)},
         )
-        # Children held first, adults counted again, then the two-adult rule applied now.
-        await self._rebuild(session_id, {p.identity for p in adopted if p.connected})
-        await self._supervisor.evaluate(session_id)
 
     async def _close(self, session_id: str, org_id: str) -> None:
         """Ended while its owner was dead: nobody may stay in its room. Under the lease, so
