@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from livekit import api, rtc
 
 from gateway.app import LEASE_FLOOR_SECONDS
 from tests.live._gateways import (
-    Admin,
-    Attendee,
-    Served,
-    SupervisedSession,
-    create_org,
-    environment,
     post,
-    serving,
-    supervised_session,
 )
-from tests.multinode.conftest import RECONCILE, ready
-from tests.platforms._drivers import LiveKitArrival, LiveKitDriver
+from tests.live._livekit_pair import Pair, livekit_pair, until
+from tests.multinode.conftest import RECONCILE
+from tests.platforms._drivers import LiveKitArrival
 from tests.plugins.livekit_server import LiveKitServer
 
 pytestmark = [
@@ -50,64 +40,21 @@ WITHIN = LEASE + RECONCILE + 8
 GRACE = 2  # seconds the child stays as they are after an adult drops out (then held)
 
 
-@dataclass
-class Pair:
-    a: Served
-    b: Served
-    admin: Admin
-    session: SupervisedSession
-    people: dict[str, Attendee]
-    driver: LiveKitDriver
-    rooms: Any  # LiveKit's RoomService, as an operator sees it
-
-
 @pytest.fixture
 async def pair(
     tmp_path: Path, redis_url: str, postgres_url: str, livekit_server: LiveKitServer
 ) -> AsyncIterator[Pair]:
-    secret = tmp_path / "livekit.secret"
-    secret.write_text(livekit_server.api_secret + "\n")
-    secret.chmod(0o600)
-    env = environment(
+    async with livekit_pair(
         tmp_path,
         redis_url,
+        postgres_url,
+        livekit_server,
         grace_seconds=GRACE,
-        database_url=postgres_url,
         GATEWAY_RECONCILE_SECONDS=str(RECONCILE),
         GATEWAY_LIVE_HEARTBEAT_SECONDS="2",
         GATEWAY_LIVE_SWEEP_SECONDS=str(RECONCILE),
-        GATEWAY_LIVEKIT_URL=livekit_server.url,
-        GATEWAY_LIVEKIT_API_KEY=livekit_server.api_key,
-        GATEWAY_LIVEKIT_API_SECRET_FILE=str(secret),
-        GATEWAY_LIVEKIT_ORGANISATIONS="*",
-    )
-    key = await asyncio.to_thread(create_org, env)
-    devices = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(4)]
-    driver = LiveKitDriver(livekit_server)
-    operator = api.LiveKitAPI(
-        livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
-    )
-    try:
-        with serving(env, 2) as (a, b):
-            admin_http = devices[0]
-            await ready(admin_http, a.base, b.base)
-            session = await supervised_session(admin_http, b.base, key)
-            people = {
-                role: Attendee(role, device, session.tokens[role])
-                for device, role in zip(devices[1:], ("host", "observer", "child"), strict=True)
-            }
-            yield Pair(a, b, Admin(admin_http, b.base, key), session, people, driver, operator.room)
-    finally:
-        await driver.close()
-        await operator.aclose()
-        for device in devices:
-            await device.close()
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.1)
+    ) as running:
+        yield running
 
 
 async def _listed(pair: Pair, arrival: LiveKitArrival) -> api.ParticipantInfo | None:
@@ -134,7 +81,7 @@ async def _everyone_on_a(pair: Pair) -> dict[str, LiveKitArrival]:
             and _tutor_track_received(arrived["child"], arrived["host"])
         )
 
-    await _until(child_sees_tutor, 30)
+    await until(child_sees_tutor, 30)
     return arrived
 
 
@@ -161,7 +108,7 @@ async def test_the_other_process_takes_over_and_holds_the_child_when_the_observe
     async def taken_over() -> bool:
         return bool(await pair.admin.audit("authority.taken_over"))
 
-    await _until(taken_over, WITHIN)
+    await until(taken_over, WITHIN)
     took = time.monotonic() - killed_at
     assert took >= LEASE - 1, took  # not before A's lease ran out
     print(f"taken over {took:.1f} s after the kill (lease {LEASE} s, round {RECONCILE} s)")
@@ -173,7 +120,7 @@ async def test_the_other_process_takes_over_and_holds_the_child_when_the_observe
         listed = await _listed(pair, arrived["child"])
         return listed is not None and listed.permission.can_subscribe
 
-    await _until(child_subscribes_again, 15)
+    await until(child_subscribes_again, 15)
 
     # The observer goes (their connection drops; nobody says so to any gateway).
     await arrived["observer"].leave()
@@ -188,7 +135,7 @@ async def test_the_other_process_takes_over_and_holds_the_child_when_the_observe
             and not listed.permission.can_publish
         )
 
-    await _until(child_held, GRACE + 15)
+    await until(child_held, GRACE + 15)
     incidents = await pair.admin.incidents(timeout=15)
     assert [i["kind"] for i in incidents] == ["supervision_breach"]
     assert arrived["child"].room.isconnected()  # held, not thrown out
@@ -213,7 +160,7 @@ async def test_a_session_ended_while_its_owner_is_dead_has_its_room_closed(
     )
 
     for arrival in arrived.values():
-        await _until(lambda arrival=arrival: _async(arrival.disconnected.is_set()), WITHIN)
+        await until(lambda arrival=arrival: _async(arrival.disconnected.is_set()), WITHIN)
     listed = await pair.rooms.list_rooms(api.ListRoomsRequest(names=[room]))
     assert list(listed.rooms) == []
     closed = await pair.admin.audit("authority.room_closed")
