@@ -195,6 +195,14 @@ def _role_reasons(role: SessionRole, person: Person, session: Session) -> tuple[
     return ()
 
 
+def join_reads_presence(participant: Participant, person: Person) -> bool:
+    """Whether `decide_join` looks at who is present for this joiner: a child (are enough
+    vetted adults there?) and a livestream viewer (is it full?). Anyone else's decision is the
+    same whoever is present, so their join does not read the live state for it (an adult's
+    join changes nothing there either: they count once their media is connected)."""
+    return isinstance(person, Child) or participant.role is SessionRole.VIEWER
+
+
 def decide_join(facts: JoinFacts) -> Decision:
     """Admit, hold or deny this join, with reasons and explicit grants."""
     policy, session, participant, person = (

@@ -21,6 +21,7 @@ from aiohttp import web
 __all__ = ["TrustedProxies", "client_address", "trusted_proxies"]
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNKNOWN = "unknown"
 MAX_HOPS = 32  # a longer header is someone padding it; only the right-most hops matter
 
@@ -42,26 +43,27 @@ class TrustedProxies:
 
     def __contains__(self, address: str) -> bool:
         parsed = _parse(address)
-        if parsed is None:
-            return False
-        return any(parsed.version == n.version and parsed in n for n in self._networks)
+        return parsed is not None and self._trusts(parsed)
+
+    def _trusts(self, address: IpAddress) -> bool:
+        return any(address.version == n.version and address in n for n in self._networks)
 
     def client(self, peer: str | None, forwarded_for: Sequence[str]) -> str:
         """The client's address, from the connecting `peer` and the X-Forwarded-For headers."""
-        if peer is None or _parse(peer) is None:
+        nearest = _parse(peer) if peer is not None else None
+        if nearest is None:
             return UNKNOWN
-        if peer not in self:
-            return str(_parse(peer))
+        if not self._trusts(nearest):
+            return str(nearest)
         hops = [h.strip() for header in forwarded_for for h in header.split(",")][-MAX_HOPS:]
-        nearest = str(_parse(peer))
         for hop in reversed(hops):
             parsed = _parse(hop)
-            if parsed is None:
-                return nearest  # garbage from here leftwards: the last trusted hop is all we know
-            if hop not in self:
+            if parsed is None:  # garbage from here leftwards: the last trusted hop is all we know
+                return str(nearest)
+            if not self._trusts(parsed):
                 return str(parsed)
-            nearest = str(parsed)
-        return nearest  # every hop was one of our proxies
+            nearest = parsed
+        return str(nearest)  # every hop was one of our proxies
 
 
 def client_address(request: web.Request, cidrs: tuple[str, ...]) -> str:
@@ -76,8 +78,21 @@ def trusted_proxies(cidrs: tuple[str, ...]) -> TrustedProxies:
     return TrustedProxies(cidrs)
 
 
-def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+MAX_ADDRESS_TEXT = 64  # "[v6 with zone]:port" fits; anything longer is not an address
+
+
+def _parse(text: str) -> IpAddress | None:
     text = text.strip()
+    if len(text) > MAX_ADDRESS_TEXT:
+        return None
+    return _parse_short(text)
+
+
+# Every request parses its peer's address, and a gateway sees the same addresses again and
+# again (behind a proxy, the proxy's one), so the parse is remembered. Bounded in count and,
+# above, in length: what a client writes in X-Forwarded-For cannot grow it past a few hundred KiB.
+@functools.lru_cache(maxsize=4096)
+def _parse_short(text: str) -> IpAddress | None:
     if text.startswith("[") and "]" in text:  # "[v6]:port"
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # "v4:port"

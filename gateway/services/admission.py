@@ -20,6 +20,7 @@ from gateway.domain.admission import (
     counts_as_vetted_adult,
     decide_join,
     invite_reasons,
+    join_reads_presence,
     standing_reasons,
 )
 from gateway.domain.audit import AuditEvent
@@ -60,6 +61,9 @@ class JoinResult:
     policy: Policy
     # The masked name of the session's host (its tutor), shown on "Before you go in" (R3).
     host_display_name: str | None = None
+    # Whether this join entered a presence in the live state (anyone but a counting adult,
+    # who is entered once their media is connected): then supervision has something new to see.
+    entered: bool = False
 
 
 DeviceOf = Callable[[str], str | None]
@@ -142,11 +146,15 @@ class AdmissionService:
         await self._check_password(record, policy, password, source, device_proven)
 
         try:
-            present = [
-                p
-                for p in await self._live.present(invite.session_id)
-                if p.participant_id != invite.participant_id
-            ]
+            present = (
+                [
+                    p
+                    for p in await self._live.present(invite.session_id)
+                    if p.participant_id != invite.participant_id
+                ]
+                if join_reads_presence(record.participant, record.person)
+                else []
+            )
         except Exception as exc:  # fail closed: nobody is admitted on a guess
             log.warning("live state unavailable; refusing admission")
             raise Unavailable(
@@ -215,7 +223,7 @@ class AdmissionService:
             else record.host_display_name
         )
         return JoinResult(
-            decision, record.session, record.participant, new_secret, record, policy, host
+            decision, record.session, record.participant, new_secret, record, policy, host, entered
         )
 
     async def _confirm(

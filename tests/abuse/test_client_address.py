@@ -31,6 +31,9 @@ PROXIES = TrustedProxies(["10.0.0.0/8", "fd00::/8"])
         ("::ffff:10.0.0.5", ["203.0.113.9"], "203.0.113.9"),  # v4-mapped peer
         ("fd00::1", ["2001:db8::2"], "2001:db8::2"),
         (None, ["203.0.113.9"], "unknown"),
+        # a hop longer than any address is garbage, however it ends
+        ("10.0.0.5", [" " * 3 + "1" * 70 + "203.0.113.9"], "10.0.0.5"),
+        ("10.0.0.5", ["[fe80::1%eth0]:443"], "fe80::1%eth0"),  # zoned v6 is an address
     ],
 )
 def test_the_client_is_the_right_most_untrusted_hop(
@@ -43,6 +46,15 @@ def test_no_proxies_means_the_peer_and_bad_networks_are_refused() -> None:
     assert TrustedProxies().client("192.0.2.1", ["203.0.113.9"]) == "192.0.2.1"
     with pytest.raises(ValueError, match="CIDR"):
         TrustedProxies(["10.0.0.0/33"])
+
+
+def test_what_clients_write_cannot_grow_the_remembered_addresses() -> None:
+    from gateway.http import client_address
+
+    for i in range(10_000):  # a client cycling through forged hops
+        PROXIES.client("10.0.0.5", [f"198.51.{i // 256}.{i % 256}, {'9' * 200}{i}"])
+    remembered = client_address._parse_short.cache_info()
+    assert remembered.currsize <= remembered.maxsize == 4096
 
 
 async def _wrong_from(world: World, address: str) -> int:

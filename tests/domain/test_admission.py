@@ -17,6 +17,7 @@ from gateway.domain.admission import (
     count_vetted_adults,
     decide_join,
     is_vetted_adult,
+    join_reads_presence,
     standing_reasons,
 )
 from gateway.domain.models import (
@@ -631,6 +632,35 @@ def test_child_never_admitted_without_enough_vetted_adults(
         assert decision.grants == Grants.none()
     if decision.outcome is not Outcome.ADMIT:
         assert decision.grants == Grants.none()
+
+
+@given(
+    who=st.sampled_from([SAM, PAT, ROBIN, OBS]),
+    role=st.sampled_from(list(SessionRole)),
+    present=st.lists(_presence, max_size=8),
+    policy=_policies,
+    kind=st.sampled_from(list(SessionKind)),
+)
+def test_a_join_that_does_not_read_presence_is_decided_alike_whoever_is_present(
+    who: Person, role: SessionRole, present: list[Presence], policy: Policy, kind: SessionKind
+) -> None:
+    """The join skips the live-state read when `join_reads_presence` says no: only sound if
+    the decision then never depends on who is present."""
+    alone = facts(who, role, present=(), consents=SAM_OK, sess=session(kind=kind), policy=policy)
+    if join_reads_presence(alone.participant, who):
+        return
+    crowded = facts(
+        who, role, present=present, consents=SAM_OK, sess=session(kind=kind), policy=policy
+    )
+    assert decide_join(crowded) == decide_join(alone)
+
+
+def test_children_and_viewers_are_decided_on_who_is_present() -> None:
+    assert join_reads_presence(participant(SAM, SessionRole.CHILD), SAM)
+    assert join_reads_presence(participant(PAT, SessionRole.VIEWER), PAT)
+    assert join_reads_presence(participant(SAM, SessionRole.VIEWER), SAM)
+    assert not join_reads_presence(participant(ROBIN, SessionRole.HOST), ROBIN)
+    assert not join_reads_presence(participant(PAT, SessionRole.GUARDIAN), PAT)
 
 
 @given(

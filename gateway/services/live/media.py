@@ -92,7 +92,8 @@ class Media:
                 departures=result.record.departures,
             )
             self._registry.seat_down(seat)
-        await self._supervisor.evaluate(session_id)  # a child's arrival may need a hold
+        if result.entered:  # a child's arrival may need a hold; an adult's join changes nothing
+            await self._supervisor.evaluate(session_id)
         # A platform the browser reaches directly (LiveKit) gets a token minted now; the relay
         # signals through the gateway. The token outlives this moment and LiveKit checks it
         # only at connect: only a vetted adult's carries media. Anyone else's carries none
