@@ -62,10 +62,24 @@ def header_of(token: str) -> dict[str, Any]:
     match = _COMPACT.fullmatch(token)
     if match is None:
         raise MalformedToken
-    header = _object(match.group(1))
+    part = match.group(1)
+    known = _headers.get(part)
+    if known is not None:
+        return dict(known)
+    header = _object(part)
     if header.get("alg") != ALGORITHM or "crit" in header:
         raise RefusedAlgorithm
+    if len(_headers) < _MAX_HEADERS and len(part) <= _MAX_HEADER_TEXT:
+        _headers[part] = dict(header)
     return header
+
+
+# Every token one key signs has the same header text ({"alg","typ","kid"}), so an accepted
+# header is remembered by its text (a handful live at once: current, previous and media keys).
+# Only accepted ones, bounded in number and size: headers sent by anyone cannot grow it.
+# A remembered header is no verdict on any token: the signature is still checked each time.
+_MAX_HEADERS, _MAX_HEADER_TEXT = 64, 256
+_headers: dict[str, dict[str, Any]] = {}
 
 
 def verified_payload(token: str, key: bytes) -> dict[str, Any]:

@@ -538,3 +538,37 @@ async def test_redis_one_owner_at_a_time_and_a_takeover_drops_the_dead_owners_pr
     finally:
         await close_client(a_client)
         await close_client(b_client)
+
+
+async def test_joins_arriving_together_share_one_claim_of_the_session(
+    client: RedisClient,
+) -> None:
+    """Sixty-four joins reaching the owner when its lease is due make one round trip to the
+    live state, not sixty-four; each of them learns the outcome (here: someone else owns it)."""
+    from datetime import UTC, datetime
+
+    from gateway.clock import FrozenClock
+    from gateway.services.live.authority import SessionAuthority, SessionElsewhere
+    from gateway.services.live.state import LivePorts
+
+    async def claims_made() -> int:
+        stats = await client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    def authority(process: str, url: str) -> SessionAuthority:
+        live = RedisLiveState(client, "t", process_id=process)
+        clock = FrozenClock(datetime.now(UTC))
+        ports = LivePorts(None, live, None, None, None, None, clock)  # type: ignore[arg-type]
+        return SessionAuthority(ports, url, 15)
+
+    mine = authority("A", "http://a")
+    await asyncio.gather(*(mine.claim("s1") for _ in range(64)))
+    before = await claims_made()
+    await asyncio.gather(*(mine.claim("s1") for _ in range(64)))  # lease fresh: no round trip
+    assert await claims_made() == before
+
+    other = authority("B", "http://b")
+    before = await claims_made()
+    outcomes = await asyncio.gather(*(other.claim("s1") for _ in range(64)), return_exceptions=True)
+    assert await claims_made() - before == 1
+    assert all(isinstance(o, SessionElsewhere) and o.location == "http://a" for o in outcomes)

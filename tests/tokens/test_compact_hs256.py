@@ -173,3 +173,27 @@ def test_padding_or_escapes_are_refused(suffix: str) -> None:
     token = sign({"a": 1}, KEY)
     with pytest.raises(MalformedToken):
         verified_payload(token + suffix, KEY)
+
+
+def test_a_remembered_header_is_no_pass_for_the_token_it_comes_with() -> None:
+    genuine = sign({"who": "host"}, KEY, kid="k1")
+    assert header_of(genuine)["kid"] == "k1"  # now remembered
+    head = genuine.split(".")[0]
+    tampered = ".".join([head, b64(json.dumps({"who": "intruder"}).encode()), b64(b"x" * 32)])
+    assert header_of(tampered) == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
+    with pytest.raises(BadSignature):
+        verified_payload(tampered, KEY)
+    header_of(genuine)["kid"] = "changed"  # a caller's copy, not the memory
+    assert header_of(genuine)["kid"] == "k1"
+
+
+def test_headers_anyone_sends_cannot_grow_the_memory_or_sneak_past_it() -> None:
+    from gateway.adapters import compact_hs256
+
+    for i in range(500):
+        header_of(forged({"alg": "HS256", "kid": f"k{i}"}, {}, b"s" * 32))
+    assert len(compact_hs256._headers) <= 64
+    refused = forged({"alg": "none", "kid": "k1"}, {})
+    for _ in range(2):  # a refused header is never remembered as accepted
+        with pytest.raises(RefusedAlgorithm):
+            header_of(refused)

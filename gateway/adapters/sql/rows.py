@@ -58,6 +58,12 @@ _PEOPLE = {
     PersonKind.CHILD: (t.children, "ch_"),
     PersonKind.GUARDIAN: (t.guardians, "gd_"),
 }
+# Each kind's columns as labelled in the join's row, and as the table names them.
+_PERSON_COLUMNS = {
+    kind: tuple((f"{prefix}{c.name}", c.name) for c in table.c)
+    for kind, (table, prefix) in _PEOPLE.items()
+}
+_PERSON_ID = {kind: f"{prefix}id" for kind, (_table, prefix) in _PEOPLE.items()}
 _HAS_CONSENTS = (
     select(t.consent_records.c.id)
     .where(
@@ -141,10 +147,9 @@ def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
 
 def _joined_person(conn: Connection, m: Mapping[str, Any], kind: PersonKind) -> Person | None:
     """The person columns of a join row (prefixed), as a Person; None when there is none."""
-    _table, prefix = _PEOPLE[kind]
-    if m[f"{prefix}id"] is None:
+    if m[_PERSON_ID[kind]] is None:
         return None
-    fields = {name[len(prefix) :]: value for name, value in m.items() if name.startswith(prefix)}
+    fields = {name: m[labelled] for labelled, name in _PERSON_COLUMNS[kind]}
     if kind is PersonKind.STAFF:
         return _staff(fields)
     if kind is PersonKind.GUARDIAN:

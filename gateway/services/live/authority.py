@@ -20,6 +20,7 @@ reach any process: they are durable in SQL first, and the owner applies them wit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -49,6 +50,7 @@ class SessionAuthority:
         self._ttl = ttl_seconds
         self._held: dict[str, Authority] = {}  # sessions this process owns
         self._renewed: dict[str, datetime] = {}  # when each lease was last taken or renewed
+        self._claiming: dict[str, asyncio.Future[None]] = {}  # claims in flight, per session
 
     async def claim(self, session_id: str) -> None:
         """Before anything of a join is recorded: be the session's owner, or send the
@@ -61,6 +63,23 @@ class SessionAuthority:
             and self._ports.clock.now() - renewed < timedelta(seconds=self._ttl / 3)
         ):
             return
+        # Joins arriving together when the lease is due share one claim (one round trip),
+        # and each of them gets its outcome.
+        claiming = self._claiming.get(session_id)
+        if claiming is None:
+            claiming = asyncio.ensure_future(self._claim_now(session_id))
+            self._claiming[session_id] = claiming
+            claiming.add_done_callback(self._claimed)
+        await asyncio.shield(claiming)  # one caller giving up must not cancel the others'
+
+    def _claimed(self, claim: asyncio.Future[None]) -> None:
+        for session_id, claiming in list(self._claiming.items()):
+            if claiming is claim:
+                del self._claiming[session_id]
+        if not claim.cancelled():
+            claim.exception()  # retrieved: its callers were told (or all gave up)
+
+    async def _claim_now(self, session_id: str) -> None:
         try:
             authority = await self._ports.live.claim_authority(session_id, self._url, self._ttl)
         except Exception as exc:
