@@ -26,10 +26,40 @@ V = TypeVar("V")
 MAX_BATCH = 64
 
 
+Answers = list[tuple[bool, V | Exception]]  # per key, in order: (True, value) or (False, error)
+
+
+def each(conn: Connection, keys: list[K], read_one: Callable[[Connection, K], V]) -> Answers[V]:
+    """Read key by key in one unit of work: a key's own failure is its answer; an outage (a
+    lock or statement timeout, a lost connection) ends the unit for every key."""
+    answers: Answers[V] = []
+    for key in keys:
+        try:
+            answers.append((True, read_one(conn, key)))
+        except Exception as error:
+            if is_outage(error):
+                raise  # the database, not this key: Database.read maps it to a 503
+            answers.append((False, error))  # this key's own failure
+    return answers
+
+
 class ReadBatch(Generic[K, V]):
-    def __init__(self, database: Database, read_one: Callable[[Connection, K], V]) -> None:
+    """`ReadBatch(database, read_one)`: each queued key read by `read_one`, all in one unit of
+    work. `ReadBatch(database, read_many=...)`: the keys read together (one statement for all,
+    say); `read_many` answers per key, in order (`each` maps them one by one)."""
+
+    def __init__(
+        self,
+        database: Database,
+        read_one: Callable[[Connection, K], V] | None = None,
+        *,
+        read_many: Callable[[Connection, list[K]], Answers[V]] | None = None,
+    ) -> None:
+        if (read_one is None) == (read_many is None):
+            raise TypeError("give read_one or read_many")
         self._database = database
         self._read_one = read_one
+        self._read_many = read_many
         self._queued: list[tuple[K, asyncio.Future[V]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -49,16 +79,13 @@ class ReadBatch(Generic[K, V]):
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
-        def read_all(conn: Connection) -> list[tuple[bool, V | BaseException]]:
-            answers: list[tuple[bool, V | BaseException]] = []
-            for key, _ in batch:
-                try:
-                    answers.append((True, self._read_one(conn, key)))
-                except Exception as error:
-                    if is_outage(error):
-                        raise  # the database, not this key: Database.read maps it to a 503
-                    answers.append((False, error))  # this key's own failure
-            return answers
+        keys = [key for key, _ in batch]
+
+        def read_all(conn: Connection) -> Answers[V]:
+            if self._read_many is not None:
+                return self._read_many(conn, keys)
+            assert self._read_one is not None
+            return each(conn, keys, self._read_one)
 
         try:
             answers = await self._database.read(read_all)

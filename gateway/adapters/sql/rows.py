@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Row
 
 from gateway.adapters.sql import schema as t
 from gateway.adapters.sql.direct import DirectQuery
+from gateway.adapters.sql.read_batch import each
 from gateway.clock import from_us
 from gateway.domain.models import (
     Child,
@@ -83,18 +84,27 @@ for _kind, (_table, _prefix) in _PEOPLE.items():
         & (_table.c.org_id == t.invites.c.org_id)
         & (t.participants.c.person_kind == _kind.value),
     )
-_JOIN_QUERY = DirectQuery(
-    select(
-        t.invites,
-        *[c.label(f"p_{c.name}") for c in t.participants.c],
-        *[c.label(f"s_{c.name}") for c in t.sessions.c],
-        *[c.label(f"{prefix}{c.name}") for table, prefix in _PEOPLE.values() for c in table.c],
-        _HOST_NAME,
-        _HAS_CONSENTS,
-    )
-    .select_from(_join_from)
-    .where(t.invites.c.id == bindparam("invite_id"))
-)
+_JOIN_ROW = select(
+    t.invites,
+    *[c.label(f"p_{c.name}") for c in t.participants.c],
+    *[c.label(f"s_{c.name}") for c in t.sessions.c],
+    *[c.label(f"{prefix}{c.name}") for table, prefix in _PEOPLE.values() for c in table.c],
+    _HOST_NAME,
+    _HAS_CONSENTS,
+).select_from(_join_from)
+# Joins arriving together (`ReadBatch`) read their rows in one statement: one per number of
+# invites (up to the batch's bound), each compiled once, so the driver keeps it prepared.
+_JOIN_QUERIES_FOR: dict[int, DirectQuery] = {}
+
+
+def _join_query_for(count: int) -> DirectQuery:
+    query = _JOIN_QUERIES_FOR.get(count)
+    if query is None:
+        wanted = [bindparam(f"invite_{i}", type_=t.invites.c.id.type) for i in range(count)]
+        query = _JOIN_QUERIES_FOR[count] = DirectQuery(_JOIN_ROW.where(t.invites.c.id.in_(wanted)))
+    return query
+
+
 _PERSON_QUERIES = {
     kind: DirectQuery(
         select(table).where(table.c.org_id == bindparam("org_id"), table.c.id == bindparam("id"))
@@ -120,13 +130,28 @@ _CONSENTS_QUERY = DirectQuery(
 )
 
 
-def _join_record(conn: Connection, invite_id: str) -> JoinRecord | None:
-    """Everything a join decision needs about one invite, in one read snapshot: one statement
-    for an adult without consent records, more for a child (guardians, consents)."""
-    found = _JOIN_QUERY.rows(conn, invite_id=invite_id)
-    if not found:
-        return None
-    m = found[0]
+def _join_records_together(
+    conn: Connection, invite_ids: list[str]
+) -> list[tuple[bool, JoinRecord | Exception | None]]:
+    """Everything each join of a batch needs to be decided, in order, in one read snapshot:
+    the invites' rows (with participant, session, person and host name) in one statement, then
+    each mapped on its own, so one bad row is that join's failure only. An adult without
+    consent records costs nothing more; a child's guardians and consents are further
+    statements."""
+    distinct = list(dict.fromkeys(invite_ids))
+    rows = _join_query_for(len(distinct)).rows(
+        conn, **{f"invite_{i}": invite_id for i, invite_id in enumerate(distinct)}
+    )
+    by_id = {row["id"]: row for row in rows}
+
+    def one(conn: Connection, invite_id: str) -> JoinRecord | None:
+        row = by_id.get(invite_id)
+        return _join_record_from(conn, row) if row is not None else None
+
+    return each(conn, invite_ids, one)
+
+
+def _join_record_from(conn: Connection, m: Mapping[str, Any]) -> JoinRecord | None:
     participant = _participant_from(m, "p_")
     person = _joined_person(conn, m, participant.person_kind)
     if person is None:
@@ -206,7 +231,8 @@ _PERSON_TABLES = {
 
 
 def _join_records(conn: Connection, invite_ids: list[str]) -> dict[str, JoinRecord]:
-    """`_join_record` for many invites at once (same snapshot, constant number of queries)."""
+    """`_join_records_together` for a reconciliation round's invites (no bound on their
+    number: SQLAlchemy's expanding IN lists; same snapshot, constant number of queries)."""
     rows = [
         dict(row._mapping)
         for row in conn.execute(

@@ -15,8 +15,8 @@ from gateway.adapters.sql.engine import Database
 from gateway.adapters.sql.read_batch import ReadBatch
 from gateway.adapters.sql.rows import (
     _invite,
-    _join_record,
     _join_records,
+    _join_records_together,
     _participant,
     _session,
 )
@@ -36,7 +36,9 @@ from gateway.services.ports import JoinRecord, SessionQuery
 class SessionStore(StoreBase):
     def __init__(self, database: Database, audit_key: bytes, clock: Clock) -> None:
         super().__init__(database, audit_key, clock)
-        self._join_reads: ReadBatch[str, JoinRecord | None] = ReadBatch(database, _join_record)
+        self._join_reads: ReadBatch[str, JoinRecord | None] = ReadBatch(
+            database, read_many=_join_records_together
+        )
 
     async def add_session(
         self, session: Session, title: str, password_hash: str | None, events: Sequence[AuditEvent]
