@@ -17,16 +17,19 @@ What runs (every server is a subprocess on 127.0.0.1, stopped at the end):
    database and key directory: an organisation on a copy of policies/demo.toml, with
    `invites.password_required = false` (so a session may have no password) and the per-invite
    attempt limit raised to 100 (64 connections replay one invite; the default 5 would answer
-   429 once more than 5 passwords are in flight), a vetted tutor and a DSL, and two sessions with
-   the tutor as host: "open" (no password) and "locked" (a password, checked with argon2id).
+   429 once more than 5 passwords are in flight), a vetted tutor and a DSL, and sessions with
+   the tutor as host: 16 "open" ones (no password) and one "locked" (a password, checked with
+   argon2id).
 2. The bare handler: `aiohttp.web.run_app` with one POST /v1/join route that parses the JSON
    body and answers a JSON document of the join answer's size; logging configured as the
    gateway's.
 3. The gateway: `python -m gateway.cli serve --port P` with GATEWAY_DATABASE_URL,
    GATEWAY_KEYS_DIR and GATEWAY_POLICY pointing into the temporary directory.
-4. For each host invite, one join with aiohttp binds the invite to a "device" (the HttpOnly
-   cookie it sets); wrk then replays {"token", "password"} with that Cookie header on every
-   request: a vetted adult admitted, one `join.decision` audit entry per join.
+4. For each host invite, one join binds the invite to a "device" (the HttpOnly cookie it
+   sets); wrk then replays {"token", "password"} with that Cookie header: the 16 open
+   sessions' invites in turn (joins arriving together are for different invites, as on a real
+   gateway), the locked one alone. Each answer: a vetted adult admitted, one `join.decision`
+   audit entry per join.
 5. Both servers run side by side; wrk -t2 -cN -dD --latency measures them in alternating
    rounds (bare, join, bare, join, ...; a 2 s warm-up each first, not counted), so a slow minute
    on a shared machine hits both alike; each figure is its median round. Then the password case
@@ -142,11 +145,16 @@ def bare_server(port: int) -> None:
 # setup -----------------------------------------------------------------------------------------
 
 
+# The no-password case joins this many sessions' hosts in turn (each invite on its own device),
+# as a gateway sees them: joins arriving together are for different invites.
+OPEN_SESSIONS = 16
+
+
 @dataclass
 class Sessions:
     org_id: str
-    open_session: str
-    open_token: str
+    open_sessions: list[str]
+    open_tokens: list[str]
     locked_session: str
     locked_token: str
 
@@ -192,7 +200,8 @@ async def setup(settings: Any, policy: Path) -> Sessions:
         )
         now = services.clock.now()
         made: list[tuple[str, str]] = []
-        for title, password in (("Bench open", None), ("Bench locked", PASSWORD)):
+        cases = [(f"Bench open {i + 1}", None) for i in range(OPEN_SESSIONS)]
+        for title, password in [*cases, ("Bench locked", PASSWORD)]:
             created = await services.sessions.create(
                 org,
                 "bench",
@@ -210,7 +219,10 @@ async def setup(settings: Any, policy: Path) -> Sessions:
             host = next(p for p in roster if p.role is SessionRole.HOST)
             issued = await services.sessions.issue_invite(org, "bench", session_id, host.id)
             made.append((session_id, issued.token))
-        return Sessions(org.id, made[0][0], made[0][1], made[1][0], made[1][1])
+        opened, (locked, locked_token) = made[:-1], made[-1]
+        return Sessions(
+            org.id, [s for s, _ in opened], [t for _, t in opened], locked, locked_token
+        )
     finally:
         await runtime.close()
 
@@ -335,10 +347,29 @@ wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 {cookie}
 """
+# Several invites in turn: each request the next one's body with its own device's cookie.
+LUA_IN_TURN = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local joins = {{ {joins} }}
+local i = 0
+init = function(args) i = math.random(#joins) end
+request = function()
+  i = (i % #joins) + 1
+  wrk.headers["Cookie"] = joins[i][2]
+  return wrk.format(nil, nil, nil, joins[i][1])
+end
+"""
 
 
 def lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_lua_in_turn(path: Path, joins: list[tuple[dict[str, Any], str]]) -> None:
+    pairs = ", ".join(
+        f"{{ {lua_string(json.dumps(body))}, {lua_string(cookie)} }}" for body, cookie in joins
+    )
+    path.write_text(LUA_IN_TURN.format(joins=pairs))
 
 
 def write_lua(path: Path, body: dict[str, Any], cookie: str | None) -> None:
@@ -643,7 +674,7 @@ def run_on(store_name: str, args: argparse.Namespace) -> tuple[str, bool]:
             # figures are the median round of each.
             bare_port, port = free_port(), free_port()
             bare_lua = tmp / "bare.lua"
-            write_lua(bare_lua, {"token": sessions.open_token}, None)
+            write_lua(bare_lua, {"token": sessions.open_tokens[0]}, None)
             gateway_argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
             if args.profile:
                 # pyinstrument (pip install pyinstrument) runs in the gateway's own process, so
@@ -676,16 +707,17 @@ def run_on(store_name: str, args: argparse.Namespace) -> tuple[str, bool]:
                 ) as bare,
                 server(gateway_argv, env, port, tmp / "gateway.log") as gateway,
             ):
-                scripts: dict[str, Path] = {}
-                for case, token, password in (
-                    ("open", sessions.open_token, None),
-                    ("locked", sessions.locked_token, PASSWORD),
-                ):
-                    body = {"token": token, "password": password}
+                scripts: dict[str, Path] = {"open": tmp / "open.lua", "locked": tmp / "locked.lua"}
+                open_joins = []
+                for token in sessions.open_tokens:
+                    body = {"token": token, "password": None}
                     cookie, _view, size = first_join(port, body)
                     answer_bytes = answer_bytes or size
-                    scripts[case] = tmp / f"{case}.lua"
-                    write_lua(scripts[case], body, cookie)
+                    open_joins.append((body, cookie))
+                write_lua_in_turn(scripts["open"], open_joins)
+                locked = {"token": sessions.locked_token, "password": PASSWORD}
+                cookie, _view, _size = first_join(port, locked)
+                write_lua(scripts["locked"], locked, cookie)
                 wrk(bare_port, bare_lua, 2, args.connections)  # warm-ups, not counted
                 runs["open"].append(wrk(port, scripts["open"], 2, args.connections))
                 for _ in range(args.rounds):
@@ -710,14 +742,17 @@ def run_on(store_name: str, args: argparse.Namespace) -> tuple[str, bool]:
                 )
             # the gateway has stopped: its writer drained, every acknowledged entry is stored
             counts = {
-                "open": store.count_join_entries(sessions.open_session),
+                "open": sum(map(store.count_join_entries, sessions.open_sessions)),
                 "locked": store.count_join_entries(sessions.locked_session),
             }
             chain = verify_chain(env)
 
+    # + 2 per invite: the binding join and the check join
+    first = {"open": 2 * len(sessions.open_tokens), "locked": 2}
     ok_answers = {
-        case: sum(r.requests - r.non_2xx for r in loads) + 2 for case, loads in runs.items()
-    }  # + 2: the binding join and the check join
+        case: sum(r.requests - r.non_2xx for r in loads) + first[case]
+        for case, loads in runs.items()
+    }
     audited = {case: counts[case] >= ok_answers[case] for case in runs}
     bare = median_round(bare_rounds)
     open_run, locked_run = median_round(runs["open"][1:]), runs["locked"][1]
@@ -779,7 +814,8 @@ def run_on(store_name: str, args: argparse.Namespace) -> tuple[str, bool]:
         f"-d{args.duration}s --latency on 127.0.0.1, {args.rounds} alternating rounds of bare and "
         "join (each after a 2 s warm-up; median round shown), each server a separate process "
         f"started like `gateway serve` (`web.run_app`); {store.describe}. "
-        "The join replays one vetted host's invite with its bound device cookie: "
+        f"The join replays {OPEN_SESSIONS} sessions' vetted hosts' invites in turn, each "
+        "with its bound device cookie: "
         "admitted every time, one `join.decision` audit entry committed (group commit) "
         "before each answer; the audit count is read after the gateway has stopped "
         "(it exceeds the answers by the joins still in flight when wrk stopped). "
