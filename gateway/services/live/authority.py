@@ -21,6 +21,7 @@ reach any process: they are durable in SQL first, and the owner applies them wit
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import datetime, timedelta
 
@@ -69,13 +70,12 @@ class SessionAuthority:
         if claiming is None:
             claiming = asyncio.ensure_future(self._claim_now(session_id))
             self._claiming[session_id] = claiming
-            claiming.add_done_callback(self._claimed)
+            claiming.add_done_callback(functools.partial(self._claimed, session_id))
         await asyncio.shield(claiming)  # one caller giving up must not cancel the others'
 
-    def _claimed(self, claim: asyncio.Future[None]) -> None:
-        for session_id, claiming in list(self._claiming.items()):
-            if claiming is claim:
-                del self._claiming[session_id]
+    def _claimed(self, session_id: str, claim: asyncio.Future[None]) -> None:
+        if self._claiming.get(session_id) is claim:
+            del self._claiming[session_id]
         if not claim.cancelled():
             claim.exception()  # retrieved: its callers were told (or all gave up)
 
