@@ -8,7 +8,6 @@ share the database, the Redis, the keys folder, the recordings folder and the ma
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -129,20 +128,6 @@ async def audit_kinds(
     ) as response:
         assert response.status == 200
         return list((await response.json())["items"])
-
-
-async def ready(http: aiohttp.ClientSession, *bases: str, timeout: float = 90.0) -> None:
-    """Every process answers /healthz (a process start is slow on a loaded 2-core machine)."""
-    async with asyncio.timeout(timeout):
-        for base in bases:
-            while True:
-                try:
-                    async with http.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Test databases at the newest schema without migrating each one.
 
-Fixture:
+Fixtures:
+- ``module_postgres_url_at_head`` (module): a PostgreSQL database at the newest schema for the
+  servers one test module's tests share (each test then makes its own organisation).
 - ``schema_at_head`` (function): ``schema_at_head(url)`` gives a fresh empty database from
   ``sqlite_url`` / ``postgres_url`` (so also ``database_url``) the newest schema, as an exact
   copy of a template that Alembic migrated once in this run: an SQLite file copied into place,
@@ -78,6 +80,18 @@ def _postgres_schema_template(postgres_server: PostgresServer) -> str:
     _migrate(postgres_server.url(_TEMPLATE))  # disposed after: nobody stays connected to it
     postgres_server.psql(f'ALTER DATABASE "{_TEMPLATE}" WITH IS_TEMPLATE true')
     return _TEMPLATE
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url_at_head(
+    postgres_server: PostgresServer, _postgres_schema_template: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    name = postgres_server.new_database_name(request.node.name)
+    postgres_server.create_database(name, template=_postgres_schema_template)
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.drop_database(name)
 
 
 def created_at_head(request: pytest.FixtureRequest, name: str) -> None:

@@ -648,6 +648,21 @@ def redis_url(redis_server: RedisServer, _redis_db_numbers: Iterator[int]) -> It
         redis_server.command("FLUSHDB", db=db)
 
 
+@pytest.fixture(scope="module")
+def module_redis_url(redis_server: RedisServer, _redis_db_numbers: Iterator[int]) -> Iterator[str]:
+    """A Redis database for the servers one test module's tests share (emptied before and
+    after). The numbers are shared with `redis_url`: a module using both takes fewer than
+    `RedisServer.databases` of the latter."""
+    db = next(_redis_db_numbers)
+    redis_server.command("FLUSHDB", db=db)
+    try:
+        yield redis_server.url(db)
+    finally:
+        if not redis_server.running:
+            redis_server.start()
+        redis_server.command("FLUSHDB", db=db)
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = os.environ.get("GATEWAY_TEST_CHROMIUM") or shutil.which("chromium")
