@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,8 +71,15 @@ class Cluster:
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, redis_url: str
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    redis_url: str,
+    schema_at_head: Callable[[str], None],
 ) -> Cluster:
+    # At the newest schema (a copy of the migrated template): what is tested here is what the
+    # processes do together, not migrating (tests/*/test_migration.py and tests/deps do that).
+    schema_at_head(postgres_url)
     key_file = tmp_path / "master.key"
     key_file.write_bytes(os.urandom(32))
     key_file.chmod(0o600)
