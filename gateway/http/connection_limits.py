@@ -120,13 +120,20 @@ class ConnectionCap:
 
 
 async def start_server(
-    app: web.Application, host: str, port: int, settings: Settings
+    app: web.Application,
+    host: str,
+    port: int,
+    settings: Settings,
+    *,
+    stop_seconds: float = STOP_SECONDS,
 ) -> tuple[web.AppRunner, ConnectionCap]:
-    """Start `app` on host:port with the limits above; `await runner.cleanup()` stops it."""
+    """Start `app` on host:port with the limits above; `await runner.cleanup()` stops it,
+    giving open requests `stop_seconds` to finish (tests that stop with streams still open
+    give less)."""
     runner = web.AppRunner(
         app,
         access_log=None,
-        shutdown_timeout=STOP_SECONDS,
+        shutdown_timeout=stop_seconds,
         keepalive_timeout=head_deadline(settings),
     )
     await runner.setup()

@@ -65,6 +65,21 @@ def create_org(env: dict[str, str], name: str = "Twin Club") -> str:
     return key.group(1)
 
 
+async def new_org(env: dict[str, str], name: str = "Twin Club") -> str:
+    """Create an organisation in this process on the (migrated) database of `env`, as
+    `gateway org create` does; its API key. For tests that share running gateway processes and
+    give each test its own organisation: no process to start."""
+    from gateway.app import build_runtime
+    from gateway.settings import Settings
+
+    runtime = await build_runtime(Settings.from_env(env))
+    try:
+        _, key = await runtime.services.organisations.create(name)
+        return key
+    finally:
+        await runtime.close()
+
+
 @dataclass
 class Served:
     base: str
@@ -95,19 +110,19 @@ def serving(env: dict[str, str], count: int = 1) -> Iterator[list[Served]]:
             served.process.wait(timeout=20)
 
 
-async def ready(http: aiohttp.ClientSession, base: str) -> None:
-    # A gateway starts in a second or two; on a loaded 2-core machine (CI's, or several test
-    # runs at once) it was seen taking 21 s: 90 s, as the multinode tests allow.
-    deadline = asyncio.get_running_loop().time() + 90
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            async with http.get(base + "/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{base} did not start")
+async def ready(http: aiohttp.ClientSession, *bases: str, timeout: float = 90.0) -> None:
+    """Every process answers /healthz. A gateway starts in a second or two; on a loaded 2-core
+    machine (CI's, or several test runs at once) it was seen taking 21 s: 90 s by default."""
+    async with asyncio.timeout(timeout):
+        for base in bases:
+            while True:
+                try:
+                    async with http.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
 
 
 async def post(http: aiohttp.ClientSession, url: str, body: Any, key: str | None = None) -> Any:

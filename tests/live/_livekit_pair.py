@@ -20,8 +20,8 @@ from tests.live._gateways import (
     Attendee,
     Served,
     SupervisedSession,
-    create_org,
     environment,
+    new_org,
     ready,
     serving,
     supervised_session,
@@ -49,7 +49,8 @@ async def livekit_pair(
     livekit_server: LiveKitServer,
     **settings: Any,
 ) -> AsyncIterator[Pair]:
-    """`settings`: the test's own (`grace_seconds`, GATEWAY_... variables), besides LiveKit's."""
+    """`settings`: the test's own (`grace_seconds`, GATEWAY_... variables), besides LiveKit's.
+    `postgres_url` is at the newest schema (`schema_at_head`)."""
     secret = tmp_path / "livekit.secret"
     secret.write_text(livekit_server.api_secret + "\n")
     secret.chmod(0o600)
@@ -63,7 +64,7 @@ async def livekit_pair(
         GATEWAY_LIVEKIT_ORGANISATIONS="*",
         **settings,
     )
-    key = await asyncio.to_thread(create_org, env)
+    key = await new_org(env)  # in this process: no CLI process to start
     devices = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(4)]
     driver = LiveKitDriver(livekit_server)
     operator = api.LiveKitAPI(
@@ -72,8 +73,7 @@ async def livekit_pair(
     try:
         with serving(env, 2) as (a, b):
             admin_http = devices[0]
-            await ready(admin_http, a.base)
-            await ready(admin_http, b.base)
+            await ready(admin_http, a.base, b.base)
             session = await supervised_session(admin_http, b.base, key)
             people = {
                 role: Attendee(role, device, session.tokens[role])

@@ -6,7 +6,8 @@ landed: the embedded relay keeps a session's media in one process); their other 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from tests.live._gateways import (
     Attendee,
     SupervisedSession,
     Watch,
-    create_org,
     environment,
+    new_org,
     ready,
     serving,
     supervised_session,
@@ -44,32 +45,64 @@ class Twin:
         return Watch(person.device, base, person.token)
 
 
-@pytest.fixture
-async def twin(tmp_path: Path, redis_url: str, postgres_url: str) -> AsyncIterator[Twin]:
+@dataclass
+class Pair:
+    """Two gateway processes on one PostgreSQL database (at the newest schema) and one Redis."""
+
+    env: dict[str, str]
+    a: str
+    b: str
+
+
+@contextmanager
+def _pair(tmp_path: Path, redis_url: str, postgres_url: str, reconcile: float) -> Iterator[Pair]:
     env = environment(
         tmp_path,
         redis_url,
         grace_seconds=60,
         database_url=postgres_url,
-        GATEWAY_RECONCILE_SECONDS=str(RECONCILE),
+        GATEWAY_RECONCILE_SECONDS=str(reconcile),
     )
-    key = create_org(env)
+    with serving(env, 2) as (a, b):
+        yield Pair(env, a.base, b.base)
+
+
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory,
+    module_redis_url: str,
+    module_postgres_url_at_head: str,
+) -> Iterator[Pair]:
+    """Started once for the module's tests (a start takes seconds to tens of seconds on a busy
+    machine): each test has its own organisation, people and session on them."""
+    tmp_path = tmp_path_factory.mktemp("pair")
+    with _pair(tmp_path, module_redis_url, module_postgres_url_at_head, RECONCILE) as started:
+        yield started
+
+
+@asynccontextmanager
+async def _twin(pair: Pair) -> AsyncIterator[Twin]:
     devices = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(4)]
     people: dict[str, Attendee] = {}
     try:
-        with serving(env, 2) as (a, b):
-            admin_http = devices[0]
-            await ready(admin_http, a.base)
-            await ready(admin_http, b.base)
-            session = await supervised_session(admin_http, a.base, key)
-            for device, role in zip(devices[1:], ("host", "observer", "child"), strict=True):
-                people[role] = Attendee(role, device, session.tokens[role])
-            yield Twin(a.base, b.base, Admin(admin_http, a.base, key), session, people)
+        admin_http = devices[0]
+        await ready(admin_http, pair.a, pair.b)
+        key = await new_org(pair.env)
+        session = await supervised_session(admin_http, pair.a, key)
+        for device, role in zip(devices[1:], ("host", "observer", "child"), strict=True):
+            people[role] = Attendee(role, device, session.tokens[role])
+        yield Twin(pair.a, pair.b, Admin(admin_http, pair.a, key), session, people)
     finally:
         for person in people.values():
             await person.hang_up()
         for device in devices:
             await device.close()
+
+
+@pytest.fixture
+async def twin(pair: Pair) -> AsyncIterator[Twin]:
+    async with _twin(pair) as started:
+        yield started
 
 
 def _state(outcome: str) -> object:
@@ -154,28 +187,18 @@ async def test_host_on_one_process_removes_a_child_seated_on_the_other(twin: Twi
 
 
 @pytest.fixture
-async def slow_twin(tmp_path: Path, redis_url: str, postgres_url: str) -> AsyncIterator[Twin]:
+async def slow_twin(
+    tmp_path: Path,
+    redis_url: str,
+    postgres_url: str,
+    schema_at_head: Callable[[str], None],
+) -> AsyncIterator[Twin]:
     """Two processes whose reconciliation is far slower than the 5 s promise: what reaches
     people in time is the nudge."""
-    env = environment(
-        tmp_path, redis_url, database_url=postgres_url, GATEWAY_RECONCILE_SECONDS="30"
-    )
-    key = create_org(env)
-    devices = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(4)]
-    people: dict[str, Attendee] = {}
-    try:
-        with serving(env, 2) as (a, b):
-            await ready(devices[0], a.base)
-            await ready(devices[0], b.base)
-            session = await supervised_session(devices[0], a.base, key)
-            for device, role in zip(devices[1:], ("host", "observer", "child"), strict=True):
-                people[role] = Attendee(role, device, session.tokens[role])
-            yield Twin(a.base, b.base, Admin(devices[0], a.base, key), session, people)
-    finally:
-        for person in people.values():
-            await person.hang_up()
-        for device in devices:
-            await device.close()
+    schema_at_head(postgres_url)
+    with _pair(tmp_path, redis_url, postgres_url, 30) as slow:
+        async with _twin(slow) as started:
+            yield started
 
 
 async def test_a_consent_withdrawn_through_the_other_process_reaches_the_child_at_once(

@@ -37,8 +37,13 @@ WITHIN = LEASE + 10  # the lease runs out, the next join takes it; room for a bu
 
 @pytest.fixture
 async def pair(
-    tmp_path: Path, redis_url: str, postgres_url: str, livekit_server: LiveKitServer
+    tmp_path: Path,
+    redis_url: str,
+    postgres_url: str,
+    livekit_server: LiveKitServer,
+    schema_at_head: Callable[[str], None],
 ) -> AsyncIterator[Pair]:
+    schema_at_head(postgres_url)
     async with livekit_pair(
         tmp_path,
         redis_url,

@@ -8,11 +8,10 @@ share the database, the Redis, the keys folder, the recordings folder and the ma
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,8 +71,15 @@ class Cluster:
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, redis_url: str
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    redis_url: str,
+    schema_at_head: Callable[[str], None],
 ) -> Cluster:
+    # At the newest schema (a copy of the migrated template): what is tested here is what the
+    # processes do together, not migrating (tests/*/test_migration.py and tests/deps do that).
+    schema_at_head(postgres_url)
     key_file = tmp_path / "master.key"
     key_file.write_bytes(os.urandom(32))
     key_file.chmod(0o600)
@@ -129,20 +135,6 @@ async def audit_kinds(
     ) as response:
         assert response.status == 200
         return list((await response.json())["items"])
-
-
-async def ready(http: aiohttp.ClientSession, *bases: str, timeout: float = 90.0) -> None:
-    """Every process answers /healthz (a process start is slow on a loaded 2-core machine)."""
-    async with asyncio.timeout(timeout):
-        for base in bases:
-            while True:
-                try:
-                    async with http.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from gateway.app import build_runtime
 from gateway.domain.audit import AuditEvent
 from gateway.domain.outbox import Channels, EmailChannel
 from gateway.settings import Settings
-from tests.live._gateways import serving
-from tests.multinode.conftest import Cluster, audit_kinds, ready
+from tests.live._gateways import ready, serving
+from tests.multinode.conftest import Cluster, audit_kinds
 from tests.notifications.receivers import SmtpServer
 from tests.plugins.servers import free_port
 

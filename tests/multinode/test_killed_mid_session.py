@@ -22,10 +22,11 @@ from tests.live._gateways import (
     create_org,
     join_body,
     post,
+    ready,
     serving,
     supervised_session,
 )
-from tests.multinode.conftest import RECONCILE, Cluster, ready
+from tests.multinode.conftest import RECONCILE, Cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.media, pytest.mark.postgres, pytest.mark.redis]
 

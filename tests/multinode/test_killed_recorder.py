@@ -14,14 +14,13 @@ import time
 import aiohttp
 import pytest
 
-from tests.live._gateways import ROOT, serving
+from tests.live._gateways import ROOT, ready, serving
 from tests.multinode.conftest import (
     HEARTBEAT,
     MARKER,
     RETENTION,
     Cluster,
     audit_kinds,
-    ready,
     seed_due_recordings,
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -42,8 +42,13 @@ GRACE = 2  # seconds the child stays as they are after an adult drops out (then 
 
 @pytest.fixture
 async def pair(
-    tmp_path: Path, redis_url: str, postgres_url: str, livekit_server: LiveKitServer
+    tmp_path: Path,
+    redis_url: str,
+    postgres_url: str,
+    livekit_server: LiveKitServer,
+    schema_at_head: Callable[[str], None],
 ) -> AsyncIterator[Pair]:
+    schema_at_head(postgres_url)
     async with livekit_pair(
         tmp_path,
         redis_url,

@@ -19,8 +19,8 @@ import pytest
 from gateway.adapters.leader import RedisLeaderLock
 from gateway.adapters.live_redis import close_client, redis_client
 from gateway.services.retention import RUN_LEASE
-from tests.live._gateways import ROOT, environment, serving
-from tests.multinode.conftest import MARKER, Cluster, audit_kinds, ready, seed_due_recordings
+from tests.live._gateways import ROOT, environment, ready, serving
+from tests.multinode.conftest import MARKER, Cluster, audit_kinds, seed_due_recordings
 from tests.plugins.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]

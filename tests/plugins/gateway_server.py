@@ -24,6 +24,7 @@ from tests.plugins.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 # A Monday, 10:00 in London (UTC in winter): inside the default policy's hours.
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+STOP_SECONDS = 0.5  # what requests still open when a test ends get to finish
 
 
 @dataclass
@@ -128,7 +129,9 @@ async def gateway(
     )
     settings = replace(settings, **gateway_settings)
     app = build_app(settings, clock)
-    runner, _ = await start_server(app, "127.0.0.1", port, settings)
+    # A test ends with the live event streams its pages or clients opened: their handlers
+    # (waiting for the next event) need not be given the production 5 s at the stop.
+    runner, _ = await start_server(app, "127.0.0.1", port, settings, stop_seconds=STOP_SECONDS)
     sessions: list[aiohttp.ClientSession] = []
     try:
         yield Gateway(f"http://127.0.0.1:{port}", clock, app, settings, sessions)

@@ -1,10 +1,13 @@
 """Test databases at the newest schema without migrating each one.
 
-Fixture:
+Fixtures:
+- ``module_postgres_url_at_head`` (module): a PostgreSQL database at the newest schema for the
+  servers one test module's tests share (each test then makes its own organisation).
 - ``schema_at_head`` (function): ``schema_at_head(url)`` gives a fresh empty database from
   ``sqlite_url`` / ``postgres_url`` (so also ``database_url``) the newest schema, as an exact
   copy of a template that Alembic migrated once in this run: an SQLite file copied into place,
-  or a PostgreSQL database re-created from a template database. The gateway's own migration at
+  or a PostgreSQL database re-created from a template database (or created as that copy in
+  the first place, when ``postgres_url`` sees the test take it). The gateway's own migration at
   start then finds nothing left to do. Migrating an empty database costs about a third of a
   second of CPU, which hundreds of tests paid for what they do not examine.
 
@@ -79,6 +82,26 @@ def _postgres_schema_template(postgres_server: PostgresServer) -> str:
     return _TEMPLATE
 
 
+@pytest.fixture(scope="module")
+def module_postgres_url_at_head(
+    postgres_server: PostgresServer, _postgres_schema_template: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    name = postgres_server.new_database_name(request.node.name)
+    postgres_server.create_database(name, template=_postgres_schema_template)
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.drop_database(name)
+
+
+def created_at_head(request: pytest.FixtureRequest, name: str) -> None:
+    """Create database `name` as a copy of the template, for `postgres_url` when the test takes
+    its database at head: `schema_at_head` then finds it there already (once)."""
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    server.create_database(name, template=request.getfixturevalue("_postgres_schema_template"))
+    server.fresh_copies.add(name)
+
+
 @pytest.fixture
 def schema_at_head(request: pytest.FixtureRequest) -> Callable[[str], None]:
     def at_head(url: str) -> None:
@@ -94,6 +117,10 @@ def schema_at_head(request: pytest.FixtureRequest) -> Callable[[str], None]:
             server: PostgresServer = request.getfixturevalue("postgres_server")
             assert parsed.port == server.port, url
             assert parsed.database, url
+            if parsed.database in server.fresh_copies:
+                # Created as the copy by `postgres_url` for this test: this is its first use.
+                server.fresh_copies.discard(parsed.database)
+                return
             server.recreate_database(
                 parsed.database, template=request.getfixturevalue("_postgres_schema_template")
             )
