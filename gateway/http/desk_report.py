@@ -10,11 +10,13 @@ PDF core font, with characters outside Latin-1 replaced.
 from __future__ import annotations
 
 from pathlib import Path
-
-from fpdf import FPDF
+from typing import TYPE_CHECKING
 
 from gateway.domain.timeline import TimelineLayout
 from gateway.services.desk import IncidentReport
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 __all__ = ["report_pdf"]
 
@@ -34,7 +36,11 @@ class _Report:
     """The document and whether its font prints any character (else Latin-1 only)."""
 
     def __init__(self) -> None:
-        self.pdf = FPDF(format="A4")
+        # Imported here: fpdf2 brings numpy and its image parsers (half a second of every
+        # gateway process's start), and only a report needs it.
+        from fpdf import FPDF
+
+        self.pdf: FPDF = FPDF(format="A4")
         self.unicode = False
 
     def plain(self, value: str) -> str:
