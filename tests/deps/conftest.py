@@ -8,9 +8,11 @@ the session's shared server alone; it restarts on the same port (the gateway's U
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from aiohttp import web
 from gateway.app import build_app
 from gateway.clock import FrozenClock
 from gateway.settings import Settings
-from tests.plugins.gateway_server import MONDAY_10AM, ROOT, Gateway
+from tests.plugins.gateway_server import MONDAY_10AM, ROOT, Client, Gateway
 from tests.plugins.servers import PostgresServer, RedisServer, free_port
 
 SQL_TIMEOUT = 1.0
@@ -114,3 +116,15 @@ async def serve_gateway(tmp_path: Path) -> AsyncIterator[ServeGateway]:
             return Gateway(f"http://127.0.0.1:{port}", clock, runner.app, settings, sessions)
 
         yield serve
+
+
+async def reached_database(gateway: Gateway) -> Client:
+    """A client, once the gateway has reached its own fresh cluster: the first connections
+    there can take longer than the short SQL deadline these tests set, and the set-up, not the
+    outage under test, would then be what times out."""
+    probe = await gateway.client()
+    deadline = time.monotonic() + 30
+    while (await probe.get("/healthz")).status != 200:
+        assert time.monotonic() < deadline, "the gateway never reached its database"
+        await asyncio.sleep(0.2)
+    return probe

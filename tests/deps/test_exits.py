@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deps.conftest import ServeGateway, StoppablePostgres
+from tests.deps.conftest import ServeGateway, StoppablePostgres, reached_database
 from tests.http.world import World, build_world
 from tests.live_media._session import People
 from tests.plugins.gateway_server import Answer, Client
@@ -104,6 +104,7 @@ async def test_exits_answer_503_with_retry_after_when_sql_is_down(
     stoppable_postgres: StoppablePostgres, own_postgres_url: str, serve_gateway: ServeGateway
 ) -> None:
     gateway = await serve_gateway(own_postgres_url)
+    await reached_database(gateway)
     world = await build_world(gateway)
     devices = await seated(world)
     stoppable_postgres.stop()

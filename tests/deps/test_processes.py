@@ -137,5 +137,8 @@ async def test_entry_of_a_crashed_process_delays_a_start_by_one_lease_at_most(
     finally:
         process.terminate()
         process.communicate(timeout=20)
-    with sqlite3.connect(tmp_path / "gateway.db") as db:  # a clean stop leaves no entry
-        assert db.execute("SELECT count(*) FROM gateway_processes").fetchone() == (0,)
+    # A clean stop leaves no entry of its own. The crashed one's may still be waiting out its
+    # extra lease, when the gateway started and stopped within it (no registration deleted it).
+    with sqlite3.connect(tmp_path / "gateway.db") as db:
+        left = [row[0] for row in db.execute("SELECT host FROM gateway_processes")]
+    assert left in ([], ["elsewhere"])

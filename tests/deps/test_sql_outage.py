@@ -12,7 +12,13 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.deps.conftest import MARGIN, SQL_TIMEOUT, ServeGateway, StoppablePostgres
+from tests.deps.conftest import (
+    MARGIN,
+    SQL_TIMEOUT,
+    ServeGateway,
+    StoppablePostgres,
+    reached_database,
+)
 from tests.http.world import VETTING, World, build_world
 from tests.plugins.gateway_server import Answer
 from tests.plugins.servers import plain_postgres_url
@@ -41,8 +47,8 @@ async def test_postgres_stopped_answers_503_and_healthz_names_sql(
     stoppable_postgres: StoppablePostgres, own_postgres_url: str, serve_gateway: ServeGateway
 ) -> None:
     gateway = await serve_gateway(own_postgres_url)
+    probe = await reached_database(gateway)
     world = await build_world(gateway)
-    probe = await gateway.client()
     healthy = await probe.get("/healthz")
     assert healthy.status == 200
     assert healthy.body == {"status": "ok", "sql": "ok", "live_state": "ok"}
@@ -66,6 +72,7 @@ async def test_held_lock_answers_503_within_deadline_and_burns_no_invite(
     own_postgres_url: str, serve_gateway: ServeGateway
 ) -> None:
     gateway = await serve_gateway(own_postgres_url)
+    await reached_database(gateway)
     world = await build_world(gateway)
     other = await asyncpg.connect(plain_postgres_url(own_postgres_url))
     try:
@@ -139,13 +146,7 @@ async def test_frozen_postgres_answers_503_within_deadline(
     """A server that stops answering altogether (no statement_timeout can fire there): the
     gateway's own deadlines still answer."""
     gateway = await serve_gateway(own_postgres_url)
-    probe = await gateway.client()
-    # A fresh cluster's first connections can take longer than the short deadline this test
-    # sets: wait until the gateway reaches it, so the setup below is not what times out.
-    deadline = time.monotonic() + 30
-    while (await probe.get("/healthz")).status != 200:
-        assert time.monotonic() < deadline, "the gateway never reached its database"
-        await asyncio.sleep(0.2)
+    probe = await reached_database(gateway)
     world = await build_world(gateway)
     pids = cluster_pids(stoppable_postgres)
     for pid in pids:
