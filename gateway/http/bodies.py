@@ -232,9 +232,7 @@ async def parse_body(request: web.Request, model: type[M], limit: int) -> M:
         model is EmptyBody and request.content_length in (None, 0) and not request.body_exists
     ):
         raise Refusal(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "The body must be application/json.")
-    if request.content_length is not None and request.content_length > limit:
-        raise Refusal(ErrorCode.BODY_TOO_LARGE, f"The body is over {limit} bytes.")
-    raw = await _read_bounded(request, limit)
+    raw = await read_bounded(request, limit)
     if not raw.strip() and model is EmptyBody:
         raw = b"{}"
     try:
@@ -254,11 +252,15 @@ async def parse_body(request: web.Request, model: type[M], limit: int) -> M:
         raise Refusal(ErrorCode.BODY_INVALID, f"{where}: {first['msg']}.") from exc
 
 
-async def _read_bounded(request: web.Request, limit: int) -> bytes:
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The body, refused (413 body_too_large) past `limit` bytes: a declared length before
+    anything is read, a chunked body as it arrives."""
     length = request.content_length
     if length is not None:
-        # Declared (and already checked against the limit): read exactly that, in one call.
-        # A body cut short reads as what arrived, which is then not valid JSON.
+        if length > limit:
+            raise Refusal(ErrorCode.BODY_TOO_LARGE, f"The body is over {limit} bytes.")
+        # Read exactly that, in one call. A body cut short reads as what arrived, which is
+        # then not valid JSON.
         try:
             return await request.content.readexactly(length)
         except asyncio.IncompleteReadError as short:

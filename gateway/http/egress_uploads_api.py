@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.adapters.recorder_livekit import UPLOAD_BUCKET, EgressUploads, UploadRequest
 from gateway.domain.errors import Refusal
-from gateway.http.bodies import _read_bounded
+from gateway.http.bodies import read_bounded
 
 __all__ = ["EGRESS_UPLOADS", "EGRESS_UPLOAD_ROUTES", "MAX_UPLOAD_REQUEST_BYTES"]
 
@@ -26,10 +26,8 @@ async def egress_upload(request: web.Request) -> web.Response:
     uploads = request.app.get(EGRESS_UPLOADS)
     if uploads is None:
         return web.Response(status=404)
-    if request.content_length is not None and request.content_length > MAX_UPLOAD_REQUEST_BYTES:
-        return web.Response(status=413, body=_TOO_LARGE, content_type="application/xml")
     try:
-        body = await _read_bounded(request, MAX_UPLOAD_REQUEST_BYTES)
+        body = await read_bounded(request, MAX_UPLOAD_REQUEST_BYTES)
     except Refusal:
         return web.Response(status=413, body=_TOO_LARGE, content_type="application/xml")
     answer = await uploads.handle(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.domain.errors import ErrorCode, Refusal
-from gateway.http.bodies import _read_bounded
+from gateway.http.bodies import read_bounded
 from gateway.http.keys import SETTINGS
 from gateway.services.livekit_webhooks import LiveKitWebhooks
 
@@ -26,10 +26,7 @@ CONTENT_TYPES = ("application/webhook+json", "application/json")
 async def livekit_webhook(request: web.Request) -> web.Response:
     if request.content_type not in CONTENT_TYPES:
         raise Refusal(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "The body must be a LiveKit webhook.")
-    limit = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise Refusal(ErrorCode.BODY_TOO_LARGE, f"The body is over {limit} bytes.")
-    raw = await _read_bounded(request, limit)
+    raw = await read_bounded(request, request.app[SETTINGS].max_body_bytes)
     outcome = await request.app[LIVEKIT_WEBHOOKS].receive(
         raw, request.headers.get("Authorization"), WEBHOOK_PATH
     )
