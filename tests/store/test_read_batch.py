@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.engine import Database
-from gateway.adapters.sql.read_batch import MAX_BATCH, ReadBatch
+from gateway.adapters.sql.read_batch import MAX_BATCH, Answers, ReadBatch, each
 
 
 class CountingDatabase(Database):
@@ -34,6 +34,10 @@ def echo(conn: Connection, key: int) -> int:
     return int(conn.execute(text("SELECT :k + 0"), {"k": key}).scalar_one())
 
 
+def echo_each(conn: Connection, keys: list[int]) -> Answers[int]:
+    return each(conn, keys, echo)
+
+
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[CountingDatabase]:
     db = CountingDatabase(database_url)
@@ -44,7 +48,7 @@ async def database(database_url: str) -> AsyncIterator[CountingDatabase]:
 
 
 async def test_reads_arriving_together_share_one_hop(database: CountingDatabase) -> None:
-    batch: ReadBatch[int, int] = ReadBatch(database, echo)
+    batch: ReadBatch[int, int] = ReadBatch(database, echo_each)
     assert await asyncio.gather(*(batch.get(i) for i in range(40))) == list(range(40))
     assert database.hops == 1
     assert await batch.get(7) == 7  # alone, it still works
@@ -52,14 +56,14 @@ async def test_reads_arriving_together_share_one_hop(database: CountingDatabase)
 
 
 async def test_a_large_crowd_is_split_into_bounded_hops(database: CountingDatabase) -> None:
-    batch: ReadBatch[int, int] = ReadBatch(database, echo)
+    batch: ReadBatch[int, int] = ReadBatch(database, echo_each)
     count = 2 * MAX_BATCH + 1
     assert await asyncio.gather(*(batch.get(i) for i in range(count))) == list(range(count))
     assert database.hops == 3
 
 
 async def test_each_caller_gets_its_own_error(database: CountingDatabase) -> None:
-    batch: ReadBatch[int, int] = ReadBatch(database, echo)
+    batch: ReadBatch[int, int] = ReadBatch(database, echo_each)
     results = await asyncio.gather(
         batch.get(1), batch.get(-1), batch.get(2), return_exceptions=True
     )
@@ -68,7 +72,7 @@ async def test_each_caller_gets_its_own_error(database: CountingDatabase) -> Non
 
 
 async def test_a_failed_hop_fails_everyone_in_it(database: CountingDatabase) -> None:
-    batch: ReadBatch[int, int] = ReadBatch(database, echo)
+    batch: ReadBatch[int, int] = ReadBatch(database, echo_each)
     database.broken = True
     results = await asyncio.gather(*(batch.get(i) for i in range(5)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
@@ -79,7 +83,7 @@ async def test_a_failed_hop_fails_everyone_in_it(database: CountingDatabase) -> 
 async def test_a_caller_that_gives_up_does_not_disturb_the_others(
     database: CountingDatabase,
 ) -> None:
-    batch: ReadBatch[int, int] = ReadBatch(database, echo)
+    batch: ReadBatch[int, int] = ReadBatch(database, echo_each)
     leaving = asyncio.ensure_future(batch.get(1))
     staying = asyncio.ensure_future(batch.get(2))
     await asyncio.sleep(0)

@@ -44,21 +44,13 @@ def each(conn: Connection, keys: list[K], read_one: Callable[[Connection, K], V]
 
 
 class ReadBatch(Generic[K, V]):
-    """`ReadBatch(database, read_one)`: each queued key read by `read_one`, all in one unit of
-    work. `ReadBatch(database, read_many=...)`: the keys read together (one statement for all,
-    say); `read_many` answers per key, in order (`each` maps them one by one)."""
+    """`read_many(conn, keys)` answers each queued key, in order (one statement for all of
+    them, say; `each` reads them one by one)."""
 
     def __init__(
-        self,
-        database: Database,
-        read_one: Callable[[Connection, K], V] | None = None,
-        *,
-        read_many: Callable[[Connection, list[K]], Answers[V]] | None = None,
+        self, database: Database, read_many: Callable[[Connection, list[K]], Answers[V]]
     ) -> None:
-        if (read_one is None) == (read_many is None):
-            raise TypeError("give read_one or read_many")
         self._database = database
-        self._read_one = read_one
         self._read_many = read_many
         self._queued: list[tuple[K, asyncio.Future[V]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,10 +74,7 @@ class ReadBatch(Generic[K, V]):
         keys = [key for key, _ in batch]
 
         def read_all(conn: Connection) -> Answers[V]:
-            if self._read_many is not None:
-                return self._read_many(conn, keys)
-            assert self._read_one is not None
-            return each(conn, keys, self._read_one)
+            return self._read_many(conn, keys)
 
         try:
             answers = await self._database.read(read_all)

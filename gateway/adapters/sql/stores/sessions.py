@@ -37,7 +37,7 @@ class SessionStore(StoreBase):
     def __init__(self, database: Database, audit_key: bytes, clock: Clock) -> None:
         super().__init__(database, audit_key, clock)
         self._join_reads: ReadBatch[str, JoinRecord | None] = ReadBatch(
-            database, read_many=_join_records_together
+            database, _join_records_together
         )
 
     async def add_session(
