@@ -121,3 +121,27 @@ async def test_join_refused_for_live_state_says_when_to_retry(
     answer = await world.join("Tina Tutor", password=None)
     assert answer.status == 503 and answer.code == "live_state_unavailable"
     assert int(answer.headers["Retry-After"]) >= 1
+
+
+async def test_with_redis_down_a_child_is_refused_where_the_session_is_run_and_retries(
+    redis_server: RedisServer, redis_url: str, tmp_path: Path, serve_gateway: ServeGateway
+) -> None:
+    """The session's lease is held here and still fresh, so no claim reaches Redis: a child's
+    admission still needs who is present and fails closed, audited, binding nothing. The host's
+    re-join reads no presence (an adult counts only once connected), so it goes through."""
+    world = await redis_world(serve_gateway, tmp_path, redis_url, passwords=False)
+    await without_password(world)
+    assert (await world.enrol("Sam Green", "child", "child")).status == 201
+    await world.invite("Sam Green")
+    host, child = await world.gateway.client(), await world.gateway.client()
+    assert (await world.join("Tina Tutor", host, password=None)).body["outcome"] == "admit"
+    redis_server.stop()
+    try:
+        started = time.monotonic()
+        assert_live_state_refusal(await world.join("Sam Green", child, password=None), started)
+        assert (await world.join("Tina Tutor", host, password=None)).body["outcome"] == "admit"
+    finally:
+        redis_server.start()
+    assert refused_for_live_state(tmp_path / "gateway.db") == 1
+    again = await world.join("Sam Green", child, password=None)  # same device: not "another"
+    assert again.status == 200 and again.body["outcome"] == "hold", again.body
